@@ -1,0 +1,193 @@
+//! The `lectern` command line.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::startup::Application;
+use crate::users::password::{Password, hash_password};
+use crate::users::{self, NewUser, Role};
+
+#[derive(Parser)]
+#[command(name = "lectern", version, about = "A blog engine whose heart is the comment section")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run migrations, then serve the site (the default).
+    Serve,
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage posts.
+    #[command(subcommand)]
+    Post(PostCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password comes from standard input, or is prompted for twice.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "moderator"])]
+        role: String,
+    },
+    /// Set a new password and end the user's sessions.
+    Passwd {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PostCommand {
+    /// Publish Markdown files with front matter; re-running updates posts by slug.
+    Publish {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&std::env::current_dir().unwrap_or_default()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&config.log_filter);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Migrate => open_db(&config).map(|_| println!("migrations are up to date")),
+        Command::User(UserCommand::Add { email, name, role }) => add_user(&config, &email, &name, &role),
+        Command::User(UserCommand::Passwd { email }) => set_password(&config, &email),
+        Command::Post(PostCommand::Publish { files }) => publish(&config, &files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_db(config: &Config) -> anyhow::Result<Db> {
+    Db::open(&config.database_url, config.sqlite_sync, 2).map_err(|e| anyhow!("LECTERN_DATABASE_URL: {e}"))
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config).await?;
+        let state = app.state();
+        let signer = state.signer.clone();
+        let published = state
+            .db
+            .write(move |conn| crate::site::welcome::publish_if_new_site(conn, &signer))
+            .await
+            .map_err(|e: crate::db::DbError| anyhow!(e))?;
+        if published {
+            tracing::info!("new site: published the welcome post");
+        }
+        println!("listening on {}", listen_url(&app));
+        app.run_until_stopped().await.context("the server stopped")
+    })
+}
+
+fn listen_url(app: &Application) -> String {
+    let bound = app.state().config.bind;
+    format!("http://{}:{}", bound.ip(), app.port())
+}
+
+/// The password from standard input when it is piped, else prompted for twice.
+fn read_new_password() -> anyhow::Result<Password> {
+    let text = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Repeat it: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from standard input")?;
+        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string()
+    };
+    Password::parse(&text).map_err(|e| anyhow!(e))
+}
+
+fn add_user(config: &Config, email: &str, name: &str, role: &str) -> anyhow::Result<()> {
+    let email = users::parse_staff_email(email).map_err(|e| anyhow!("--email: {e}"))?;
+    let name = users::parse_display_name(name).map_err(|e| anyhow!("--name: {e}"))?;
+    let role = Role::parse(role).ok_or_else(|| anyhow!("--role: must be admin or moderator"))?;
+    let password = read_new_password()?;
+    let hash = hash_password(&password)?;
+    let db = open_db(config)?;
+    let user = db.write_blocking(|conn| -> anyhow::Result<users::User> {
+        if users::find_by_email(conn, &email)?.is_some() {
+            bail!("a user with the email {email} already exists");
+        }
+        let slug = users::unused_slug(conn, &name)?;
+        let now = crate::db::now();
+        Ok(users::insert(
+            conn,
+            &NewUser {
+                email: &email,
+                display_name: &name,
+                slug: &slug,
+                bio: "",
+                role: role.as_str(),
+                password_hash: &hash,
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            },
+        )?)
+    })?;
+    println!("created {} {} ({})", role.as_str(), user.email, user.display_name);
+    Ok(())
+}
+
+fn set_password(config: &Config, email: &str) -> anyhow::Result<()> {
+    let email = users::parse_staff_email(email).map_err(|e| anyhow!("--email: {e}"))?;
+    let db = open_db(config)?;
+    let user = db
+        .read_blocking(|conn| users::find_by_email(conn, &email))?
+        .ok_or_else(|| anyhow!("no user has the email {email}"))?;
+    let password = read_new_password()?;
+    let hash = hash_password(&password)?;
+    db.write_blocking(|conn| -> anyhow::Result<()> {
+        users::set_password_hash(conn, user.id, &hash)?;
+        users::end_sessions(conn, user.id)?;
+        Ok(())
+    })?;
+    println!("password changed for {email}; their sessions were ended");
+    Ok(())
+}
+
+fn publish(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let db = open_db(config)?;
+    for published in crate::posts::publish::publish_files(&db, files, config.timezone)? {
+        let verb = if published.created { "created" } else { "updated" };
+        println!("{verb} /posts/{} ({})", published.slug, published.status.as_str());
+    }
+    Ok(())
+}

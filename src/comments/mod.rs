@@ -1,0 +1,80 @@
+//! Comments: the model, the public thread, submission, classification.
+
+pub mod classify;
+pub mod cookies;
+pub mod domain;
+pub mod handlers;
+pub mod queries;
+pub mod thread;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::comments;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentStatus {
+    Pending,
+    Approved,
+    Spam,
+    Trash,
+}
+
+impl CommentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommentStatus::Pending => "pending",
+            CommentStatus::Approved => "approved",
+            CommentStatus::Spam => "spam",
+            CommentStatus::Trash => "trash",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CommentStatus> {
+        match text {
+            "pending" => Some(CommentStatus::Pending),
+            "approved" => Some(CommentStatus::Approved),
+            "spam" => Some(CommentStatus::Spam),
+            "trash" => Some(CommentStatus::Trash),
+            _ => None,
+        }
+    }
+}
+
+/// A comment as the public thread shows it. It has no email field on purpose: the public
+/// pages cannot print what they never load.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = comments)]
+pub struct PublicComment {
+    pub id: i32,
+    pub parent_id: Option<i32>,
+    pub user_id: Option<i32>,
+    pub author_name: String,
+    pub author_url: Option<String>,
+    pub body_html: String,
+    pub status: String,
+    pub avatar_seed: i32,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = comments)]
+pub struct NewComment<'a> {
+    pub post_id: i32,
+    pub parent_id: Option<i32>,
+    pub user_id: Option<i32>,
+    pub author_name: &'a str,
+    pub author_email: &'a str,
+    pub author_url: Option<&'a str>,
+    pub body: &'a str,
+    pub body_html: &'a str,
+    pub status: &'a str,
+    pub held_reason: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub ip_network: Option<&'a str>,
+    pub user_agent: &'a str,
+    pub avatar_seed: i32,
+    pub notify: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

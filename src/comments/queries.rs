@@ -1,0 +1,179 @@
+//! Comment queries for the public side: the thread, and the checks a new comment goes through.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{CommentStatus, NewComment, PublicComment};
+use crate::db::schema::{comments, posts};
+use crate::db::{DbConn, DbError};
+
+/// A post's approved comments, oldest first, plus any removed comments that approved replies
+/// still hang from (shown as placeholders so the replies keep their place).
+pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>, DbError> {
+    let mut thread: Vec<PublicComment> = comments::table
+        .filter(comments::post_id.eq(post_id))
+        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .order((comments::created_at.asc(), comments::id.asc()))
+        .select(PublicComment::as_select())
+        .load(conn)?;
+    let mut known: HashSet<i32> = thread.iter().map(|c| c.id).collect();
+    loop {
+        let missing: Vec<i32> = thread
+            .iter()
+            .filter_map(|c| c.parent_id)
+            .filter(|id| !known.contains(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        let parents: Vec<PublicComment> = comments::table
+            .filter(comments::id.eq_any(&missing))
+            .select(PublicComment::as_select())
+            .load(conn)?;
+        for id in &missing {
+            known.insert(*id);
+        }
+        thread.extend(parents);
+    }
+    thread.sort_by_key(|c| (c.created_at, c.id));
+    Ok(thread)
+}
+
+/// The visitor's own pending comments on this post, named by their signed cookie.
+pub fn own_pending(
+    conn: &mut DbConn,
+    post_id: i32,
+    ids: &[i32],
+) -> Result<Vec<PublicComment>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(comments::table
+        .filter(comments::post_id.eq(post_id))
+        .filter(comments::id.eq_any(ids))
+        .filter(comments::status.eq(CommentStatus::Pending.as_str()))
+        .select(PublicComment::as_select())
+        .load(conn)?)
+}
+
+/// The depth (1 = top level) of an approved comment on `post_id`, or `None` when `parent_id`
+/// names no approved comment on that post.
+pub fn approved_parent_depth(
+    conn: &mut DbConn,
+    post_id: i32,
+    parent_id: i32,
+    max_depth: u32,
+) -> Result<Option<(i32, u32)>, DbError> {
+    let parent: Option<(i32, Option<i32>)> = comments::table
+        .filter(comments::id.eq(parent_id))
+        .filter(comments::post_id.eq(post_id))
+        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .select((comments::id, comments::parent_id))
+        .first(conn)
+        .optional()?;
+    let Some((id, mut up)) = parent else {
+        return Ok(None);
+    };
+    let mut depth = 1;
+    while let Some(ancestor) = up {
+        if depth > max_depth + 1 {
+            break;
+        }
+        depth += 1;
+        up = comments::table
+            .find(ancestor)
+            .select(comments::parent_id)
+            .first::<Option<i32>>(conn)
+            .optional()?
+            .flatten();
+    }
+    Ok(Some((id, depth)))
+}
+
+/// The parent of an approved comment (used to attach over-deep replies one level up).
+pub fn parent_of(conn: &mut DbConn, comment_id: i32) -> Result<Option<i32>, DbError> {
+    Ok(comments::table
+        .find(comment_id)
+        .select(comments::parent_id)
+        .first::<Option<i32>>(conn)
+        .optional()?
+        .flatten())
+}
+
+pub fn is_duplicate(
+    conn: &mut DbConn,
+    post_id: i32,
+    email: &str,
+    body: &str,
+    since: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let found: Option<i32> = comments::table
+        .filter(comments::author_email.eq(email))
+        .filter(comments::created_at.gt(since))
+        .filter(comments::post_id.eq(post_id))
+        .filter(comments::body.eq(body))
+        .select(comments::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Times of the stored comments since `since` from this network or this email, newest first.
+pub fn recent_comment_times(
+    conn: &mut DbConn,
+    ip_network: Option<&str>,
+    email: &str,
+    since: NaiveDateTime,
+) -> Result<(Vec<NaiveDateTime>, Vec<NaiveDateTime>), DbError> {
+    let by_network = match ip_network {
+        Some(network) => comments::table
+            .filter(comments::ip_network.eq(network))
+            .filter(comments::created_at.gt(since))
+            .select(comments::created_at)
+            .order(comments::created_at.desc())
+            .load(conn)?,
+        None => Vec::new(),
+    };
+    let by_email = comments::table
+        .filter(comments::author_email.eq(email))
+        .filter(comments::created_at.gt(since))
+        .select(comments::created_at)
+        .order(comments::created_at.desc())
+        .load(conn)?;
+    Ok((by_network, by_email))
+}
+
+/// An earlier approved comment with the same email and name.
+pub fn is_returning_commenter(conn: &mut DbConn, email: &str, name: &str) -> Result<bool, DbError> {
+    let found: Option<i32> = comments::table
+        .filter(comments::author_email.eq(email))
+        .filter(comments::author_name.eq(name))
+        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .select(comments::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<i32, DbError> {
+    let id = diesel::insert_into(comments::table)
+        .values(new_comment)
+        .returning(comments::id)
+        .get_result(conn)?;
+    if new_comment.status == CommentStatus::Approved.as_str() {
+        adjust_approved_count(conn, new_comment.post_id, 1)?;
+    }
+    Ok(id)
+}
+
+/// Keeps `posts.approved_comment_count` true; every status change through approved calls it.
+pub fn adjust_approved_count(conn: &mut DbConn, post_id: i32, delta: i32) -> Result<(), DbError> {
+    diesel::update(posts::table.find(post_id))
+        .set(posts::approved_comment_count.eq(posts::approved_comment_count + delta))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! The database: one connection type over SQLite and PostgreSQL, a pool, migrations, and the two
+//! ways handlers reach it (`read` and `write`), both off the async threads.
+
+pub mod schema;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::SqliteSync;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error(transparent)]
+    Query(#[from] DieselError),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+}
+
+/// Opens connections for the pool, setting SQLite's per-connection pragmas.
+pub struct ConnectionManager {
+    backend: Backend,
+    target: String,
+    sync: SqliteSync,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str, sync: SqliteSync) -> ConnectionManager {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => ConnectionManager {
+                backend: Backend::Sqlite,
+                target: path.to_string(),
+                sync,
+            },
+            None => ConnectionManager {
+                backend: Backend::Postgres,
+                target: url.to_string(),
+                sync,
+            },
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn connect(&self) -> Result<DbConn, DbError> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)
+                    .map_err(|e| DbError::Connect(format!("{}: {e}", self.target)))?;
+                // WAL lets readers run beside the one writer; busy_timeout makes a writer wait
+                // for another process's write instead of failing.
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
+                     PRAGMA temp_store = MEMORY;",
+                    self.sync.pragma()
+                ))
+                .map_err(|e| DbError::Connect(format!("{}: {e}", self.target)))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.target)
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                // Timestamps are written by lectern in UTC; keep the session in UTC so that
+                // CURRENT_TIMESTAMP agrees with them.
+                conn.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                Ok(DbConn::Postgresql(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConn, DbError> {
+        ConnectionManager::connect(self)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        matches!(
+            <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth(),
+            Err(_) | Ok(Some(_))
+        )
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The handle every part of lectern uses to reach the database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+    /// SQLite has one writer at a time; queueing this process's writers here is fair and cheap,
+    /// where many connections spinning in busy_timeout are neither.
+    write_gate: Arc<Mutex<()>>,
+}
+
+impl Db {
+    /// Connects once (so a bad URL fails at once with the real message), runs pending
+    /// migrations, then builds the pool.
+    pub fn open(url: &str, sync: SqliteSync, pool_size: u32) -> Result<Db, DbError> {
+        let manager = ConnectionManager::new(url, sync);
+        let backend = manager.backend();
+        let mut first = manager.connect()?;
+        run_migrations(&mut first)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Db {
+            pool,
+            backend,
+            write_gate: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled connection, on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(f))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` in one write transaction (SQLite: `BEGIN IMMEDIATE`), on a blocking thread.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_blocking(f))
+            .await
+            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, DbError>,
+    {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+    {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        // A poisoned gate only means another writer panicked; the database itself rolled back.
+        let _gate = match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().unwrap_or_else(|p| p.into_inner())),
+            Backend::Postgres => None,
+        };
+        immediate_transaction(&mut conn, f)
+    }
+}
+
+/// A transaction that takes SQLite's write lock at BEGIN, so it can never fail half-way with
+/// "database is locked" when it first writes; on PostgreSQL an ordinary transaction.
+pub fn immediate_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    E: From<DbError>,
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+{
+    let begun = match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConn::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    begun.map_err(DbError::from)?;
+    // The enum's transaction manager delegates to the inner connection's, so nested
+    // `transaction` calls inside `f` become savepoints of this one.
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(DbError::from)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Runs the migration set of the connection's backend. On PostgreSQL an advisory lock makes
+/// several servers starting at once take turns.
+pub fn run_migrations(conn: &mut DbConn) -> Result<(), DbError> {
+    let outcome = match conn {
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        DbConn::Postgresql(c) => {
+            const LOCK: i64 = 0x6c65_6374_6572; // "lecter"
+            diesel::sql_query(format!("SELECT pg_advisory_lock({LOCK})")).execute(c)?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK})")).execute(c)?;
+            result
+        }
+    };
+    outcome.map_err(|e| DbError::Connect(format!("migrations failed: {e}")))
+}
+
+/// The current time as stored: UTC, whole microseconds (PostgreSQL's precision).
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros())
+        .unwrap_or(now)
+        .naive_utc()
+}

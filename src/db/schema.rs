@@ -1,0 +1,104 @@
+// Hand-kept: one schema in the types both backends share (see STACK-NOTES.md).
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        email -> Text,
+        display_name -> Text,
+        slug -> Text,
+        bio -> Text,
+        role -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> Integer,
+        slug -> Text,
+        title -> Text,
+        body_markdown -> Text,
+        body_html -> Text,
+        excerpt -> Text,
+        author_id -> Integer,
+        kind -> Text,
+        status -> Text,
+        status_before_trash -> Nullable<Text>,
+        published_at -> Timestamp,
+        comments_open -> Bool,
+        approved_comment_count -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> Integer,
+        name -> Text,
+        slug -> Text,
+    }
+}
+
+diesel::table! {
+    post_tags (post_id, tag_id) {
+        post_id -> Integer,
+        tag_id -> Integer,
+    }
+}
+
+diesel::table! {
+    comments (id) {
+        id -> Integer,
+        post_id -> Integer,
+        parent_id -> Nullable<Integer>,
+        user_id -> Nullable<Integer>,
+        author_name -> Text,
+        author_email -> Text,
+        author_url -> Nullable<Text>,
+        body -> Text,
+        body_html -> Text,
+        status -> Text,
+        status_before -> Nullable<Text>,
+        held_reason -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        ip_network -> Nullable<Text>,
+        user_agent -> Text,
+        avatar_seed -> Integer,
+        notify -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Integer,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Text,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(posts -> users (author_id));
+diesel::joinable!(post_tags -> posts (post_id));
+diesel::joinable!(post_tags -> tags (tag_id));
+diesel::joinable!(comments -> posts (post_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users, posts, tags, post_tags, comments, sessions, settings
+);

@@ -1,0 +1,115 @@
+//! One error type for handlers. Each variant is a status code; the page that explains it is
+//! rendered by `http::error_pages` with the site's layout, and an internal error's cause chain is
+//! logged once, never shown.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Gone(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the submitted form is too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => AppError::NotFound,
+            other => AppError::from(DbError::from(other)),
+        }
+    }
+}
+
+/// What the error page says; attached to the response for the error-page renderer.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage {
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl AppError {
+    fn page(&self) -> ErrorMessage {
+        let (title, detail) = match self {
+            AppError::NotFound => ("Page not found", "There is nothing at this address.".into()),
+            AppError::Forbidden(why) => ("Forbidden", (*why).into()),
+            AppError::Gone(why) => ("This link is no longer valid", (*why).into()),
+            AppError::Conflict(why) => ("Conflict", why.clone()),
+            AppError::BadRequest(why) => ("Bad request", why.clone()),
+            AppError::PayloadTooLarge => (
+                "Too large",
+                "What you sent is larger than this site accepts. Nothing was saved.".into(),
+            ),
+            AppError::TooManyRequests { retry_after_secs } => (
+                "Slow down",
+                format!(
+                    "You are posting too quickly. Please wait {retry_after_secs} seconds and try again."
+                ),
+            ),
+            AppError::Unavailable => (
+                "Temporarily unavailable",
+                "The site cannot answer right now. Please try again shortly.".into(),
+            ),
+            AppError::Internal(_) => (
+                "Something went wrong",
+                "The error has been logged. Please try again later.".into(),
+            ),
+        };
+        ErrorMessage { title, detail }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Gone(_) => StatusCode::GONE,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(e) = self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let AppError::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        let mut response = response.finish();
+        response.extensions_mut().insert(self.page());
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

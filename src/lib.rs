@@ -1,0 +1,17 @@
+//! lectern: a server-rendered blog engine whose heart is the comment section.
+
+pub mod cli;
+pub mod comments;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod posts;
+pub mod render;
+pub mod site;
+pub mod startup;
+pub mod telemetry;
+pub mod text;
+pub mod users;
+pub mod views;

@@ -1,0 +1,509 @@
+//! The public reading pages: the index, a post with its comments, static pages, tag and author
+//! listings.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::queries::{self, PublicAuthor};
+use super::{Post, PostKind, Tag};
+use crate::comments::domain::{FieldErrors, HONEYPOT_FIELD, RawCommentForm, issue_form_token};
+use crate::comments::thread::{self, ThreadItem};
+use crate::comments::{cookies, queries as comment_queries};
+use crate::error::{AppError, AppResult};
+use crate::render::{SafeHtml, identicon_svg};
+use crate::site::DiscussionSettings;
+use crate::startup::AppState;
+use crate::views::{Layout, comment_date, iso_date, post_date};
+
+const POSTS_PER_PAGE: i64 = 10;
+
+pub struct TagView {
+    pub name: String,
+    pub slug: String,
+}
+
+impl From<&Tag> for TagView {
+    fn from(tag: &Tag) -> Self {
+        TagView {
+            name: tag.name.clone(),
+            slug: tag.slug.clone(),
+        }
+    }
+}
+
+pub struct PostSummary {
+    pub title: String,
+    pub slug: String,
+    pub date: String,
+    pub iso_date: String,
+    pub excerpt: String,
+    pub author_name: String,
+    pub author_slug: String,
+    pub comment_count: i32,
+    pub tags: Vec<TagView>,
+}
+
+#[derive(Template)]
+#[template(path = "posts/index.html")]
+struct IndexPage {
+    layout: Layout,
+    heading: Option<String>,
+    intro: Option<String>,
+    posts: Vec<PostSummary>,
+    page: i64,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+}
+
+fn page_number(text: Option<&str>) -> AppResult<i64> {
+    match text {
+        None => Ok(1),
+        Some(t) => t
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or(AppError::NotFound),
+    }
+}
+
+/// What a listing is filtered by.
+enum Listing {
+    All,
+    Tag(Tag),
+    Author(PublicAuthor),
+}
+
+async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let (tag_id, author_id) = match &listing {
+        Listing::All => (None, None),
+        Listing::Tag(tag) => (Some(tag.id), None),
+        Listing::Author(author) => (None, Some(author.id)),
+    };
+    let (rows, tags, more) = state
+        .db
+        .read(move |conn| {
+            let (rows, more) = queries::list_visible(conn, now, tag_id, author_id, page, POSTS_PER_PAGE)?;
+            let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
+            let tags = queries::tags_for_posts(conn, &ids)?;
+            Ok((rows, tags, more))
+        })
+        .await?;
+    if rows.is_empty() && page > 1 {
+        return Err(AppError::NotFound);
+    }
+    let tz = state.config.timezone;
+    let posts = rows
+        .into_iter()
+        .map(|(post, author)| PostSummary {
+            date: post_date(post.published_at, tz),
+            iso_date: iso_date(post.published_at),
+            tags: tags.get(&post.id).map(|t| t.iter().map(TagView::from).collect()).unwrap_or_default(),
+            title: post.title,
+            slug: post.slug,
+            excerpt: post.excerpt,
+            author_name: author.display_name,
+            author_slug: author.slug,
+            comment_count: post.approved_comment_count,
+        })
+        .collect();
+    let (heading, intro, mut layout) = match &listing {
+        Listing::All => (None, None, Layout::new(state, "")),
+        Listing::Tag(tag) => {
+            let mut layout = Layout::new(state, &format!("Posts tagged “{}”", tag.name));
+            layout.feeds.push((
+                format!("{} – posts tagged {}", state.config.site_title, tag.name),
+                format!("/tags/{}/feed.xml", tag.slug),
+            ));
+            (Some(format!("Posts tagged “{}”", tag.name)), None, layout)
+        }
+        Listing::Author(author) => (
+            Some(format!("Posts by {}", author.display_name)),
+            Some(author.bio.clone()).filter(|b| !b.trim().is_empty()),
+            Layout::new(state, &author.display_name),
+        ),
+    };
+    layout.canonical = Some(state.absolute(&if page > 1 {
+        format!("{base_path}?page={page}")
+    } else {
+        base_path.to_string()
+    }));
+    let page_href = |n: i64| if n == 1 { base_path.to_string() } else { format!("{base_path}?page={n}") };
+    let html = IndexPage {
+        layout,
+        heading,
+        intro,
+        posts,
+        page,
+        prev_href: (page > 1).then(|| page_href(page - 1)),
+        next_href: more.then(|| page_href(page + 1)),
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(html_response(StatusCode::OK, html, false))
+}
+
+pub async fn index(state: web::Data<AppState>, query: web::Query<PageQuery>) -> AppResult<HttpResponse> {
+    let page = page_number(query.page.as_deref())?;
+    listing(&state, Listing::All, page, "/").await
+}
+
+pub async fn tag_index(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let page = page_number(query.page.as_deref())?;
+    let slug = path.into_inner();
+    let lookup = slug.clone();
+    let tag = state
+        .db
+        .read(move |conn| queries::find_tag(conn, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    listing(&state, Listing::Tag(tag), page, &format!("/tags/{slug}")).await
+}
+
+pub async fn author_index(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let page = page_number(query.page.as_deref())?;
+    let slug = path.into_inner();
+    let lookup = slug.clone();
+    let user = state
+        .db
+        .read(move |conn| crate::users::find_by_slug(conn, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let author = PublicAuthor {
+        id: user.id,
+        display_name: user.display_name,
+        slug: user.slug,
+        bio: user.bio,
+    };
+    listing(&state, Listing::Author(author), page, &format!("/authors/{slug}")).await
+}
+
+/// One comment as the page prints it.
+pub struct CommentView {
+    pub id: i32,
+    pub author_name: String,
+    pub author_url: Option<String>,
+    pub date: String,
+    pub iso_date: String,
+    pub body_html: SafeHtml,
+    pub avatar: SafeHtml,
+    pub badge: Option<&'static str>,
+    pub depth: u32,
+    pub removed: bool,
+    pub awaiting: bool,
+    pub can_reply: bool,
+    pub opens_children: bool,
+    pub closes: u32,
+}
+
+/// The comment form's state: empty, prefilled from the remember cookie, or sent back with errors.
+pub struct CommentFormView {
+    pub action: String,
+    pub name: String,
+    pub email: String,
+    pub website: String,
+    pub body: String,
+    pub parent_id: Option<i32>,
+    pub reply_to: Option<String>,
+    pub notify: bool,
+    pub remember: bool,
+    pub errors: FieldErrors,
+    pub notice: Option<String>,
+    pub form_token: String,
+    pub honeypot_field: &'static str,
+    pub cancel_href: String,
+}
+
+impl CommentFormView {
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "posts/show.html")]
+struct PostPage {
+    layout: Layout,
+    post: PostView,
+    comments: Vec<CommentView>,
+    comment_heading: String,
+    form: Option<CommentFormView>,
+    comments_closed: bool,
+    cpage: u32,
+    cpages: u32,
+}
+
+struct PostView {
+    title: String,
+    slug: String,
+    is_page: bool,
+    date: String,
+    iso_date: String,
+    body_html: SafeHtml,
+    author_name: String,
+    author_slug: String,
+    author_bio: String,
+    author_avatar: SafeHtml,
+    tags: Vec<TagView>,
+}
+
+#[derive(Deserialize)]
+pub struct PostQuery {
+    cpage: Option<String>,
+    replytocom: Option<String>,
+}
+
+/// What the comment form should show when the page is rendered.
+pub enum FormState {
+    Fresh { reply_to: Option<i32> },
+    Rejected { raw: RawCommentForm, errors: FieldErrors, notice: Option<String> },
+}
+
+pub fn comment_heading(count: i32, title: &str) -> String {
+    match count {
+        0 => "No comments yet".into(),
+        1 => format!("One thought on “{title}”"),
+        n => format!("{n} thoughts on “{title}”"),
+    }
+}
+
+/// Whether the post takes comments now: open, and not past the "close after N days" setting.
+pub fn comments_open(post: &Post, settings: &DiscussionSettings, now: chrono::NaiveDateTime) -> bool {
+    post.comments_open
+        && settings
+            .close_after_days
+            .is_none_or(|days| post.published_at + chrono::Duration::days(i64::from(days)) > now)
+}
+
+/// Renders a post or page with its thread and form. Shared by GET and by a rejected comment
+/// (which answers 422 with the same page and the input kept).
+pub async fn render_post_page(
+    state: &AppState,
+    req: &HttpRequest,
+    post: Post,
+    author: PublicAuthor,
+    form_state: FormState,
+    cpage: u32,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let post_id = post.id;
+    let own_ids = cookies::pending_ids(req, &state.signer, state.clock.unix());
+    let (settings, thread_rows, own_rows, tags) = state
+        .db
+        .read(move |conn| {
+            let settings = DiscussionSettings::load(conn)?;
+            let thread = comment_queries::load_thread(conn, post_id)?;
+            let own = comment_queries::own_pending(conn, post_id, &own_ids)?;
+            let tags = queries::tags_for_posts(conn, &[post_id])?;
+            Ok((settings, thread, own, tags))
+        })
+        .await?;
+    let tz = state.config.timezone;
+    let now = state.clock.now();
+    let is_page = post.kind == PostKind::Page.as_str();
+    let shows_own_data = !own_rows.is_empty()
+        || cookies::remembered(req).is_some()
+        || matches!(form_state, FormState::Rejected { .. });
+
+    let thread_page = thread::build(
+        thread_rows,
+        own_rows,
+        settings.thread_depth,
+        settings.comment_order,
+        settings.comments_per_page,
+        cpage,
+    );
+    let parent_names: std::collections::HashMap<i32, String> = thread_page
+        .items
+        .iter()
+        .map(|i| (i.comment.id, i.comment.author_name.clone()))
+        .collect();
+    let comments: Vec<CommentView> = thread_page
+        .items
+        .into_iter()
+        .map(|item| comment_view(item, post.author_id, tz))
+        .collect();
+
+    let open = comments_open(&post, &settings, now);
+    let form = open.then(|| {
+        let token = issue_form_token(&state.signer, post.id, state.clock.unix());
+        let action = format!("/posts/{}/comments", post.slug);
+        let cancel_href = format!("/posts/{}#respond", post.slug);
+        match form_state {
+            FormState::Fresh { reply_to } => {
+                let remembered = cookies::remembered(req).unwrap_or_default();
+                let remember = cookies::remembered(req).is_some();
+                let reply_to = reply_to.filter(|id| parent_names.contains_key(id));
+                CommentFormView {
+                    action,
+                    name: remembered.name,
+                    email: remembered.email,
+                    website: remembered.website,
+                    body: String::new(),
+                    reply_to: reply_to.and_then(|id| parent_names.get(&id).cloned()),
+                    parent_id: reply_to,
+                    notify: false,
+                    remember,
+                    errors: Vec::new(),
+                    notice: None,
+                    form_token: token,
+                    honeypot_field: HONEYPOT_FIELD,
+                    cancel_href,
+                }
+            }
+            FormState::Rejected { raw, errors, notice } => {
+                let parent_id = raw.parent_id.trim().parse::<i32>().ok();
+                CommentFormView {
+                    action,
+                    reply_to: parent_id.and_then(|id| parent_names.get(&id).cloned()),
+                    parent_id,
+                    name: raw.name,
+                    email: raw.email,
+                    website: raw.website,
+                    body: raw.body,
+                    notify: raw.notify,
+                    remember: raw.remember,
+                    errors,
+                    notice,
+                    form_token: token,
+                    honeypot_field: HONEYPOT_FIELD,
+                    cancel_href,
+                }
+            }
+        }
+    });
+
+    let mut layout = Layout::new(state, &post.title);
+    let path = if is_page {
+        format!("/pages/{}", post.slug)
+    } else {
+        format!("/posts/{}", post.slug)
+    };
+    layout.canonical = Some(state.absolute(&path));
+    layout.description = Some(post.excerpt.clone()).filter(|e| !e.is_empty());
+    layout.og_type = "article";
+    if !is_page {
+        layout.feeds.push((
+            format!("{} – comments on “{}”", state.config.site_title, post.title),
+            format!("/posts/{}/feed.xml", post.slug),
+        ));
+    }
+
+    let page = PostPage {
+        layout,
+        comment_heading: comment_heading(post.approved_comment_count, &post.title),
+        comments,
+        form,
+        comments_closed: !open,
+        cpage: thread_page.page,
+        cpages: thread_page.pages,
+        post: PostView {
+            date: post_date(post.published_at, tz),
+            iso_date: iso_date(post.published_at),
+            body_html: SafeHtml::from_stored(post.body_html),
+            author_avatar: identicon_svg(state.signer.keyed_u32("author-avatar", &author.slug), 64),
+            author_name: author.display_name,
+            author_slug: author.slug,
+            author_bio: author.bio,
+            tags: tags.get(&post.id).map(|t| t.iter().map(TagView::from).collect()).unwrap_or_default(),
+            title: post.title,
+            slug: post.slug,
+            is_page,
+        },
+    };
+    let html = page.render().map_err(|e| AppError::Internal(e.into()))?;
+    Ok(html_response(status, html, shows_own_data))
+}
+
+fn comment_view(item: ThreadItem, post_author_id: i32, tz: chrono_tz::Tz) -> CommentView {
+    let c = item.comment;
+    let badge = match c.user_id {
+        Some(id) if id == post_author_id => Some("Author"),
+        Some(_) => Some("Staff"),
+        None => None,
+    };
+    CommentView {
+        id: c.id,
+        date: comment_date(c.created_at, tz),
+        iso_date: iso_date(c.created_at),
+        body_html: SafeHtml::from_stored(c.body_html),
+        avatar: identicon_svg(c.avatar_seed as u32, 48),
+        author_name: c.author_name,
+        author_url: c.author_url,
+        badge,
+        depth: item.depth,
+        removed: item.removed,
+        awaiting: item.awaiting,
+        can_reply: item.can_reply,
+        opens_children: item.opens_children,
+        closes: item.closes,
+    }
+}
+
+/// An HTML response; a page that shows the visitor their own data is never stored by caches.
+pub fn html_response(status: StatusCode, html: String, private: bool) -> HttpResponse {
+    let cache = if private { "private, no-store" } else { "no-cache" };
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static(cache)))
+        .body(html)
+}
+
+fn parse_cpage(text: Option<&str>) -> AppResult<u32> {
+    match text {
+        None => Ok(1),
+        Some(t) => t.parse::<u32>().ok().filter(|n| *n >= 1).ok_or(AppError::NotFound),
+    }
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    kind: PostKind,
+    slug: String,
+    query: PostQuery,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let cpage = parse_cpage(query.cpage.as_deref())?;
+    let reply_to = query.replytocom.as_deref().and_then(|r| r.parse::<i32>().ok());
+    let (post, author) = state
+        .db
+        .read(move |conn| queries::find_visible(conn, kind, &slug, now))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    render_post_page(&state, &req, post, author, FormState::Fresh { reply_to }, cpage, StatusCode::OK).await
+}
+
+pub async fn show_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PostQuery>,
+) -> AppResult<HttpResponse> {
+    show(state, req, PostKind::Post, path.into_inner(), query.into_inner()).await
+}
+
+pub async fn show_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PostQuery>,
+) -> AppResult<HttpResponse> {
+    show(state, req, PostKind::Page, path.into_inner(), query.into_inner()).await
+}

@@ -1,0 +1,95 @@
+//! Posts and pages: the model, its queries, the public pages and publishing from files.
+
+pub mod handlers;
+pub mod publish;
+pub mod queries;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{posts, tags};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostStatus {
+    Draft,
+    Published,
+    Scheduled,
+    Trash,
+}
+
+impl PostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostStatus::Draft => "draft",
+            PostStatus::Published => "published",
+            PostStatus::Scheduled => "scheduled",
+            PostStatus::Trash => "trash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostKind {
+    Post,
+    Page,
+}
+
+impl PostKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostKind::Post => "post",
+            PostKind::Page => "page",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = posts)]
+pub struct Post {
+    pub id: i32,
+    pub slug: String,
+    pub title: String,
+    pub body_markdown: String,
+    pub body_html: String,
+    pub excerpt: String,
+    pub author_id: i32,
+    pub kind: String,
+    pub status: String,
+    pub status_before_trash: Option<String>,
+    pub published_at: NaiveDateTime,
+    pub comments_open: bool,
+    pub approved_comment_count: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Post {
+    /// Whether readers can see it at `now`: published, or scheduled and due.
+    pub fn is_visible(&self, now: NaiveDateTime) -> bool {
+        matches!(self.status.as_str(), "published" | "scheduled") && self.published_at <= now
+    }
+}
+
+#[derive(Debug, Insertable, AsChangeset)]
+#[diesel(table_name = posts)]
+pub struct NewPost<'a> {
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub body_markdown: &'a str,
+    pub body_html: &'a str,
+    pub excerpt: &'a str,
+    pub author_id: i32,
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub published_at: NaiveDateTime,
+    pub comments_open: bool,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, PartialEq, Eq)]
+#[diesel(table_name = tags)]
+pub struct Tag {
+    pub id: i32,
+    pub name: String,
+    pub slug: String,
+}

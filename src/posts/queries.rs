@@ -1,0 +1,151 @@
+//! Post queries. "Visible" means published, or scheduled and due, at the given time.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{NewPost, Post, PostKind, Tag};
+use crate::db::schema::{post_tags, posts, tags, users};
+use crate::db::{DbConn, DbError};
+
+/// The author fields a public page shows: never the email address.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct PublicAuthor {
+    pub id: i32,
+    pub display_name: String,
+    pub slug: String,
+    pub bio: String,
+}
+
+pub fn find_by_slug(conn: &mut DbConn, slug: &str) -> Result<Option<Post>, DbError> {
+    Ok(posts::table
+        .filter(posts::slug.eq(slug))
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A visible post of `kind` and its author.
+pub fn find_visible(
+    conn: &mut DbConn,
+    kind: PostKind,
+    slug: &str,
+    now: NaiveDateTime,
+) -> Result<Option<(Post, PublicAuthor)>, DbError> {
+    Ok(posts::table
+        .inner_join(users::table)
+        .filter(posts::slug.eq(slug))
+        .filter(posts::kind.eq(kind.as_str()))
+        .filter(posts::status.eq_any(["published", "scheduled"]))
+        .filter(posts::published_at.le(now))
+        .select((Post::as_select(), PublicAuthor::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of visible posts, newest first, and whether another page follows.
+pub fn list_visible(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    tag_id: Option<i32>,
+    author_id: Option<i32>,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<(Post, PublicAuthor)>, bool), DbError> {
+    let mut query = posts::table
+        .inner_join(users::table)
+        .filter(posts::kind.eq(PostKind::Post.as_str()))
+        .filter(posts::status.eq_any(["published", "scheduled"]))
+        .filter(posts::published_at.le(now))
+        .select((Post::as_select(), PublicAuthor::as_select()))
+        .order((posts::published_at.desc(), posts::id.desc()))
+        .into_boxed();
+    if let Some(tag_id) = tag_id {
+        query = query.filter(
+            posts::id.eq_any(
+                post_tags::table
+                    .filter(post_tags::tag_id.eq(tag_id))
+                    .select(post_tags::post_id),
+            ),
+        );
+    }
+    if let Some(author_id) = author_id {
+        query = query.filter(posts::author_id.eq(author_id));
+    }
+    let mut rows = query
+        .limit(per_page + 1)
+        .offset((page - 1).max(0) * per_page)
+        .load::<(Post, PublicAuthor)>(conn)?;
+    let more = rows.len() as i64 > per_page;
+    rows.truncate(per_page as usize);
+    Ok((rows, more))
+}
+
+pub fn tags_for_posts(
+    conn: &mut DbConn,
+    post_ids: &[i32],
+) -> Result<HashMap<i32, Vec<Tag>>, DbError> {
+    let rows: Vec<(i32, Tag)> = post_tags::table
+        .inner_join(tags::table)
+        .filter(post_tags::post_id.eq_any(post_ids))
+        .select((post_tags::post_id, Tag::as_select()))
+        .order(tags::name.asc())
+        .load(conn)?;
+    let mut map: HashMap<i32, Vec<Tag>> = HashMap::new();
+    for (post_id, tag) in rows {
+        map.entry(post_id).or_default().push(tag);
+    }
+    Ok(map)
+}
+
+pub fn find_tag(conn: &mut DbConn, slug: &str) -> Result<Option<Tag>, DbError> {
+    Ok(tags::table
+        .filter(tags::slug.eq(slug))
+        .select(Tag::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Replaces a post's tags with `names` (made into slugs; empty slugs are skipped).
+pub fn set_tags(conn: &mut DbConn, post_id: i32, names: &[String]) -> Result<(), DbError> {
+    diesel::delete(post_tags::table.filter(post_tags::post_id.eq(post_id))).execute(conn)?;
+    let mut seen = Vec::new();
+    for name in names {
+        let slug = crate::text::slugify(name);
+        if slug.is_empty() || seen.contains(&slug) {
+            continue;
+        }
+        let tag_id = match find_tag(conn, &slug)? {
+            Some(tag) => tag.id,
+            None => diesel::insert_into(tags::table)
+                .values((tags::name.eq(name.trim()), tags::slug.eq(&slug)))
+                .returning(tags::id)
+                .get_result(conn)?,
+        };
+        diesel::insert_into(post_tags::table)
+            .values((post_tags::post_id.eq(post_id), post_tags::tag_id.eq(tag_id)))
+            .execute(conn)?;
+        seen.push(slug);
+    }
+    Ok(())
+}
+
+pub fn insert(conn: &mut DbConn, new_post: &NewPost<'_>) -> Result<Post, DbError> {
+    Ok(diesel::insert_into(posts::table)
+        .values((new_post, posts::created_at.eq(new_post.updated_at)))
+        .returning(posts::all_columns)
+        .get_result(conn)?)
+}
+
+pub fn update(conn: &mut DbConn, post_id: i32, changes: &NewPost<'_>) -> Result<Post, DbError> {
+    Ok(diesel::update(posts::table.find(post_id))
+        .set(changes)
+        .returning(posts::all_columns)
+        .get_result(conn)?)
+}
+
+pub fn count_posts(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(posts::table.count().get_result(conn)?)
+}

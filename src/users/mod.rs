@@ -1,0 +1,163 @@
+//! Staff accounts: admins and moderators.
+
+pub mod password;
+
+use diesel::prelude::*;
+
+use crate::db::schema::users;
+use crate::db::{DbConn, DbError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Moderator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "moderator" => Some(Role::Moderator),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i32,
+    pub email: String,
+    pub display_name: String,
+    pub slug: String,
+    pub bio: String,
+    pub role: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Moderator)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub slug: &'a str,
+    pub bio: &'a str,
+    pub role: &'a str,
+    pub password_hash: &'a str,
+    pub disabled: bool,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// A staff email address: trimmed, one `@`, no spaces or control characters; compared
+/// case-insensitively, so stored lower-case.
+pub fn parse_staff_email(text: &str) -> Result<String, String> {
+    let email = text.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split('@').count() == 2
+        && !email.starts_with('@')
+        && !email.ends_with('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(format!("{:?} is not an email address", text.trim()))
+    }
+}
+
+pub fn parse_display_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err("the name must not be empty".into());
+    }
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the name must be at most 100 characters, with no control characters".into());
+    }
+    Ok(name.to_string())
+}
+
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_id(conn: &mut DbConn, id: i32) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_slug(conn: &mut DbConn, slug: &str) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .filter(users::slug.eq(slug))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn count_enabled_admins(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)?)
+}
+
+/// A slug for a new author page that no other user has: the name's slug, then `-2`, `-3`, ….
+pub fn unused_slug(conn: &mut DbConn, display_name: &str) -> Result<String, DbError> {
+    let base = match crate::text::slugify(display_name) {
+        s if s.is_empty() => "author".to_string(),
+        s => s,
+    };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while find_by_slug(conn, &candidate)?.is_some() {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+pub fn insert(conn: &mut DbConn, new_user: &NewUser<'_>) -> Result<User, DbError> {
+    Ok(diesel::insert_into(users::table)
+        .values(new_user)
+        .returning(users::all_columns)
+        .get_result(conn)?)
+}
+
+pub fn set_password_hash(conn: &mut DbConn, user_id: i32, hash: &str) -> Result<(), DbError> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(hash),
+            users::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends every session of a user (password change, disabling).
+pub fn end_sessions(conn: &mut DbConn, user_id: i32) -> Result<usize, DbError> {
+    use crate::db::schema::sessions;
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
+}

@@ -1,0 +1,89 @@
+//! What every page's layout needs, and display formatting shared by templates.
+
+use chrono::NaiveDateTime;
+use chrono_tz::Tz;
+
+use crate::startup::AppState;
+
+/// The parts of `base.html` that vary by page.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub site_title: String,
+    /// The `<title>`: "Page – Site", or just the site's name on the home page.
+    pub head_title: String,
+    pub canonical: Option<String>,
+    pub description: Option<String>,
+    pub feeds: Vec<(String, String)>,
+    pub og_type: &'static str,
+    pub noindex: bool,
+}
+
+impl Layout {
+    pub fn new(state: &AppState, page_title: &str) -> Layout {
+        let site_title = state.config.site_title.clone();
+        let head_title = if page_title.is_empty() {
+            site_title.clone()
+        } else {
+            format!("{page_title} – {site_title}")
+        };
+        Layout {
+            feeds: vec![(format!("{site_title} – posts"), "/feed.xml".into())],
+            site_title,
+            head_title,
+            canonical: None,
+            description: None,
+            og_type: "website",
+            noindex: false,
+        }
+    }
+
+    /// For an error page rendered without the application's state.
+    pub fn bare(page_title: &str) -> Layout {
+        Layout {
+            site_title: "lectern".into(),
+            head_title: page_title.into(),
+            canonical: None,
+            description: None,
+            feeds: Vec::new(),
+            og_type: "website",
+            noindex: true,
+        }
+    }
+}
+
+/// "January 6, 2012 at 10:47 am" in the site's time zone.
+pub fn comment_date(at: NaiveDateTime, tz: Tz) -> String {
+    at.and_utc()
+        .with_timezone(&tz)
+        .format("%B %-d, %Y at %-I:%M %P")
+        .to_string()
+}
+
+/// "January 6, 2012" in the site's time zone.
+pub fn post_date(at: NaiveDateTime, tz: Tz) -> String {
+    at.and_utc().with_timezone(&tz).format("%B %-d, %Y").to_string()
+}
+
+/// Machine-readable time for `<time datetime>`.
+pub fn iso_date(at: NaiveDateTime) -> String {
+    at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_like_wordpress() {
+        let at = chrono::NaiveDate::from_ymd_opt(2012, 1, 6)
+            .unwrap()
+            .and_hms_opt(10, 47, 0)
+            .unwrap();
+        assert_eq!(comment_date(at, chrono_tz::UTC), "January 6, 2012 at 10:47 am");
+        assert_eq!(post_date(at, chrono_tz::UTC), "January 6, 2012");
+        assert_eq!(
+            comment_date(at, chrono_tz::America::New_York),
+            "January 6, 2012 at 5:47 am"
+        );
+    }
+}
