@@ -14,7 +14,11 @@ use crate::users::password::{Password, hash_password};
 use crate::users::{self, NewUser, Role};
 
 #[derive(Parser)]
-#[command(name = "lectern", version, about = "A blog engine whose heart is the comment section")]
+#[command(
+    name = "lectern",
+    version,
+    about = "A blog engine whose heart is the comment section"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -74,7 +78,9 @@ pub fn run() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Migrate => open_db(&config).map(|_| println!("migrations are up to date")),
-        Command::User(UserCommand::Add { email, name, role }) => add_user(&config, &email, &name, &role),
+        Command::User(UserCommand::Add { email, name, role }) => {
+            add_user(&config, &email, &name, &role)
+        }
         Command::User(UserCommand::Passwd { email }) => set_password(&config, &email),
         Command::Post(PostCommand::Publish { files }) => publish(&config, &files),
     };
@@ -88,22 +94,13 @@ pub fn run() -> ExitCode {
 }
 
 fn open_db(config: &Config) -> anyhow::Result<Db> {
-    Db::open(&config.database_url, config.sqlite_sync, 2).map_err(|e| anyhow!("LECTERN_DATABASE_URL: {e}"))
+    Db::open(&config.database_url, config.sqlite_sync, 2)
+        .map_err(|e| anyhow!("LECTERN_DATABASE_URL: {e}"))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config).await?;
-        let state = app.state();
-        let signer = state.signer.clone();
-        let published = state
-            .db
-            .write(move |conn| crate::site::welcome::publish_if_new_site(conn, &signer))
-            .await
-            .map_err(|e: crate::db::DbError| anyhow!(e))?;
-        if published {
-            tracing::info!("new site: published the welcome post");
-        }
         println!("listening on {}", listen_url(&app));
         app.run_until_stopped().await.context("the server stopped")
     })
@@ -162,7 +159,12 @@ fn add_user(config: &Config, email: &str, name: &str, role: &str) -> anyhow::Res
             },
         )?)
     })?;
-    println!("created {} {} ({})", role.as_str(), user.email, user.display_name);
+    println!(
+        "created {} {} ({})",
+        role.as_str(),
+        user.email,
+        user.display_name
+    );
     Ok(())
 }
 
@@ -186,8 +188,16 @@ fn set_password(config: &Config, email: &str) -> anyhow::Result<()> {
 fn publish(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
     let db = open_db(config)?;
     for published in crate::posts::publish::publish_files(&db, files, config.timezone)? {
-        let verb = if published.created { "created" } else { "updated" };
-        println!("{verb} /posts/{} ({})", published.slug, published.status.as_str());
+        let verb = if published.created {
+            "created"
+        } else {
+            "updated"
+        };
+        println!(
+            "{verb} /posts/{} ({})",
+            published.slug,
+            published.status.as_str()
+        );
     }
     Ok(())
 }

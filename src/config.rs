@@ -101,7 +101,8 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
 
-        let database_url = get("LECTERN_DATABASE_URL").unwrap_or_else(|| "sqlite://lectern.db".into());
+        let database_url =
+            get("LECTERN_DATABASE_URL").unwrap_or_else(|| "sqlite://lectern.db".into());
         if !(database_url.starts_with("sqlite://")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
@@ -120,7 +121,12 @@ impl Config {
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| bad("LECTERN_BIND", format!("{bind_text:?} is not an address:port")))?;
+            .ok_or_else(|| {
+                bad(
+                    "LECTERN_BIND",
+                    format!("{bind_text:?} is not an address:port"),
+                )
+            })?;
 
         let base_url = match get("LECTERN_BASE_URL") {
             None => None,
@@ -128,7 +134,10 @@ impl Config {
                 let url = Url::parse(&text)
                     .map_err(|e| bad("LECTERN_BASE_URL", format!("{text:?} is not a URL ({e})")))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(bad("LECTERN_BASE_URL", "must be an http:// or https:// URL"));
+                    return Err(bad(
+                        "LECTERN_BASE_URL",
+                        "must be an http:// or https:// URL",
+                    ));
                 }
                 if url.query().is_some() || url.fragment().is_some() {
                     return Err(bad("LECTERN_BASE_URL", "must not have a query or fragment"));
@@ -146,25 +155,34 @@ impl Config {
         }
 
         let tz_text = get("LECTERN_TIMEZONE").unwrap_or_else(|| "UTC".into());
-        let timezone: chrono_tz::Tz = tz_text
-            .parse()
-            .map_err(|_| bad("LECTERN_TIMEZONE", format!("{tz_text:?} is not an IANA time zone")))?;
+        let timezone: chrono_tz::Tz = tz_text.parse().map_err(|_| {
+            bad(
+                "LECTERN_TIMEZONE",
+                format!("{tz_text:?} is not an IANA time zone"),
+            )
+        })?;
 
         let smtp_url = match get("LECTERN_SMTP_URL") {
             None => None,
             Some(text) => {
-                let url = Url::parse(&text)
-                    .map_err(|_| bad("LECTERN_SMTP_URL", "is not a URL"))?;
+                let url = Url::parse(&text).map_err(|_| bad("LECTERN_SMTP_URL", "is not a URL"))?;
                 if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
-                    return Err(bad("LECTERN_SMTP_URL", "must be smtp://host[:port] or smtps://host[:port]"));
+                    return Err(bad(
+                        "LECTERN_SMTP_URL",
+                        "must be smtp://host[:port] or smtps://host[:port]",
+                    ));
                 }
                 Some(url)
             }
         };
 
-        let mail_from = get("LECTERN_MAIL_FROM").unwrap_or_else(|| "lectern <lectern@localhost>".into());
+        let mail_from =
+            get("LECTERN_MAIL_FROM").unwrap_or_else(|| "lectern <lectern@localhost>".into());
         if mail_from.contains(['\r', '\n']) || !mail_from.contains('@') {
-            return Err(bad("LECTERN_MAIL_FROM", "must be an address such as `Blog <blog@example.com>`"));
+            return Err(bad(
+                "LECTERN_MAIL_FROM",
+                "must be an address such as `Blog <blog@example.com>`",
+            ));
         }
 
         let mail_retry_secs = match get("LECTERN_MAIL_RETRY_SECS") {
@@ -173,7 +191,12 @@ impl Config {
                 .parse::<u64>()
                 .ok()
                 .filter(|n| (1..=3600).contains(n))
-                .ok_or_else(|| bad("LECTERN_MAIL_RETRY_SECS", "must be a whole number of seconds from 1 to 3600"))?,
+                .ok_or_else(|| {
+                    bad(
+                        "LECTERN_MAIL_RETRY_SECS",
+                        "must be a whole number of seconds from 1 to 3600",
+                    )
+                })?,
         };
 
         let mail_dir = PathBuf::from(get("LECTERN_MAIL_DIR").unwrap_or_else(|| "mail".into()));
@@ -192,7 +215,9 @@ impl Config {
                 .map(|part| {
                     part.parse::<IpNet>()
                         .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
-                        .map_err(|_| bad("LECTERN_TRUSTED_PROXIES", format!("{part:?} is not a CIDR")))
+                        .map_err(|_| {
+                            bad("LECTERN_TRUSTED_PROXIES", format!("{part:?} is not a CIDR"))
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -215,12 +240,20 @@ impl Config {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| bad("LECTERN_DATABASE_POOL_SIZE", "must be a whole number from 1 to 256"))?,
+                .ok_or_else(|| {
+                    bad(
+                        "LECTERN_DATABASE_POOL_SIZE",
+                        "must be a whole number from 1 to 256",
+                    )
+                })?,
         };
 
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
-            return Err(bad("RUST_LOG", format!("{log_filter:?} is not a tracing filter")));
+            return Err(bad(
+                "RUST_LOG",
+                format!("{log_filter:?} is not a tracing filter"),
+            ));
         }
 
         Ok(Config {
@@ -272,7 +305,11 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
             toml::Value::Boolean(false) => "off".into(),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_string).unwrap_or_else(|| item.to_string()))
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| item.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
             other => other.to_string(),

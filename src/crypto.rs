@@ -41,7 +41,10 @@ impl Signer {
     /// Checks a signature in constant time.
     pub fn verify(&self, purpose: &str, message: &str, signature: &str) -> bool {
         match URL_SAFE_NO_PAD.decode(signature) {
-            Ok(given) => bool::from(self.mac(purpose, message.as_bytes()).ct_eq(given.as_slice())),
+            Ok(given) => bool::from(
+                self.mac(purpose, message.as_bytes())
+                    .ct_eq(given.as_slice()),
+            ),
             Err(_) => false,
         }
     }

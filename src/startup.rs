@@ -74,7 +74,12 @@ impl Application {
         let configured_secret = config.secret_key.clone();
         let (db, secret) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Vec<u8>)> {
             let db = Db::open(&url, sync, pool_size)?;
-            let secret = db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
+            let secret =
+                db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
+            let signer = Signer::new(secret.clone());
+            if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
+                tracing::info!("new site: published the welcome post");
+            }
             Ok((db, secret))
         })
         .await
@@ -154,7 +159,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/pages/{slug}", web::get().to(posts::handlers::show_page))
         .route("/tags/{tag}", web::get().to(posts::handlers::tag_index))
-        .route("/authors/{slug}", web::get().to(posts::handlers::author_index))
+        .route(
+            "/authors/{slug}",
+            web::get().to(posts::handlers::author_index),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/robots.txt", web::get().to(robots))
@@ -171,14 +179,18 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         .db
         .read(|conn| {
             use diesel::connection::SimpleConnection;
-            conn.batch_execute("SELECT 1").map_err(crate::db::DbError::from)
+            conn.batch_execute("SELECT 1")
+                .map_err(crate::db::DbError::from)
         })
         .await;
     let (status, body) = match answer {
         Ok(()) => (StatusCode::OK, "ok\ndatabase: ok\n".to_string()),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable\ndatabase: down\n".to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable\ndatabase: down\n".to_string(),
+            )
         }
     };
     HttpResponse::build(status)

@@ -61,12 +61,16 @@ pub fn comment_date(at: NaiveDateTime, tz: Tz) -> String {
 
 /// "January 6, 2012" in the site's time zone.
 pub fn post_date(at: NaiveDateTime, tz: Tz) -> String {
-    at.and_utc().with_timezone(&tz).format("%B %-d, %Y").to_string()
+    at.and_utc()
+        .with_timezone(&tz)
+        .format("%B %-d, %Y")
+        .to_string()
 }
 
 /// Machine-readable time for `<time datetime>`.
 pub fn iso_date(at: NaiveDateTime) -> String {
-    at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -79,7 +83,10 @@ mod tests {
             .unwrap()
             .and_hms_opt(10, 47, 0)
             .unwrap();
-        assert_eq!(comment_date(at, chrono_tz::UTC), "January 6, 2012 at 10:47 am");
+        assert_eq!(
+            comment_date(at, chrono_tz::UTC),
+            "January 6, 2012 at 10:47 am"
+        );
         assert_eq!(post_date(at, chrono_tz::UTC), "January 6, 2012");
         assert_eq!(
             comment_date(at, chrono_tz::America::New_York),

@@ -50,15 +50,27 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
     }
     match s.form_token {
         FormTokenCheck::TooFast => return verdict(CommentStatus::Spam, "form submitted too fast"),
-        FormTokenCheck::Forged => return verdict(CommentStatus::Spam, "form token missing or forged"),
+        FormTokenCheck::Forged => {
+            return verdict(CommentStatus::Spam, "form token missing or forged");
+        }
         FormTokenCheck::Valid | FormTokenCheck::Expired => {}
     }
-    let fields = [s.body, s.name, s.email, s.website.unwrap_or(""), s.ip, s.user_agent];
+    let fields = [
+        s.body,
+        s.name,
+        s.email,
+        s.website.unwrap_or(""),
+        s.ip,
+        s.user_agent,
+    ];
     if let Some(word) = first_match(&settings.disallowed_keywords, &fields) {
         return verdict(CommentStatus::Spam, format!("disallowed keyword: {word}"));
     }
     if let Some(word) = first_match(&settings.moderation_keywords, &fields) {
-        return verdict(CommentStatus::Pending, format!("moderation keyword: {word}"));
+        return verdict(
+            CommentStatus::Pending,
+            format!("moderation keyword: {word}"),
+        );
     }
     let links = crate::render::count_links(s.body) + usize::from(s.website.is_some());
     if settings.link_limit > 0 && links >= settings.link_limit as usize {
@@ -88,16 +100,19 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
 /// `/pattern/` is a regular expression (linear-time engine, size-limited).
 pub fn first_match<'k>(keywords: &'k [String], fields: &[&str]) -> Option<&'k str> {
     let lowered: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
-    keywords.iter().map(String::as_str).find(|keyword| match regex_keyword(keyword) {
-        Some(pattern) => match compile(pattern) {
-            Some(re) => fields.iter().any(|f| re.is_match(f)),
-            None => false,
-        },
-        None => {
-            let needle = keyword.trim().to_lowercase();
-            !needle.is_empty() && lowered.iter().any(|f| contains_word(f, &needle))
-        }
-    })
+    keywords
+        .iter()
+        .map(String::as_str)
+        .find(|keyword| match regex_keyword(keyword) {
+            Some(pattern) => match compile(pattern) {
+                Some(re) => fields.iter().any(|f| re.is_match(f)),
+                None => false,
+            },
+            None => {
+                let needle = keyword.trim().to_lowercase();
+                !needle.is_empty() && lowered.iter().any(|f| contains_word(f, &needle))
+            }
+        })
 }
 
 fn regex_keyword(keyword: &str) -> Option<&str> {
@@ -134,10 +149,12 @@ fn contains_word(haystack: &str, needle: &str) -> bool {
 /// Checks a keyword list for an admin form: every `/regex/` must compile within the limits.
 pub fn check_keywords(keywords: &[String]) -> Result<(), String> {
     for keyword in keywords {
-        if let Some(pattern) = regex_keyword(keyword) {
-            if compile(pattern).is_none() {
-                return Err(format!("{keyword} is not a valid regular expression (or too large)"));
-            }
+        if let Some(pattern) = regex_keyword(keyword)
+            && compile(pattern).is_none()
+        {
+            return Err(format!(
+                "{keyword} is not a valid regular expression (or too large)"
+            ));
         }
     }
     Ok(())

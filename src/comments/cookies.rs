@@ -34,9 +34,18 @@ pub fn pending_ids(req: &HttpRequest, signer: &Signer, now_unix: i64) -> Vec<i32
 }
 
 /// A new pending cookie naming `ids` (the newest last, at most twenty).
-pub fn pending_cookie(ids: &[i32], signer: &Signer, now_unix: i64, secure: bool) -> Cookie<'static> {
+pub fn pending_cookie(
+    ids: &[i32],
+    signer: &Signer,
+    now_unix: i64,
+    secure: bool,
+) -> Cookie<'static> {
     let keep = &ids[ids.len().saturating_sub(MAX_PENDING)..];
-    let list = keep.iter().map(i32::to_string).collect::<Vec<_>>().join("-");
+    let list = keep
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join("-");
     let message = format!("{list}.{}", now_unix + PENDING_DAYS * 86_400);
     let value = format!("{message}.{}", signer.sign("pending-cookie", &message));
     private_cookie(PENDING_COOKIE, value, Duration::days(PENDING_DAYS), secure)
@@ -57,7 +66,12 @@ pub fn remembered(req: &HttpRequest) -> Option<RememberedCommenter> {
 
 pub fn remember_cookie(who: &RememberedCommenter, secure: bool) -> Cookie<'static> {
     let json = serde_json::to_vec(who).unwrap_or_default();
-    private_cookie(COMMENTER_COOKIE, URL_SAFE_NO_PAD.encode(json), Duration::days(365), secure)
+    private_cookie(
+        COMMENTER_COOKIE,
+        URL_SAFE_NO_PAD.encode(json),
+        Duration::days(365),
+        secure,
+    )
 }
 
 pub fn forget_cookie(secure: bool) -> Cookie<'static> {
@@ -66,7 +80,12 @@ pub fn forget_cookie(secure: bool) -> Cookie<'static> {
     cookie
 }
 
-fn private_cookie(name: &'static str, value: String, max_age: Duration, secure: bool) -> Cookie<'static> {
+fn private_cookie(
+    name: &'static str,
+    value: String,
+    max_age: Duration,
+    secure: bool,
+) -> Cookie<'static> {
     Cookie::build(name, value)
         .path("/")
         .http_only(true)

@@ -44,7 +44,10 @@ pub fn decode_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
 }
 
 fn decode_component(bytes: &[u8]) -> Result<String, String> {
-    let spaced: Vec<u8> = bytes.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let spaced: Vec<u8> = bytes
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
     percent_encoding::percent_decode(&spaced)
         .decode_utf8()
         .map(|text| text.into_owned())
@@ -106,9 +109,8 @@ fn char_count(text: &str) -> usize {
 /// Control characters other than newline and tab never belong in a comment (and PostgreSQL
 /// cannot store NUL at all).
 fn has_forbidden_control(text: &str, allow_newlines: bool) -> bool {
-    text.chars().any(|c| {
-        c.is_control() && !(allow_newlines && (c == '\n' || c == '\t'))
-    })
+    text.chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
 }
 
 /// Characters that reorder text and can make a name display as something else.
@@ -147,7 +149,9 @@ impl CommenterEmail {
             return Err("Please enter your email address.".into());
         }
         if char_count(email) > MAX_EMAIL {
-            return Err(format!("The email address is longer than {MAX_EMAIL} characters."));
+            return Err(format!(
+                "The email address is longer than {MAX_EMAIL} characters."
+            ));
         }
         let invalid = || Err("Please enter a valid email address.".to_string());
         let Some((local, domain)) = email.rsplit_once('@') else {
@@ -155,9 +159,9 @@ impl CommenterEmail {
         };
         let local_ok = !local.is_empty()
             && local.len() <= 64
-            && local.chars().all(|c| {
-                c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
-            })
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..");
@@ -190,23 +194,36 @@ impl Website {
                 char_count(text)
             ));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\\')) {
-            return Err("The website address must not contain spaces, quotes or angle brackets.".into());
+        if text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '\\'))
+        {
+            return Err(
+                "The website address must not contain spaces, quotes or angle brackets.".into(),
+            );
         }
         let lower = text.to_ascii_lowercase();
         let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
             text.to_string()
-        } else if lower.contains("://") || lower.starts_with("javascript:") || lower.starts_with("data:") {
+        } else if lower.contains("://")
+            || lower.starts_with("javascript:")
+            || lower.starts_with("data:")
+        {
             return Err("The website address must start with http:// or https://.".into());
         } else {
             format!("http://{text}")
         };
         if char_count(&with_scheme) > MAX_WEBSITE {
-            return Err(format!("The website address is longer than {MAX_WEBSITE} characters."));
+            return Err(format!(
+                "The website address is longer than {MAX_WEBSITE} characters."
+            ));
         }
         match url::Url::parse(&with_scheme) {
-            Ok(url) if matches!(url.scheme(), "http" | "https")
-                && url.host_str().is_some_and(|h| h.contains('.') || h == "localhost") =>
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url
+                        .host_str()
+                        .is_some_and(|h| h.contains('.') || h == "localhost") =>
             {
                 Ok(Some(Website(with_scheme)))
             }
@@ -250,22 +267,35 @@ pub type FieldErrors = Vec<(&'static str, String)>;
 
 pub fn validate(raw: &RawCommentForm) -> Result<CommentInput, FieldErrors> {
     let mut errors = FieldErrors::new();
-    let name = CommenterName::parse(&raw.name).map_err(|e| errors.push(("name", e))).ok();
-    let email = CommenterEmail::parse(&raw.email).map_err(|e| errors.push(("email", e))).ok();
-    let website = Website::parse(&raw.website).map_err(|e| errors.push(("website", e))).ok();
-    let body = CommentBody::parse(&raw.body).map_err(|e| errors.push(("body", e))).ok();
+    let name = CommenterName::parse(&raw.name)
+        .map_err(|e| errors.push(("name", e)))
+        .ok();
+    let email = CommenterEmail::parse(&raw.email)
+        .map_err(|e| errors.push(("email", e)))
+        .ok();
+    let website = Website::parse(&raw.website)
+        .map_err(|e| errors.push(("website", e)))
+        .ok();
+    let body = CommentBody::parse(&raw.body)
+        .map_err(|e| errors.push(("body", e)))
+        .ok();
     let parent_id = match raw.parent_id.trim() {
         "" | "0" => Some(None),
         text => match text.parse::<i32>() {
             Ok(id) if id > 0 => Some(Some(id)),
             _ => {
-                errors.push(("parent_id", "The comment you are replying to does not exist.".into()));
+                errors.push((
+                    "parent_id",
+                    "The comment you are replying to does not exist.".into(),
+                ));
                 None
             }
         },
     };
     match (name, email, website, body, parent_id) {
-        (Some(name), Some(email), Some(website), Some(body), Some(parent_id)) if errors.is_empty() => {
+        (Some(name), Some(email), Some(website), Some(body), Some(parent_id))
+            if errors.is_empty() =>
+        {
             Ok(CommentInput {
                 name,
                 email,
@@ -301,13 +331,21 @@ pub fn issue_form_token(signer: &Signer, post_id: i32, now_unix: i64) -> String 
     format!("{message}.{}", signer.sign("comment-form", &message))
 }
 
-pub fn check_form_token(signer: &Signer, token: &str, post_id: i32, now_unix: i64) -> FormTokenCheck {
+pub fn check_form_token(
+    signer: &Signer,
+    token: &str,
+    post_id: i32,
+    now_unix: i64,
+) -> FormTokenCheck {
     let mut parts = token.trim().splitn(3, '.');
-    let (Some(post), Some(issued), Some(signature)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(post), Some(issued), Some(signature)) = (parts.next(), parts.next(), parts.next())
+    else {
         return FormTokenCheck::Forged;
     };
     let message = format!("{post}.{issued}");
-    if post.parse::<i32>().ok() != Some(post_id) || !signer.verify("comment-form", &message, signature) {
+    if post.parse::<i32>().ok() != Some(post_id)
+        || !signer.verify("comment-form", &message, signature)
+    {
         return FormTokenCheck::Forged;
     }
     let Ok(issued) = issued.parse::<i64>() else {
@@ -331,7 +369,10 @@ mod tests {
     fn strict_decoding_refuses_invalid_utf8() {
         assert_eq!(
             decode_form(b"name=J%C3%B6rg+M&x").unwrap(),
-            vec![("name".to_string(), "Jörg M".to_string()), ("x".to_string(), String::new())]
+            vec![
+                ("name".to_string(), "Jörg M".to_string()),
+                ("x".to_string(), String::new())
+            ]
         );
         assert!(decode_form(b"name=%FF%FE").is_err());
     }
@@ -346,7 +387,10 @@ mod tests {
         assert!(CommenterEmail::parse("not-an-email").is_err());
         assert!(CommenterEmail::parse("a@b").is_err());
         assert!(CommenterEmail::parse("a b@example.com").is_err());
-        assert_eq!(Website::parse("example.com").unwrap().unwrap().as_str(), "http://example.com");
+        assert_eq!(
+            Website::parse("example.com").unwrap().unwrap().as_str(),
+            "http://example.com"
+        );
         assert!(Website::parse("javascript:alert(1)").is_err());
         assert!(Website::parse("ftp://example.com").is_err());
         assert!(Website::parse("").unwrap().is_none());
@@ -360,11 +404,29 @@ mod tests {
     fn form_tokens_are_bound_to_post_and_time() {
         let signer = Signer::new(vec![7; 32]);
         let token = issue_form_token(&signer, 5, 1_000);
-        assert_eq!(check_form_token(&signer, &token, 5, 1_001), FormTokenCheck::TooFast);
-        assert_eq!(check_form_token(&signer, &token, 5, 1_003), FormTokenCheck::Valid);
-        assert_eq!(check_form_token(&signer, &token, 5, 1_000 + 86_401), FormTokenCheck::Expired);
-        assert_eq!(check_form_token(&signer, &token, 6, 1_003), FormTokenCheck::Forged);
-        assert_eq!(check_form_token(&signer, "5.1000.AAAA", 5, 1_003), FormTokenCheck::Forged);
-        assert_eq!(check_form_token(&signer, "", 5, 1_003), FormTokenCheck::Forged);
+        assert_eq!(
+            check_form_token(&signer, &token, 5, 1_001),
+            FormTokenCheck::TooFast
+        );
+        assert_eq!(
+            check_form_token(&signer, &token, 5, 1_003),
+            FormTokenCheck::Valid
+        );
+        assert_eq!(
+            check_form_token(&signer, &token, 5, 1_000 + 86_401),
+            FormTokenCheck::Expired
+        );
+        assert_eq!(
+            check_form_token(&signer, &token, 6, 1_003),
+            FormTokenCheck::Forged
+        );
+        assert_eq!(
+            check_form_token(&signer, "5.1000.AAAA", 5, 1_003),
+            FormTokenCheck::Forged
+        );
+        assert_eq!(
+            check_form_token(&signer, "", 5, 1_003),
+            FormTokenCheck::Forged
+        );
     }
 }

@@ -20,7 +20,8 @@ use crate::startup::AppState;
 async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| AppError::BadRequest("The request body could not be read.".into()))?;
+        let chunk = chunk
+            .map_err(|_| AppError::BadRequest("The request body could not be read.".into()))?;
         if body.len() + chunk.len() > limit {
             return Err(AppError::PayloadTooLarge);
         }
@@ -61,30 +62,61 @@ pub async fn submit_comment(
 
     let body = read_limited(payload, MAX_FORM_BYTES).await?;
 
-    let rejected = |raw: RawCommentForm, errors, notice| FormState::Rejected { raw, errors, notice };
+    let rejected = |raw: RawCommentForm, errors, notice| FormState::Rejected {
+        raw: Box::new(raw),
+        errors,
+        notice,
+    };
     let raw = match domain::decode_form(&body) {
         Ok(pairs) => RawCommentForm::from_pairs(pairs),
         Err(message) => {
             let state_ = rejected(RawCommentForm::default(), vec![("body", message)], None);
-            return render_post_page(&state, &req, post, author, state_, 1, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return render_post_page(
+                &state,
+                &req,
+                post,
+                author,
+                state_,
+                1,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
     };
     let input = match domain::validate(&raw) {
         Ok(input) => input,
         Err(errors) => {
-            let notice = Some("Your comment was not posted. Please correct the marked fields.".into());
-            return render_post_page(&state, &req, post, author, rejected(raw, errors, notice), 1, StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            let notice =
+                Some("Your comment was not posted. Please correct the marked fields.".into());
+            return render_post_page(
+                &state,
+                &req,
+                post,
+                author,
+                rejected(raw, errors, notice),
+                1,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
     };
-    let token = domain::check_form_token(&state.signer, &raw.form_token, post.id, state.clock.unix());
+    let token =
+        domain::check_form_token(&state.signer, &raw.form_token, post.id, state.clock.unix());
     if token == FormTokenCheck::Expired {
         let notice = Some(
             "This page was open for more than a day, so the form expired. Your comment is kept below: please submit it again."
                 .into(),
         );
-        return render_post_page(&state, &req, post, author, rejected(raw, Vec::new(), notice), 1, StatusCode::UNPROCESSABLE_ENTITY)
-            .await;
+        return render_post_page(
+            &state,
+            &req,
+            post,
+            author,
+            rejected(raw, Vec::new(), notice),
+            1,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
 
     let ip = crate::http::client_ip(&req, &state.config.trusted_proxies);
@@ -135,8 +167,16 @@ pub async fn submit_comment(
                 "parent_id",
                 "The comment you are replying to is not available for replies.".to_string(),
             )];
-            return render_post_page(&state, &req, post, author, rejected(raw, errors, None), 1, StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            return render_post_page(
+                &state,
+                &req,
+                post,
+                author,
+                rejected(raw, errors, None),
+                1,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
         Outcome::Duplicate => {
             return Err(AppError::Conflict(
@@ -147,7 +187,12 @@ pub async fn submit_comment(
             return Err(AppError::TooManyRequests { retry_after_secs });
         }
     };
-    tracing::info!(comment_id = id, post_id, status = status.as_str(), "comment stored");
+    tracing::info!(
+        comment_id = id,
+        post_id,
+        status = status.as_str(),
+        "comment stored"
+    );
 
     let mut location = format!("/posts/{}", post.slug);
     if let Some(per_page) = settings.comments_per_page.filter(|n| *n > 0) {
@@ -176,14 +221,23 @@ pub async fn submit_comment(
     if status != CommentStatus::Approved {
         let mut ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
         ids.push(id);
-        response.cookie(cookies::pending_cookie(&ids, &state.signer, state.clock.unix(), secure));
+        response.cookie(cookies::pending_cookie(
+            &ids,
+            &state.signer,
+            state.clock.unix(),
+            secure,
+        ));
     }
     if input.remember {
         response.cookie(cookies::remember_cookie(
             &RememberedCommenter {
                 name: input.name.as_str().to_string(),
                 email: input.email.as_str().to_string(),
-                website: input.website.as_ref().map(|w| w.as_str().to_string()).unwrap_or_default(),
+                website: input
+                    .website
+                    .as_ref()
+                    .map(|w| w.as_str().to_string())
+                    .unwrap_or_default(),
             },
             secure,
         ));
@@ -217,22 +271,33 @@ fn store_comment(
     let input = r.input;
     let parent_id = match input.parent_id {
         None => None,
-        Some(parent) => match queries::approved_parent_depth(conn, r.post_id, parent, settings.thread_depth)? {
-            None => return Ok(Outcome::BadParent),
-            // Replying to a comment at the deepest level attaches beside it, one level up.
-            Some((id, depth)) if depth >= settings.thread_depth => queries::parent_of(conn, id)?.or(Some(id)),
-            Some((id, _)) => Some(id),
-        },
+        Some(parent) => {
+            match queries::approved_parent_depth(conn, r.post_id, parent, settings.thread_depth)? {
+                None => return Ok(Outcome::BadParent),
+                // Replying to a comment at the deepest level attaches beside it, one level up.
+                Some((id, depth)) if depth >= settings.thread_depth => {
+                    queries::parent_of(conn, id)?.or(Some(id))
+                }
+                Some((id, _)) => Some(id),
+            }
+        }
     };
     let email = input.email.as_str();
     let body = input.body.as_str();
-    if queries::is_duplicate(conn, r.post_id, email, body, r.now - chrono::Duration::days(1))? {
+    if queries::is_duplicate(
+        conn,
+        r.post_id,
+        email,
+        body,
+        r.now - chrono::Duration::days(1),
+    )? {
         return Ok(Outcome::Duplicate);
     }
-    if r.flood_limits && r.staff_user.is_none() {
-        if let Some(retry_after_secs) = flood_wait(conn, settings, r.ip_network, email, r.now)? {
-            return Ok(Outcome::Flooded { retry_after_secs });
-        }
+    if r.flood_limits
+        && r.staff_user.is_none()
+        && let Some(retry_after_secs) = flood_wait(conn, settings, r.ip_network, email, r.now)?
+    {
+        return Ok(Outcome::Flooded { retry_after_secs });
     }
     let returning_commenter = queries::is_returning_commenter(conn, email, input.name.as_str())?;
     let Verdict { status, reason } = classify(
@@ -286,7 +351,8 @@ fn flood_wait(
     now: chrono::NaiveDateTime,
 ) -> Result<Option<u64>, DbError> {
     let hour = chrono::Duration::hours(1);
-    let (by_network, by_email) = queries::recent_comment_times(conn, ip_network, email, now - hour)?;
+    let (by_network, by_email) =
+        queries::recent_comment_times(conn, ip_network, email, now - hour)?;
     let interval = chrono::Duration::seconds(i64::from(settings.flood_interval_secs));
     let per_hour = settings.flood_per_hour as usize;
     let mut wait = chrono::Duration::zero();

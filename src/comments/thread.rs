@@ -57,7 +57,12 @@ impl Tree {
             roots,
             own,
         };
-        let visible: Vec<i32> = tree.roots.clone().into_iter().filter(|id| tree.is_shown(*id)).collect();
+        let visible: Vec<i32> = tree
+            .roots
+            .clone()
+            .into_iter()
+            .filter(|id| tree.is_shown(*id))
+            .collect();
         tree.roots = visible;
         tree
     }
@@ -102,10 +107,8 @@ impl Tree {
         for kid in &kids {
             self.visit(*kid, child_depth, max_depth, out);
         }
-        if nests {
-            if let Some(last) = out.last_mut() {
-                last.closes += 1;
-            }
+        if nests && let Some(last) = out.last_mut() {
+            last.closes += 1;
         }
     }
 }
@@ -123,11 +126,18 @@ pub fn build(
     let mut all = comments;
     all.extend(own_pending);
     let tree = Tree::new(all, own, order);
-    let per_page = per_page.filter(|n| *n > 0).map_or(tree.roots.len().max(1), |n| n as usize);
+    let per_page = per_page
+        .filter(|n| *n > 0)
+        .map_or(tree.roots.len().max(1), |n| n as usize);
     let pages = tree.roots.len().div_ceil(per_page).max(1) as u32;
     let page = page.clamp(1, pages);
     let mut items = Vec::new();
-    for root in tree.roots.iter().skip((page as usize - 1) * per_page).take(per_page) {
+    for root in tree
+        .roots
+        .iter()
+        .skip((page as usize - 1) * per_page)
+        .take(per_page)
+    {
         tree.visit(*root, 1, max_depth.max(1), &mut items);
     }
     ThreadPage { items, page, pages }
@@ -173,7 +183,9 @@ mod tests {
             body_html: String::new(),
             status: status.into(),
             avatar_seed: 0,
-            created_at: chrono::DateTime::from_timestamp(i64::from(id), 0).unwrap().naive_utc(),
+            created_at: chrono::DateTime::from_timestamp(i64::from(id), 0)
+                .unwrap()
+                .naive_utc(),
         }
     }
 
@@ -187,34 +199,52 @@ mod tests {
     #[test]
     fn replies_nest_under_their_parents() {
         let page = build(
-            vec![comment(1, None, "approved"), comment(2, Some(1), "approved"), comment(3, None, "approved")],
+            vec![
+                comment(1, None, "approved"),
+                comment(2, Some(1), "approved"),
+                comment(3, None, "approved"),
+            ],
             vec![],
             5,
             CommentOrder::OldestFirst,
             None,
             1,
         );
-        assert_eq!(shape(&page), vec![(1, 1, true, 0), (2, 2, false, 1), (3, 1, false, 0)]);
+        assert_eq!(
+            shape(&page),
+            vec![(1, 1, true, 0), (2, 2, false, 1), (3, 1, false, 0)]
+        );
     }
 
     #[test]
     fn replies_past_the_depth_limit_stay_at_the_deepest_level() {
         let page = build(
-            vec![comment(1, None, "approved"), comment(2, Some(1), "approved"), comment(3, Some(2), "approved")],
+            vec![
+                comment(1, None, "approved"),
+                comment(2, Some(1), "approved"),
+                comment(3, Some(2), "approved"),
+            ],
             vec![],
             2,
             CommentOrder::OldestFirst,
             None,
             1,
         );
-        assert_eq!(shape(&page), vec![(1, 1, true, 0), (2, 2, false, 0), (3, 2, false, 1)]);
+        assert_eq!(
+            shape(&page),
+            vec![(1, 1, true, 0), (2, 2, false, 0), (3, 2, false, 1)]
+        );
         assert!(!page.items[1].can_reply);
     }
 
     #[test]
     fn a_removed_parent_stays_as_a_placeholder_only_while_it_has_replies() {
         let page = build(
-            vec![comment(1, None, "trash"), comment(2, Some(1), "approved"), comment(3, None, "trash")],
+            vec![
+                comment(1, None, "trash"),
+                comment(2, Some(1), "approved"),
+                comment(3, None, "trash"),
+            ],
             vec![],
             5,
             CommentOrder::OldestFirst,
@@ -233,9 +263,19 @@ mod tests {
             comment(3, None, "approved"),
             comment(4, None, "approved"),
         ];
-        let page = build(comments.clone(), vec![], 5, CommentOrder::OldestFirst, Some(2), 2);
+        let page = build(
+            comments.clone(),
+            vec![],
+            5,
+            CommentOrder::OldestFirst,
+            Some(2),
+            2,
+        );
         assert_eq!(page.pages, 2);
         assert_eq!(shape(&page), vec![(4, 1, false, 0)]);
-        assert_eq!(page_of(comments, vec![], 2, CommentOrder::OldestFirst, 2), 1);
+        assert_eq!(
+            page_of(comments, vec![], 2, CommentOrder::OldestFirst, 2),
+            1
+        );
     }
 }

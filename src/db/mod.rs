@@ -46,7 +46,10 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
-            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
         )
     }
 }
@@ -234,7 +237,9 @@ where
             Ok(value)
         }
         Err(e) => {
-            if let Err(rollback) = <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
+            if let Err(rollback) =
+                <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+            {
                 tracing::error!(error = %rollback, "rollback failed");
             }
             Err(e)

@@ -53,9 +53,7 @@ fn message_for<B>(res: &ServiceResponse<B>) -> Option<ErrorMessage> {
 }
 
 /// `ErrorHandlers` default handler: replaces an error response's body with the site's page.
-pub fn render_error_page<B>(
-    res: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub fn render_error_page<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let Some(message) = message_for(&res) else {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     };

@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_grouped_by_their_64() {
-        assert_eq!(ip_network("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(
+            ip_network("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
         assert_eq!(ip_network("192.0.2.7".parse().unwrap()), "192.0.2.7");
         assert_eq!(ip_network("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
     }

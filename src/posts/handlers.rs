@@ -81,7 +81,12 @@ enum Listing {
     Author(PublicAuthor),
 }
 
-async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str) -> AppResult<HttpResponse> {
+async fn listing(
+    state: &AppState,
+    listing: Listing,
+    page: i64,
+    base_path: &str,
+) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let (tag_id, author_id) = match &listing {
         Listing::All => (None, None),
@@ -91,7 +96,8 @@ async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str)
     let (rows, tags, more) = state
         .db
         .read(move |conn| {
-            let (rows, more) = queries::list_visible(conn, now, tag_id, author_id, page, POSTS_PER_PAGE)?;
+            let (rows, more) =
+                queries::list_visible(conn, now, tag_id, author_id, page, POSTS_PER_PAGE)?;
             let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
             let tags = queries::tags_for_posts(conn, &ids)?;
             Ok((rows, tags, more))
@@ -106,7 +112,10 @@ async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str)
         .map(|(post, author)| PostSummary {
             date: post_date(post.published_at, tz),
             iso_date: iso_date(post.published_at),
-            tags: tags.get(&post.id).map(|t| t.iter().map(TagView::from).collect()).unwrap_or_default(),
+            tags: tags
+                .get(&post.id)
+                .map(|t| t.iter().map(TagView::from).collect())
+                .unwrap_or_default(),
             title: post.title,
             slug: post.slug,
             excerpt: post.excerpt,
@@ -136,7 +145,13 @@ async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str)
     } else {
         base_path.to_string()
     }));
-    let page_href = |n: i64| if n == 1 { base_path.to_string() } else { format!("{base_path}?page={n}") };
+    let page_href = |n: i64| {
+        if n == 1 {
+            base_path.to_string()
+        } else {
+            format!("{base_path}?page={n}")
+        }
+    };
     let html = IndexPage {
         layout,
         heading,
@@ -151,7 +166,10 @@ async fn listing(state: &AppState, listing: Listing, page: i64, base_path: &str)
     Ok(html_response(StatusCode::OK, html, false))
 }
 
-pub async fn index(state: web::Data<AppState>, query: web::Query<PageQuery>) -> AppResult<HttpResponse> {
+pub async fn index(
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
     let page = page_number(query.page.as_deref())?;
     listing(&state, Listing::All, page, "/").await
 }
@@ -191,7 +209,13 @@ pub async fn author_index(
         slug: user.slug,
         bio: user.bio,
     };
-    listing(&state, Listing::Author(author), page, &format!("/authors/{slug}")).await
+    listing(
+        &state,
+        Listing::Author(author),
+        page,
+        &format!("/authors/{slug}"),
+    )
+    .await
 }
 
 /// One comment as the page prints it.
@@ -232,7 +256,10 @@ pub struct CommentFormView {
 
 impl CommentFormView {
     pub fn error(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
     }
 }
 
@@ -271,8 +298,14 @@ pub struct PostQuery {
 
 /// What the comment form should show when the page is rendered.
 pub enum FormState {
-    Fresh { reply_to: Option<i32> },
-    Rejected { raw: RawCommentForm, errors: FieldErrors, notice: Option<String> },
+    Fresh {
+        reply_to: Option<i32>,
+    },
+    Rejected {
+        raw: Box<RawCommentForm>,
+        errors: FieldErrors,
+        notice: Option<String>,
+    },
 }
 
 pub fn comment_heading(count: i32, title: &str) -> String {
@@ -284,7 +317,11 @@ pub fn comment_heading(count: i32, title: &str) -> String {
 }
 
 /// Whether the post takes comments now: open, and not past the "close after N days" setting.
-pub fn comments_open(post: &Post, settings: &DiscussionSettings, now: chrono::NaiveDateTime) -> bool {
+pub fn comments_open(
+    post: &Post,
+    settings: &DiscussionSettings,
+    now: chrono::NaiveDateTime,
+) -> bool {
     post.comments_open
         && settings
             .close_after_days
@@ -367,16 +404,20 @@ pub async fn render_post_page(
                     cancel_href,
                 }
             }
-            FormState::Rejected { raw, errors, notice } => {
+            FormState::Rejected {
+                raw,
+                errors,
+                notice,
+            } => {
                 let parent_id = raw.parent_id.trim().parse::<i32>().ok();
                 CommentFormView {
                     action,
                     reply_to: parent_id.and_then(|id| parent_names.get(&id).cloned()),
                     parent_id,
-                    name: raw.name,
-                    email: raw.email,
-                    website: raw.website,
-                    body: raw.body,
+                    name: raw.name.clone(),
+                    email: raw.email.clone(),
+                    website: raw.website.clone(),
+                    body: raw.body.clone(),
                     notify: raw.notify,
                     remember: raw.remember,
                     errors,
@@ -421,7 +462,10 @@ pub async fn render_post_page(
             author_name: author.display_name,
             author_slug: author.slug,
             author_bio: author.bio,
-            tags: tags.get(&post.id).map(|t| t.iter().map(TagView::from).collect()).unwrap_or_default(),
+            tags: tags
+                .get(&post.id)
+                .map(|t| t.iter().map(TagView::from).collect())
+                .unwrap_or_default(),
             title: post.title,
             slug: post.slug,
             is_page,
@@ -458,7 +502,11 @@ fn comment_view(item: ThreadItem, post_author_id: i32, tz: chrono_tz::Tz) -> Com
 
 /// An HTML response; a page that shows the visitor their own data is never stored by caches.
 pub fn html_response(status: StatusCode, html: String, private: bool) -> HttpResponse {
-    let cache = if private { "private, no-store" } else { "no-cache" };
+    let cache = if private {
+        "private, no-store"
+    } else {
+        "no-cache"
+    };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((CACHE_CONTROL, HeaderValue::from_static(cache)))
@@ -468,7 +516,11 @@ pub fn html_response(status: StatusCode, html: String, private: bool) -> HttpRes
 fn parse_cpage(text: Option<&str>) -> AppResult<u32> {
     match text {
         None => Ok(1),
-        Some(t) => t.parse::<u32>().ok().filter(|n| *n >= 1).ok_or(AppError::NotFound),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(AppError::NotFound),
     }
 }
 
@@ -481,13 +533,25 @@ async fn show(
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let cpage = parse_cpage(query.cpage.as_deref())?;
-    let reply_to = query.replytocom.as_deref().and_then(|r| r.parse::<i32>().ok());
+    let reply_to = query
+        .replytocom
+        .as_deref()
+        .and_then(|r| r.parse::<i32>().ok());
     let (post, author) = state
         .db
         .read(move |conn| queries::find_visible(conn, kind, &slug, now))
         .await?
         .ok_or(AppError::NotFound)?;
-    render_post_page(&state, &req, post, author, FormState::Fresh { reply_to }, cpage, StatusCode::OK).await
+    render_post_page(
+        &state,
+        &req,
+        post,
+        author,
+        FormState::Fresh { reply_to },
+        cpage,
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn show_post(
@@ -496,7 +560,14 @@ pub async fn show_post(
     path: web::Path<String>,
     query: web::Query<PostQuery>,
 ) -> AppResult<HttpResponse> {
-    show(state, req, PostKind::Post, path.into_inner(), query.into_inner()).await
+    show(
+        state,
+        req,
+        PostKind::Post,
+        path.into_inner(),
+        query.into_inner(),
+    )
+    .await
 }
 
 pub async fn show_page(
@@ -505,5 +576,12 @@ pub async fn show_page(
     path: web::Path<String>,
     query: web::Query<PostQuery>,
 ) -> AppResult<HttpResponse> {
-    show(state, req, PostKind::Page, path.into_inner(), query.into_inner()).await
+    show(
+        state,
+        req,
+        PostKind::Page,
+        path.into_inner(),
+        query.into_inner(),
+    )
+    .await
 }

@@ -130,7 +130,9 @@ pub fn store(conn: &mut DbConn, file: &PostFile) -> Result<Published, StoreError
     let author_id = match &file.author_email {
         Some(email) => {
             users::find_by_email(conn, email)?
-                .ok_or_else(|| StoreError::Invalid(format!("author: no user has the email {email}")))?
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!("author: no user has the email {email}"))
+                })?
                 .id
         }
         None => match &existing {
@@ -186,7 +188,11 @@ pub fn store(conn: &mut DbConn, file: &PostFile) -> Result<Published, StoreError
 fn only_user(conn: &mut DbConn) -> Result<i32, StoreError> {
     use crate::db::schema::users;
     use diesel::prelude::*;
-    let ids: Vec<i32> = users::table.select(users::id).limit(2).load(conn).map_err(DbError::from)?;
+    let ids: Vec<i32> = users::table
+        .select(users::id)
+        .limit(2)
+        .load(conn)
+        .map_err(DbError::from)?;
     match ids.as_slice() {
         [id] => Ok(*id),
         [] => Err(StoreError::Invalid(
@@ -208,13 +214,18 @@ pub enum StoreError {
 
 /// Reads and checks every file first, then stores them all in one transaction: one bad file
 /// changes nothing.
-pub fn publish_files(db: &Db, paths: &[impl AsRef<Path>], tz: chrono_tz::Tz) -> anyhow::Result<Vec<Published>> {
+pub fn publish_files(
+    db: &Db,
+    paths: &[impl AsRef<Path>],
+    tz: chrono_tz::Tz,
+) -> anyhow::Result<Vec<Published>> {
     let mut files = Vec::new();
     for path in paths {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let file = parse_post_file(&text, tz).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let file =
+            parse_post_file(&text, tz).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         files.push((path.display().to_string(), file));
     }
     db.write_blocking(|conn| {

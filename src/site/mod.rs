@@ -71,11 +71,11 @@ impl DiscussionSettings {
     /// Settings from stored rows; a missing or unreadable row keeps its default.
     fn from_rows(rows: &HashMap<String, String>) -> DiscussionSettings {
         let d = DiscussionSettings::default();
-        let flag = |key: &str, default: bool| {
-            rows.get(key).map(|v| v == "true").unwrap_or(default)
-        };
+        let flag = |key: &str, default: bool| rows.get(key).map(|v| v == "true").unwrap_or(default);
         let number = |key: &str, default: u32| {
-            rows.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+            rows.get(key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
         };
         let optional = |key: &str, default: Option<u32>| match rows.get(key) {
             Some(v) if v.is_empty() => None,

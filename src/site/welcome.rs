@@ -47,29 +47,37 @@ const WELCOME_COMMENT: &str = "Hi, this is a comment.\n\nTo get started with mod
 
 /// Publishes the welcome post once, on a database that has never had posts.
 pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, DbError> {
-    if crate::site::get(conn, "welcome_published")?.is_some() || post_queries::count_posts(conn)? > 0 {
+    if crate::site::get(conn, "welcome_published")?.is_some()
+        || post_queries::count_posts(conn)? > 0
+    {
         return Ok(false);
     }
     let now = crate::db::now();
-    let author_id = match users::table.select(users::id).order(users::id.asc()).first::<i32>(conn).optional()? {
-        Some(id) => id,
-        None => crate::users::insert(
-            conn,
-            &crate::users::NewUser {
-                email: "welcome@lectern.invalid",
-                display_name: "The lectern team",
-                slug: "lectern",
-                bio: "lectern is a blog engine whose heart is the comment section done right.",
-                role: "moderator",
-                // No password hash ever matches "!", and the account is disabled.
-                password_hash: "!",
-                disabled: true,
-                created_at: now,
-                updated_at: now,
-            },
-        )?
-        .id,
-    };
+    let author_id =
+        match users::table
+            .select(users::id)
+            .order(users::id.asc())
+            .first::<i32>(conn)
+            .optional()?
+        {
+            Some(id) => id,
+            None => crate::users::insert(
+                conn,
+                &crate::users::NewUser {
+                    email: "welcome@lectern.invalid",
+                    display_name: "The lectern team",
+                    slug: "lectern",
+                    bio: "lectern is a blog engine whose heart is the comment section done right.",
+                    role: "moderator",
+                    // No password hash ever matches "!", and the account is disabled.
+                    password_hash: "!",
+                    disabled: true,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )?
+            .id,
+        };
     let body_html = render::render_post(WELCOME_MARKDOWN);
     let excerpt = render::excerpt(WELCOME_MARKDOWN, 280);
     let post = post_queries::insert(

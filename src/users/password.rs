@@ -20,7 +20,9 @@ impl Password {
     /// denial-of-service vector.
     pub fn parse(text: &str) -> Result<Password, String> {
         if text.len() > MAX_PASSWORD_BYTES {
-            return Err(format!("the password is longer than {MAX_PASSWORD_BYTES} bytes"));
+            return Err(format!(
+                "the password is longer than {MAX_PASSWORD_BYTES} bytes"
+            ));
         }
         if text.chars().count() < MIN_PASSWORD_CHARS {
             return Err(format!(

@@ -1,0 +1,387 @@
+//! The `lectern` binary itself: user and post commands, settings errors, and the privacy of a
+//! real server's pages and logs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::common::{client, hidden_value};
+
+fn lectern(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "LECTERN_DATABASE_URL",
+            format!("sqlite://{}", dir.join("cli.db").display()),
+        )
+        .env_remove("LECTERN_BIND")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "Admin@Example.com",
+            "--name",
+            "Ada Admin",
+            "--role",
+            "admin",
+        ],
+        "a long enough password\n",
+    );
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("created admin admin@example.com"));
+
+    let again = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "admin@example.com",
+            "--name",
+            "Other",
+            "--role",
+            "moderator",
+        ],
+        "a long enough password\n",
+    );
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists"));
+
+    let short = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "mod@example.com",
+            "--name",
+            "Mo",
+            "--role",
+            "moderator",
+        ],
+        "short\n",
+    );
+    assert!(!short.status.success());
+    assert!(text(&short.stderr).contains("at least 12 characters"));
+
+    let long = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "mod@example.com",
+            "--name",
+            "Mo",
+            "--role",
+            "moderator",
+        ],
+        &"x".repeat(1025),
+    );
+    assert!(!long.status.success());
+    assert!(text(&long.stderr).contains("longer than 1024 bytes"));
+
+    let role = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "mod@example.com",
+            "--name",
+            "Mo",
+            "--role",
+            "owner",
+        ],
+        "a long enough password\n",
+    );
+    assert!(!role.status.success());
+
+    let email = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "nobody",
+            "--name",
+            "Mo",
+            "--role",
+            "moderator",
+        ],
+        "a long enough password\n",
+    );
+    assert!(!email.status.success());
+    assert!(text(&email.stderr).contains("--email"));
+
+    let passwd = lectern(
+        dir.path(),
+        &["user", "passwd", "--email", "admin@example.com"],
+        "another long password\n",
+    );
+    assert!(passwd.status.success(), "{}", text(&passwd.stderr));
+    let missing = lectern(
+        dir.path(),
+        &["user", "passwd", "--email", "ghost@example.com"],
+        "another long password\n",
+    );
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("no user has the email"));
+}
+
+#[test]
+fn post_publish_creates_and_updates_by_slug_and_one_bad_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = lectern(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "w@example.com",
+            "--name",
+            "Writer",
+            "--role",
+            "admin",
+        ],
+        "a long enough password\n",
+    );
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let good = dir.path().join("good.md");
+    std::fs::write(
+        &good,
+        "---\ntitle: From a file\nauthor: w@example.com\ntags: [notes]\ndate: 2025-03-01\n---\nHello *file*.\n",
+    )
+    .unwrap();
+    let out = lectern(dir.path(), &["post", "publish", "good.md"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created /posts/from-a-file (published)"));
+    let out = lectern(dir.path(), &["post", "publish", "good.md"], "");
+    assert!(text(&out.stdout).contains("updated /posts/from-a-file"));
+
+    let bad = dir.path().join("bad.md");
+    std::fs::write(
+        &bad,
+        "---\ntitle: Bad\nauthor: nobody@example.com\n---\nx\n",
+    )
+    .unwrap();
+    let other = dir.path().join("other.md");
+    std::fs::write(&other, "---\ntitle: Other\nauthor: w@example.com\n---\nx\n").unwrap();
+    let out = lectern(dir.path(), &["post", "publish", "other.md", "bad.md"], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("bad.md: author: no user has the email nobody@example.com"));
+
+    let no_front = dir.path().join("plain.md");
+    std::fs::write(&no_front, "just text").unwrap();
+    let out = lectern(dir.path(), &["post", "publish", "plain.md"], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("front matter"));
+    let out = lectern(dir.path(), &["post", "publish", "missing.md"], "");
+    assert!(!out.status.success());
+
+    // Nothing of other.md was stored, because bad.md failed in the same run.
+    let db = lectern::db::Db::open(
+        &format!("sqlite://{}", dir.path().join("cli.db").display()),
+        lectern::config::SqliteSync::Normal,
+        1,
+    )
+    .unwrap();
+    let other = db
+        .read_blocking(|conn| lectern::posts::queries::find_by_slug(conn, "other"))
+        .unwrap();
+    assert!(other.is_none());
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lectern"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("LECTERN_TIMEZONE", "Mars/Olympus_Mons")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("LECTERN_TIMEZONE"));
+    assert!(
+        !dir.path().join("lectern.db").exists(),
+        "nothing was created"
+    );
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
+        .current_dir(dir)
+        .env(
+            "LECTERN_DATABASE_URL",
+            format!("sqlite://{}", dir.join("site.db").display()),
+        )
+        .env("LECTERN_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("lectern printed its address").unwrap();
+        if let Some(address) = line.strip_prefix("listening on ") {
+            break address.to_string();
+        }
+    };
+    Server { child, address }
+}
+
+#[tokio::test]
+async fn a_sentinel_email_appears_in_no_page_and_no_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let sentinel = "sentinel-4f7a9c@example.com";
+    let http = client();
+    let page = http
+        .get(format!("{}/posts/welcome-to-lectern", server.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = hidden_value(&page, "form_token").unwrap();
+    // Submitted at once, so it is stored (as spam); then a moderator's decision is simulated
+    // below by approving it directly in the database.
+    let response = http
+        .post(format!(
+            "{}/posts/welcome-to-lectern/comments",
+            server.address
+        ))
+        .form(&[
+            ("name", "Sentinel Person"),
+            ("email", sentinel),
+            ("body", "A comment whose author's address must stay private"),
+            ("form_token", &token),
+            ("remember", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    // A second, invalid submission from another visitor does not see it either.
+    let invalid = client()
+        .post(format!(
+            "{}/posts/welcome-to-lectern/comments",
+            server.address
+        ))
+        .form(&[("name", ""), ("email", "other@example.com"), ("body", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    assert!(!invalid.text().await.unwrap().contains(sentinel));
+
+    let db = lectern::db::Db::open(
+        &format!("sqlite://{}", dir.path().join("site.db").display()),
+        lectern::config::SqliteSync::Normal,
+        1,
+    )
+    .unwrap();
+    db.write_blocking(|conn| -> Result<(), lectern::db::DbError> {
+        use diesel::prelude::*;
+        use lectern::db::schema::comments;
+        diesel::update(comments::table.filter(comments::author_email.eq(sentinel)))
+            .set(comments::status.eq("approved"))
+            .execute(conn)?;
+        Ok(())
+    })
+    .unwrap();
+
+    let stranger = client();
+    for path in [
+        "/",
+        "/posts/welcome-to-lectern",
+        "/tags/lectern",
+        "/authors/lectern",
+        "/feed.xml",
+        "/comments/feed.xml",
+        "/posts/welcome-to-lectern/feed.xml",
+        "/sitemap.xml",
+        "/no-such-page",
+    ] {
+        let body = stranger
+            .get(format!("{}{path}", server.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!body.contains(sentinel), "{path} leaks the email");
+        assert!(
+            !body.contains("sentinel-4f7a9c"),
+            "{path} leaks part of the email"
+        );
+    }
+    let page = stranger
+        .get(format!("{}/posts/welcome-to-lectern", server.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Sentinel Person"),
+        "the comment itself is public"
+    );
+
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut log = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("comment stored"), "the log was captured");
+    assert!(!log.contains("sentinel-4f7a9c"), "the log leaks the email");
+}

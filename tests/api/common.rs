@@ -1,0 +1,156 @@
+//! The test harness: the real application on port 0 with a fresh database, and an HTTP client
+//! that keeps cookies and does not follow redirects.
+
+use std::collections::HashMap;
+
+use actix_web::web;
+use lectern::config::Config;
+use lectern::startup::{AppState, Application};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// Starts lectern with `settings` on top of test defaults.
+    pub async fn spawn_with(settings: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut values: HashMap<String, String> = HashMap::new();
+        values.insert(
+            "LECTERN_DATABASE_URL".into(),
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+        );
+        values.insert("LECTERN_BIND".into(), "127.0.0.1:0".into());
+        values.insert(
+            "LECTERN_MAIL_DIR".into(),
+            dir.path().join("mail").display().to_string(),
+        );
+        values.insert("LECTERN_DATABASE_POOL_SIZE".into(), "4".into());
+        for (k, v) in settings {
+            values.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_values(&values).expect("test config");
+        let app = Application::build(config).await.expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: client(),
+            state,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Moves lectern's clock forward instead of sleeping.
+    pub fn advance(&self, secs: i64) {
+        self.state.clock.advance(secs);
+    }
+
+    /// Renders the post's form, then lets the minimum fill-in time pass, as a person would.
+    pub async fn form_token(&self, slug: &str) -> String {
+        let page = self.get_text(&format!("/posts/{slug}")).await;
+        let token = hidden_value(&page, "form_token").expect("the page has a comment form");
+        self.advance(5);
+        token
+    }
+
+    /// Submits a comment with a fresh, valid form token.
+    pub async fn comment(&self, slug: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.form_token(slug).await;
+        let mut form: Vec<(&str, &str)> = vec![("form_token", token.as_str())];
+        form.extend_from_slice(fields);
+        self.post_form(&format!("/posts/{slug}/comments"), &form)
+            .await
+    }
+
+    /// Runs a query against the app's database.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut lectern::db::DbConn) -> Result<T, lectern::db::DbError> + Send + 'static,
+    ) -> T {
+        self.state.db.read(f).await.unwrap()
+    }
+
+    pub async fn comment_count(&self) -> i64 {
+        use diesel::prelude::*;
+        use lectern::db::schema::comments;
+        self.db(|conn| Ok(comments::table.count().get_result(conn)?))
+            .await
+    }
+
+    /// (status, held_reason, body) of a stored comment.
+    pub async fn stored_comment(&self, id: i32) -> (String, Option<String>, String) {
+        use diesel::prelude::*;
+        use lectern::db::schema::comments;
+        self.db(move |conn| {
+            Ok(comments::table
+                .find(id)
+                .select((comments::status, comments::held_reason, comments::body))
+                .first(conn)?)
+        })
+        .await
+    }
+}
+
+/// The `value` of `<input ... name="NAME" value="...">` in a page.
+pub fn hidden_value(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_string())
+}
+
+/// The comment id in a `Location: /posts/slug#comment-ID` redirect.
+pub fn comment_id_from(response: &reqwest::Response) -> i32 {
+    let location = response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .unwrap();
+    location
+        .rsplit_once("#comment-")
+        .expect("points at a comment")
+        .1
+        .parse()
+        .unwrap()
+}
+
+pub const WELCOME: &str = "welcome-to-lectern";

@@ -1,0 +1,145 @@
+use crate::common::{TestApp, WELCOME};
+
+pub async fn publish(app: &TestApp, text: &str) {
+    let tz = app.state.config.timezone;
+    let file = lectern::posts::publish::parse_post_file(text, tz).expect("valid post file");
+    app.state
+        .db
+        .write(move |conn| {
+            lectern::posts::publish::store(conn, &file)
+                .map_err(|e| lectern::db::DbError::Task(e.to_string()))
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_welcome_post_renders_with_its_comment_and_count_heading() {
+    let app = TestApp::spawn().await;
+    let index = app.get_text("/").await;
+    assert!(index.contains("Welcome to lectern"));
+    assert!(index.contains("1 comment"));
+
+    let response = app.get(&format!("/posts/{WELCOME}")).await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("One thought on “Welcome to lectern”"));
+    assert!(page.contains("A lectern Commenter"));
+    assert!(page.contains("Hi, this is a comment."));
+    assert!(page.contains("Leave a Reply"));
+    assert!(page.contains("Your email address will not be published."));
+    assert!(page.contains(r#"rel="external nofollow ugc noopener""#));
+    assert!(page.contains("?replytocom=1#respond"));
+    assert!(page.contains("About <a href=\"/authors/lectern\">The lectern team</a>"));
+    // "November 25, 2026 at 4:55 am"
+    assert!(page.contains(" at "), "WordPress-style comment date");
+}
+
+#[tokio::test]
+async fn markdown_and_box_shortcodes_render() {
+    let app = TestApp::spawn().await;
+    publish(
+        &app,
+        "---\ntitle: Shapes\ntags: [Rust Lang]\n---\n## A heading\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n[box type=\"warning\"]\nMind the **gap**.\n[/box]\n\n<script>alert(1)</script>\n",
+    )
+    .await;
+    let page = app.get_text("/posts/shapes").await;
+    assert!(page.contains(r#"<h2 id="a-heading">"#), "{page}");
+    assert!(page.contains("<table>"));
+    assert!(page.contains(r#"<div class="box box-warning""#));
+    assert!(page.contains("<strong>gap</strong>"));
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert!(page.contains("No comments yet"));
+    let tagged = app.get_text("/tags/rust-lang").await;
+    assert!(tagged.contains("Shapes"));
+}
+
+#[tokio::test]
+async fn drafts_scheduled_posts_and_unknown_slugs_are_404_with_a_page() {
+    let app = TestApp::spawn().await;
+    publish(
+        &app,
+        "---\ntitle: Secret draft\ndraft: true\n---\nnot yet\n",
+    )
+    .await;
+    publish(&app, "---\ntitle: Future\ndate: 2999-01-01\n---\nlater\n").await;
+    for path in [
+        "/posts/secret-draft",
+        "/posts/future",
+        "/posts/no-such-post",
+        "/nowhere",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Page not found"), "{path}");
+    }
+    let index = app.get_text("/").await;
+    assert!(!index.contains("Secret draft"));
+    assert!(!index.contains("Future"));
+    let response = app
+        .post_form("/posts/secret-draft/comments", &[("name", "x")])
+        .await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_index_paginates_newest_first() {
+    let app = TestApp::spawn().await;
+    for n in 1..=12 {
+        publish(
+            &app,
+            &format!("---\ntitle: Post number {n}\ndate: 2020-01-{n:02}\n---\nbody {n}\n"),
+        )
+        .await;
+    }
+    let first = app.get_text("/").await;
+    assert!(first.contains("Welcome to lectern"));
+    assert!(first.find("Post number 12").unwrap() < first.find("Post number 11").unwrap());
+    assert!(first.contains("/?page=2"));
+    let second = app.get_text("/?page=2").await;
+    assert!(
+        second.contains("Post number 1<")
+            || second.contains("Post number 1\n")
+            || second.contains(">Post number 1</a>")
+    );
+    assert_eq!(app.get("/?page=99").await.status(), 404);
+    assert_eq!(app.get("/?page=abc").await.status(), 404);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/",
+        "/posts/welcome-to-lectern",
+        "/nowhere",
+        "/static/style.css",
+    ] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'"), "{path}");
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert!(headers.contains_key("referrer-policy"));
+    }
+}
+
+#[tokio::test]
+async fn healthz_answers_when_the_database_does() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("database: ok"));
+}
+
+#[tokio::test]
+async fn an_https_base_url_turns_on_hsts() {
+    let app = TestApp::spawn_with(&[("LECTERN_BASE_URL", "https://blog.example.com")]).await;
+    let response = app.get("/").await;
+    assert!(response.headers().contains_key("strict-transport-security"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains(r#"<link rel="canonical" href="https://blog.example.com/">"#));
+}
