@@ -102,6 +102,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config).await?;
         println!("listening on {}", listen_url(&app));
+        if let Some(url) = app.setup_url() {
+            println!("setup: {url}");
+        }
         app.run_until_stopped().await.context("the server stopped")
     })
 }

@@ -20,10 +20,16 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Input that was understood but refused; the message says what to change.
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("the submitted form is too large")]
     PayloadTooLarge,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Not signed in: 303 to the login page, which comes back here afterwards.
+    #[error("login required")]
+    LoginRequired(String),
     #[error("service unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -60,6 +66,7 @@ impl AppError {
             AppError::Gone(why) => ("This link is no longer valid", (*why).into()),
             AppError::Conflict(why) => ("Conflict", why.clone()),
             AppError::BadRequest(why) => ("Bad request", why.clone()),
+            AppError::Unprocessable(why) => ("Please check what you entered", why.clone()),
             AppError::PayloadTooLarge => (
                 "Too large",
                 "What you sent is larger than this site accepts. Nothing was saved.".into(),
@@ -70,6 +77,7 @@ impl AppError {
                     "You are posting too quickly. Please wait {retry_after_secs} seconds and try again."
                 ),
             ),
+            AppError::LoginRequired(_) => ("Login required", "Please log in.".into()),
             AppError::Unavailable => (
                 "Temporarily unavailable",
                 "The site cannot answer right now. Please try again shortly.".into(),
@@ -91,8 +99,10 @@ impl ResponseError for AppError {
             AppError::Gone(_) => StatusCode::GONE,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +111,12 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         if let AppError::Internal(e) = self {
             tracing::error!(error = ?e, "request failed");
+        }
+        if let AppError::LoginRequired(location) = self {
+            return HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, location.as_str()))
+                .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                .finish();
         }
         let mut response = HttpResponse::build(self.status_code());
         if let AppError::TooManyRequests { retry_after_secs } = self {

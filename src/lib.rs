@@ -1,5 +1,7 @@
 //! lectern: a server-rendered blog engine whose heart is the comment section.
 
+pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod comments;
 pub mod config;
@@ -7,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod moderation;
 pub mod posts;
 pub mod render;
 pub mod site;

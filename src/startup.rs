@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use actix_web::dev::Server;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Compress, ErrorHandlers, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -49,6 +49,8 @@ pub struct AppState {
     /// Over an https base URL: Secure cookies, `__Host-` names and HSTS.
     pub secure_cookies: bool,
     pub clock: Clock,
+    /// At most this many argon2 verifications at once (each takes 19 MiB and ~50 ms).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    setup_token: Option<String>,
 }
 
 impl Application {
@@ -72,18 +75,21 @@ impl Application {
         let sync = config.sqlite_sync;
         let pool_size = config.pool_size;
         let configured_secret = config.secret_key.clone();
-        let (db, secret) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Vec<u8>)> {
-            let db = Db::open(&url, sync, pool_size)?;
-            let secret =
-                db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
-            let signer = Signer::new(secret.clone());
-            if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
-                tracing::info!("new site: published the welcome post");
-            }
-            Ok((db, secret))
-        })
-        .await
-        .context("opening the database")??;
+        type Opened = (Db, Vec<u8>, Option<String>);
+        let (db, secret, setup_token) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
+                let db = Db::open(&url, sync, pool_size)?;
+                let secret =
+                    db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
+                let signer = Signer::new(secret.clone());
+                if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
+                    tracing::info!("new site: published the welcome post");
+                }
+                let setup_token = db.write_blocking(crate::auth::handlers::issue_setup_token)?;
+                Ok((db, secret, setup_token))
+            })
+            .await
+            .context("opening the database")??;
 
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("LECTERN_BIND: cannot listen on {}", config.bind))?;
@@ -109,6 +115,7 @@ impl Application {
             signer: Signer::new(secret),
             secure_cookies,
             clock: Clock::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
         });
 
         let app_state = state.clone();
@@ -130,6 +137,7 @@ impl Application {
             port: local.port(),
             server,
             state,
+            setup_token,
         })
     }
 
@@ -145,12 +153,70 @@ impl Application {
         self.state.base_url.to_string()
     }
 
+    /// While no enabled admin exists: the single-use link that creates the first one.
+    pub fn setup_url(&self) -> Option<String> {
+        self.setup_token
+            .as_ref()
+            .map(|token| self.state.absolute(&format!("/admin/setup?token={token}")))
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
 }
 
+/// A route's handler, as a plain function so the table below can list it.
+pub type RouteFactory = fn() -> actix_web::Route;
+
+/// Every route under `/admin`, relative to it. The router is built from this table, and the
+/// tests walk it, so no admin POST can escape the CSRF and access checks.
+pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
+    use crate::auth::handlers as auth;
+    use crate::moderation::handlers as moderation;
+    vec![
+        (Method::GET, "", || web::get().to(moderation::dashboard)),
+        (Method::GET, "/login", || web::get().to(auth::login_form)),
+        (Method::POST, "/login", || web::post().to(auth::login)),
+        (Method::POST, "/logout", || web::post().to(auth::logout)),
+        (Method::GET, "/setup", || web::get().to(auth::setup_form)),
+        (Method::POST, "/setup", || web::post().to(auth::setup)),
+        (Method::GET, "/comments", || {
+            web::get().to(moderation::queue)
+        }),
+        (Method::POST, "/comments/bulk", || {
+            web::post().to(moderation::bulk)
+        }),
+        (Method::GET, "/comments/{id}/edit", || {
+            web::get().to(moderation::edit_form)
+        }),
+        (Method::POST, "/comments/{id}/edit", || {
+            web::post().to(moderation::edit)
+        }),
+        (Method::POST, "/comments/{id}/reply", || {
+            web::post().to(moderation::reply)
+        }),
+        (Method::POST, "/comments/{id}/{action}", || {
+            web::post().to(moderation::act)
+        }),
+        (Method::GET, "/audit", || web::get().to(moderation::audit)),
+    ]
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
+    let mut admin = web::scope("/admin").wrap(from_fn(crate::auth::guard::admin_guard));
+    for (_, path, route) in admin_routes() {
+        admin = admin.route(path, route());
+    }
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(crate::auth::guard::MAX_ADMIN_FORM_BYTES)
+            .error_handler(|err, _| {
+                crate::error::AppError::Unprocessable(format!("The form could not be read: {err}"))
+                    .into()
+            }),
+    )
+    .app_data(web::PayloadConfig::default().limit(crate::auth::guard::MAX_ADMIN_FORM_BYTES))
+    .service(admin);
     cfg.route("/", web::get().to(posts::handlers::index))
         .route("/posts/{slug}", web::get().to(posts::handlers::show_post))
         .route(

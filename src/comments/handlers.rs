@@ -119,6 +119,10 @@ pub async fn submit_comment(
         .await;
     }
 
+    // A moderator or admin commenting while logged in is published at once.
+    let staff_user = crate::auth::guard::current_staff(&state, &req)
+        .await?
+        .map(|staff| staff.user.id);
     let ip = crate::http::client_ip(&req, &state.config.trusted_proxies);
     let ip_text = ip.map(|ip| ip.to_string());
     let ip_network = ip.map(crate::http::ip_network);
@@ -146,7 +150,7 @@ pub async fn submit_comment(
                 &StoreRequest {
                     post_id,
                     input: &stored_input,
-                    staff_user: None,
+                    staff_user,
                     honeypot_filled,
                     token,
                     ip: ip_text.as_deref(),

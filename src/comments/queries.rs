@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{CommentStatus, NewComment, PublicComment};
-use crate::db::schema::{comments, posts};
+use crate::db::schema::{comment_counts, comments, posts};
 use crate::db::{DbConn, DbError};
 
 /// A post's approved comments, oldest first, plus any removed comments that approved replies
@@ -167,7 +167,16 @@ pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<i32, Db
     if new_comment.status == CommentStatus::Approved.as_str() {
         adjust_approved_count(conn, new_comment.post_id, 1)?;
     }
+    adjust_status_count(conn, new_comment.status, 1)?;
     Ok(id)
+}
+
+/// Keeps `comment_counts` true; every insert, move and delete calls it.
+pub fn adjust_status_count(conn: &mut DbConn, status: &str, delta: i32) -> Result<(), DbError> {
+    diesel::update(comment_counts::table.find(status))
+        .set(comment_counts::total.eq(comment_counts::total + delta))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Keeps `posts.approved_comment_count` true; every status change through approved calls it.

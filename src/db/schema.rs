@@ -71,6 +71,36 @@ diesel::table! {
         notify -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    moderation_log (id) {
+        id -> Integer,
+        comment_id -> Nullable<Integer>,
+        user_id -> Nullable<Integer>,
+        action -> Text,
+        via -> Text,
+        detail -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Integer,
+        email -> Text,
+        ip_network -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    comment_counts (status) {
+        status -> Text,
+        total -> Integer,
     }
 }
 
@@ -99,6 +129,17 @@ diesel::joinable!(post_tags -> tags (tag_id));
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(sessions -> users (user_id));
 
+diesel::joinable!(moderation_log -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
-    users, posts, tags, post_tags, comments, sessions, settings
+    users,
+    posts,
+    tags,
+    post_tags,
+    comments,
+    sessions,
+    settings,
+    moderation_log,
+    login_failures,
+    comment_counts
 );

@@ -174,6 +174,11 @@ pub fn put(conn: &mut DbConn, name: &str, value: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+pub fn delete(conn: &mut DbConn, name: &str) -> Result<(), DbError> {
+    diesel::delete(settings::table.find(name)).execute(conn)?;
+    Ok(())
+}
+
 /// The secret that signs form tokens, cookies and email links: `LECTERN_SECRET_KEY` when set,
 /// otherwise generated on first start and kept in the database so that restarts and other app
 /// servers on the same database agree.

@@ -123,3 +123,20 @@ pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, D
     crate::site::put(conn, "welcome_published", "true")?;
     Ok(true)
 }
+
+/// The first real admin takes over the welcome post from the placeholder author, if it is still
+/// there, so the post's author box names a person who can be reached.
+pub fn adopt_welcome_post(conn: &mut DbConn, admin_id: i32) -> Result<(), DbError> {
+    use crate::db::schema::posts;
+    let placeholder: Option<i32> = users::table
+        .filter(users::email.eq("welcome@lectern.invalid"))
+        .select(users::id)
+        .first(conn)
+        .optional()?;
+    if let Some(placeholder) = placeholder {
+        diesel::update(posts::table.filter(posts::author_id.eq(placeholder)))
+            .set(posts::author_id.eq(admin_id))
+            .execute(conn)?;
+    }
+    Ok(())
+}

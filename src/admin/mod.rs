@@ -1,0 +1,64 @@
+//! The admin's shared parts: the layout every admin page uses, and form helpers.
+
+use crate::auth::Staff;
+use crate::error::AppResult;
+use crate::moderation::queries::{Tab, tab_counts};
+use crate::startup::AppState;
+
+/// What `admin/base.html` needs.
+pub struct AdminLayout {
+    pub site_title: String,
+    pub head_title: String,
+    pub title: String,
+    pub user_name: String,
+    pub is_admin: bool,
+    pub csrf_token: String,
+    pub pending: i64,
+    pub section: &'static str,
+}
+
+impl AdminLayout {
+    pub async fn new(
+        state: &AppState,
+        staff: &Staff,
+        title: &str,
+        section: &'static str,
+    ) -> AppResult<AdminLayout> {
+        let counts = state.db.read(tab_counts).await?;
+        Ok(AdminLayout {
+            site_title: state.config.site_title.clone(),
+            head_title: format!("{title} ‹ {} — lectern", state.config.site_title),
+            title: title.to_string(),
+            user_name: staff.user.display_name.clone(),
+            is_admin: staff.is_admin(),
+            csrf_token: staff.csrf_token.clone(),
+            pending: counts.get(&Tab::Pending).copied().unwrap_or(0),
+            section,
+        })
+    }
+}
+
+/// A urlencoded admin form as name/value pairs, for forms with repeated fields (`ids`).
+pub struct FormFields(pub Vec<(String, String)>);
+
+impl FormFields {
+    pub fn parse(body: &[u8]) -> Result<FormFields, crate::error::AppError> {
+        crate::comments::domain::decode_form(body)
+            .map(FormFields)
+            .map_err(crate::error::AppError::BadRequest)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

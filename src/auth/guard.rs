@@ -1,0 +1,134 @@
+//! The admin guard, wrapped around `/admin` and the token routes: it resolves the session, and
+//! refuses any POST whose `csrf_token` is missing or foreign before a handler runs, so a new
+//! route cannot forget the check.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpRequest, ResponseError, web};
+use futures_util::StreamExt;
+
+use super::{Staff, sessions};
+use crate::crypto::{constant_time_eq, random_token};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Admin forms may be large (a long post); above this the answer is 413.
+pub const MAX_ADMIN_FORM_BYTES: usize = 4 * 1024 * 1024;
+
+/// The staff member signed in on this request, if any.
+pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option<Staff>, AppError> {
+    let Some(id) = sessions::session_id_from(req, state.secure_cookies) else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    Ok(state
+        .db
+        .write(move |conn| sessions::resolve(conn, &id, now))
+        .await?)
+}
+
+fn anon_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-lectern_csrf"
+    } else {
+        "lectern_csrf"
+    }
+}
+
+/// The CSRF token for a form shown to someone not signed in (login, setup, password reset):
+/// a signature of a random cookie, so a forger would need both. Returns the cookie to set
+/// when the visitor has none yet.
+pub fn anonymous_csrf(state: &AppState, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+    let name = anon_cookie_name(state.secure_cookies);
+    if let Some(cookie) = req.cookie(name).filter(|c| c.value().len() >= 16) {
+        return (state.signer.sign("anon-csrf", cookie.value()), None);
+    }
+    let nonce = random_token(16);
+    let token = state.signer.sign("anon-csrf", &nonce);
+    let cookie = Cookie::build(name, nonce)
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies)
+        .same_site(SameSite::Lax)
+        .finish();
+    (token, Some(cookie))
+}
+
+fn expected_anonymous_csrf(state: &AppState, req: &HttpRequest) -> Option<String> {
+    req.cookie(anon_cookie_name(state.secure_cookies))
+        .filter(|c| c.value().len() >= 16)
+        .map(|c| state.signer.sign("anon-csrf", c.value()))
+}
+
+/// The first `csrf_token` value in a urlencoded form body.
+fn csrf_field(body: &[u8]) -> Option<String> {
+    crate::comments::domain::decode_form(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v)
+}
+
+pub async fn admin_guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let staff = match current_staff(&state, req.request()).await {
+        Ok(staff) => staff,
+        Err(e) => return Ok(refuse(req, e)),
+    };
+    if let Some(staff) = &staff {
+        req.extensions_mut().insert(staff.clone());
+    }
+    if req.method() == Method::POST {
+        let mut body = Vec::new();
+        let mut payload = req.take_payload();
+        while let Some(chunk) = payload.next().await {
+            let Ok(chunk) = chunk else {
+                return Ok(refuse(
+                    req,
+                    AppError::BadRequest("The request body could not be read.".into()),
+                ));
+            };
+            if body.len() + chunk.len() > MAX_ADMIN_FORM_BYTES {
+                return Ok(refuse(req, AppError::PayloadTooLarge));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let expected = match &staff {
+            Some(staff) => Some(staff.csrf_token.clone()),
+            None => expected_anonymous_csrf(&state, req.request()),
+        };
+        let valid = match (csrf_field(&body), expected) {
+            (Some(given), Some(expected)) => constant_time_eq(&given, &expected),
+            _ => false,
+        };
+        if !valid {
+            tracing::warn!(path = %crate::http::middleware::loggable_path(req.path()), "refused a POST without a valid CSRF token");
+            return Ok(refuse(
+                req,
+                AppError::Forbidden(
+                    "This form's security token is missing or has expired, so nothing was changed. Please go back, reload the page and try again.",
+                ),
+            ));
+        }
+        req.set_payload(actix_web::dev::Payload::from(body));
+    }
+    let mut res = next.call(req).await?;
+    // Pages behind a login are never stored by a browser or proxy.
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res.map_into_left_body())
+}
+
+fn refuse<B>(req: ServiceRequest, error: AppError) -> ServiceResponse<EitherBody<B>> {
+    let (req, _) = req.into_parts();
+    ServiceResponse::new(req, error.error_response()).map_into_right_body()
+}

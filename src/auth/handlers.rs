@@ -1,0 +1,495 @@
+//! Login, logout and the first-admin setup page.
+
+use std::sync::OnceLock;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{LOCATION, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::guard::anonymous_csrf;
+use super::{Staff, safe_next, sessions, throttle};
+use crate::crypto::{constant_time_eq, token_hash};
+use crate::db::DbError;
+use crate::error::{AppError, AppResult};
+use crate::posts::handlers::html_response;
+use crate::startup::AppState;
+use crate::users::password::{Password, hash_password, needs_rehash, verify_password};
+use crate::users::{self, NewUser, Role, User};
+use crate::views::Layout;
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    layout: Layout,
+    csrf_token: String,
+    next: String,
+    email: String,
+    message: Option<String>,
+    info: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    info: Option<String>,
+}
+
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    next: String,
+    email: String,
+    message: Option<String>,
+    info: Option<String>,
+) -> AppResult<HttpResponse> {
+    let (csrf_token, cookie) = anonymous_csrf(state, req);
+    let mut layout = Layout::new(state, "Log in");
+    layout.noindex = true;
+    let html = LoginPage {
+        layout,
+        csrf_token,
+        next,
+        email,
+        message,
+        info,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    let mut response = html_response(status, html, true);
+    if let Some(cookie) = cookie {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    Ok(response)
+}
+
+pub async fn login_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+    staff: Option<Staff>,
+) -> AppResult<HttpResponse> {
+    let next = safe_next(query.next.as_deref());
+    if staff.is_some() {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((LOCATION, next))
+            .finish());
+    }
+    let info = match query.info.as_deref() {
+        Some("logged-out") => Some("You are logged out.".to_string()),
+        Some("password-changed") => {
+            Some("Your password was changed. Please log in again.".to_string())
+        }
+        _ => None,
+    };
+    login_page(
+        &state,
+        &req,
+        StatusCode::OK,
+        next,
+        String::new(),
+        None,
+        info,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+const INVALID_LOGIN: &str = "Invalid email or password.";
+
+/// A hash to verify against when the account does not exist, so the answer takes as long.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        Password::parse("not a real password, never matches")
+            .ok()
+            .and_then(|p| hash_password(&p).ok())
+            .unwrap_or_default()
+    })
+}
+
+/// Verifies on a blocking thread, at most a few at a time (each argon2 check takes 19 MiB).
+pub async fn check_password(
+    state: &AppState,
+    user: Option<&User>,
+    password: &str,
+) -> AppResult<bool> {
+    let permit = state
+        .password_checks
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let stored = user
+        .filter(|u| !u.disabled)
+        .map(|u| u.password_hash.clone());
+    let password = password.to_string();
+    let matched = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        match stored {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                verify_password(&password, dummy_hash());
+                false
+            }
+        }
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(matched)
+}
+
+pub fn client_network(state: &AppState, req: &HttpRequest) -> (Option<String>, String) {
+    let ip = crate::http::client_ip(req, &state.config.trusted_proxies);
+    (
+        ip.map(|ip| ip.to_string()),
+        ip.map(crate::http::ip_network).unwrap_or_default(),
+    )
+}
+
+fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> AppResult<HttpResponse> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let email = form.email.trim().to_lowercase();
+    let now = state.clock.now();
+    let (ip, network) = client_network(&state, &req);
+
+    let lookup_email = email.clone();
+    let lookup_network = network.clone();
+    let (locked, user) = state
+        .db
+        .read(move |conn| {
+            let locked = throttle::locked_for(conn, &lookup_email, &lookup_network, now)?;
+            Ok((locked, users::find_by_email(conn, &lookup_email)?))
+        })
+        .await?;
+    if let Some(retry) = locked {
+        let mut response = login_page(
+            &state,
+            &req,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            email,
+            Some(format!(
+                "Too many failed attempts. Please wait {} minutes and try again.",
+                retry.div_ceil(60)
+            )),
+            None,
+        )?;
+        response.headers_mut().insert(RETRY_AFTER, retry.into());
+        return Ok(response);
+    }
+
+    if form.password.len() > crate::users::password::MAX_PASSWORD_BYTES
+        || !check_password(&state, user.as_ref(), &form.password).await?
+    {
+        let failed_email = email.clone();
+        state
+            .db
+            .write(move |conn| throttle::record_failure(conn, &failed_email, &network, now))
+            .await?;
+        tracing::info!("failed login");
+        return login_page(
+            &state,
+            &req,
+            StatusCode::UNAUTHORIZED,
+            next,
+            email,
+            Some(INVALID_LOGIN.into()),
+            None,
+        );
+    }
+    let Some(user) = user else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "a password matched no user"
+        )));
+    };
+
+    let rehash = if needs_rehash(&user.password_hash) {
+        Password::parse(&form.password)
+            .ok()
+            .and_then(|p| hash_password(&p).ok())
+    } else {
+        None
+    };
+    // A new session id at every login: an id planted before login is never the one after.
+    let old_session = sessions::session_id_from(&req, state.secure_cookies);
+    let agent = user_agent(&req);
+    let user_id = user.id;
+    let session_id = state
+        .db
+        .write(move |conn| -> Result<String, DbError> {
+            if let Some(old) = old_session {
+                sessions::end_by_id(conn, &old)?;
+            }
+            throttle::clear_for_account(conn, &email)?;
+            if let Some(hash) = rehash {
+                users::set_password_hash(conn, user_id, &hash)?;
+            }
+            sessions::create(conn, user_id, ip.as_deref(), &agent, now)
+        })
+        .await?;
+    tracing::info!(user_id, "logged in");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, next))
+        .cookie(sessions::session_cookie(session_id, state.secure_cookies))
+        .finish())
+}
+
+pub async fn logout(state: web::Data<AppState>, staff: Option<Staff>) -> AppResult<HttpResponse> {
+    if let Some(staff) = staff {
+        state
+            .db
+            .write(move |conn| sessions::end(conn, &staff.session_hash))
+            .await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, "/admin/login?info=logged-out"))
+        .cookie(sessions::removal_cookie(state.secure_cookies))
+        .finish())
+}
+
+#[derive(Template)]
+#[template(path = "admin/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    csrf_token: String,
+    token: String,
+    name: String,
+    email: String,
+    errors: Vec<String>,
+}
+
+const SETUP_TOKEN_SETTING: &str = "setup_token_hash";
+
+/// While no enabled admin exists, a fresh single-use setup token (its hash is stored).
+pub fn issue_setup_token(conn: &mut crate::db::DbConn) -> Result<Option<String>, DbError> {
+    if users::count_enabled_admins(conn)? > 0 {
+        crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
+        return Ok(None);
+    }
+    let token = crate::crypto::random_token(24);
+    crate::site::put(conn, SETUP_TOKEN_SETTING, &token_hash(&token))?;
+    Ok(Some(token))
+}
+
+/// Checks a setup token: 410 once an admin exists (or it was used), 404 when forged.
+async fn check_setup_token(state: &AppState, token: &str) -> AppResult<()> {
+    let (admins, stored) = state
+        .db
+        .read(|conn| {
+            Ok((
+                users::count_enabled_admins(conn)?,
+                crate::site::get(conn, SETUP_TOKEN_SETTING)?,
+            ))
+        })
+        .await?;
+    if admins > 0 || stored.is_none() {
+        return Err(AppError::Gone(
+            "The site already has an administrator, so the setup link no longer works. Log in instead.",
+        ));
+    }
+    match stored {
+        Some(hash) if constant_time_eq(&hash, &token_hash(token)) => Ok(()),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    token: Option<String>,
+}
+
+fn setup_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    token: String,
+    name: String,
+    email: String,
+    errors: Vec<String>,
+) -> AppResult<HttpResponse> {
+    let (csrf_token, cookie) = anonymous_csrf(state, req);
+    let mut layout = Layout::new(state, "Set up");
+    layout.noindex = true;
+    let html = SetupPage {
+        layout,
+        csrf_token,
+        token,
+        name,
+        email,
+        errors,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    let mut response = html_response(status, html, true);
+    if let Some(cookie) = cookie {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    Ok(response)
+}
+
+pub async fn setup_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<SetupQuery>,
+) -> AppResult<HttpResponse> {
+    let token = query.into_inner().token.unwrap_or_default();
+    check_setup_token(&state, &token).await?;
+    setup_page(
+        &state,
+        &req,
+        StatusCode::OK,
+        token,
+        String::new(),
+        String::new(),
+        Vec::new(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    name: String,
+    email: String,
+    password: String,
+    password_confirm: String,
+}
+
+pub async fn setup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SetupForm>,
+) -> AppResult<HttpResponse> {
+    let form = form.into_inner();
+    check_setup_token(&state, &form.token).await?;
+    let mut errors = Vec::new();
+    let name = users::parse_display_name(&form.name)
+        .map_err(|e| errors.push(format!("Name: {e}")))
+        .ok();
+    let email = users::parse_staff_email(&form.email)
+        .map_err(|e| errors.push(format!("Email: {e}")))
+        .ok();
+    let password = Password::parse(&form.password)
+        .map_err(|e| errors.push(format!("Password: {e}")))
+        .ok();
+    if form.password != form.password_confirm {
+        errors.push("The two passwords differ.".into());
+    }
+    let (Some(name), Some(email), Some(password), true) =
+        (name, email, password, errors.is_empty())
+    else {
+        return setup_page(
+            &state,
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form.token,
+            form.name,
+            form.email,
+            errors,
+        );
+    };
+    let hash = {
+        let permit = state
+            .password_checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_password(&password)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??
+    };
+    let now = state.clock.now();
+    let (ip, _) = client_network(&state, &req);
+    let agent = user_agent(&req);
+    let token = form.token.clone();
+    let outcome = state
+        .db
+        .write(
+            move |conn| -> Result<Result<String, &'static str>, DbError> {
+                // Checked again inside the transaction: two tabs cannot both create an admin.
+                let stored = crate::site::get(conn, SETUP_TOKEN_SETTING)?;
+                if users::count_enabled_admins(conn)? > 0
+                    || !stored.is_some_and(|h| constant_time_eq(&h, &token_hash(&token)))
+                {
+                    return Ok(Err("used"));
+                }
+                if users::find_by_email(conn, &email)?.is_some() {
+                    return Ok(Err("email"));
+                }
+                let slug = users::unused_slug(conn, &name)?;
+                let user = users::insert(
+                    conn,
+                    &NewUser {
+                        email: &email,
+                        display_name: &name,
+                        slug: &slug,
+                        bio: "",
+                        role: Role::Admin.as_str(),
+                        password_hash: &hash,
+                        disabled: false,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
+                crate::site::welcome::adopt_welcome_post(conn, user.id)?;
+                Ok(Ok(sessions::create(
+                    conn,
+                    user.id,
+                    ip.as_deref(),
+                    &agent,
+                    now,
+                )?))
+            },
+        )
+        .await?;
+    match outcome {
+        Ok(session_id) => {
+            tracing::info!("first administrator created through the setup link");
+            Ok(HttpResponse::SeeOther()
+                .insert_header((LOCATION, "/admin"))
+                .cookie(sessions::session_cookie(session_id, state.secure_cookies))
+                .finish())
+        }
+        Err("email") => setup_page(
+            &state,
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form.token,
+            form.name,
+            form.email,
+            vec!["A user with this email already exists.".into()],
+        ),
+        Err(_) => Err(AppError::Gone("This setup link was already used.")),
+    }
+}

@@ -1,0 +1,84 @@
+//! Staff authentication: sessions kept in the database, CSRF tokens, login throttling, the
+//! first-admin setup link. Only this module knows sessions and argon2 (through `users::password`).
+
+pub mod guard;
+pub mod handlers;
+pub mod sessions;
+pub mod throttle;
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+
+use crate::error::AppError;
+use crate::users::{Role, User};
+
+/// A signed-in moderator or admin, put in the request by the admin guard.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub user: User,
+    pub session_hash: String,
+    pub csrf_token: String,
+}
+
+impl Staff {
+    pub fn is_admin(&self) -> bool {
+        self.user.role() == Role::Admin
+    }
+}
+
+impl FromRequest for Staff {
+    type Error = AppError;
+    type Future = Ready<Result<Staff, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.extensions().get::<Staff>() {
+            Some(staff) => Ok(staff.clone()),
+            None => Err(AppError::LoginRequired(login_redirect_target(req))),
+        })
+    }
+}
+
+/// A signed-in admin; a moderator gets 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Staff);
+
+impl FromRequest for Admin {
+    type Error = AppError;
+    type Future = Ready<Result<Admin, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.extensions().get::<Staff>() {
+            Some(staff) if staff.is_admin() => Ok(Admin(staff.clone())),
+            Some(_) => Err(AppError::Forbidden("Only administrators can do this.")),
+            None => Err(AppError::LoginRequired(login_redirect_target(req))),
+        })
+    }
+}
+
+/// Where to come back to after logging in: this page, if it is a page one can GET.
+fn login_redirect_target(req: &HttpRequest) -> String {
+    if req.method() == actix_web::http::Method::GET {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/admin", |pq| pq.as_str());
+        format!("/admin/login?next={}", urlencode(path))
+    } else {
+        "/admin/login".to_string()
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A `next` parameter that stays inside the admin (no open redirects).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_string()
+        }
+        _ => "/admin".to_string(),
+    }
+}

@@ -1,0 +1,371 @@
+//! Moderation: the moves a comment can make between statuses, each written to the one
+//! moderation log in the same transaction.
+
+pub mod handlers;
+pub mod queries;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::comments::CommentStatus;
+use crate::comments::queries::{adjust_approved_count, adjust_status_count};
+use crate::db::schema::{comments, moderation_log};
+use crate::db::{DbConn, DbError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Approve,
+    Unapprove,
+    Spam,
+    NotSpam,
+    Trash,
+    Restore,
+    Delete,
+}
+
+impl Action {
+    pub const ALL: [Action; 7] = [
+        Action::Approve,
+        Action::Unapprove,
+        Action::Spam,
+        Action::NotSpam,
+        Action::Trash,
+        Action::Restore,
+        Action::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Unapprove => "unapprove",
+            Action::Spam => "spam",
+            Action::NotSpam => "not-spam",
+            Action::Trash => "trash",
+            Action::Restore => "restore",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Approve => "Approve",
+            Action::Unapprove => "Unapprove",
+            Action::Spam => "Spam",
+            Action::NotSpam => "Not spam",
+            Action::Trash => "Trash",
+            Action::Restore => "Restore",
+            Action::Delete => "Delete permanently",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// The actions a comment in `status` offers (same-status moves are pointless).
+    pub fn available_from(status: CommentStatus) -> Vec<Action> {
+        Action::ALL
+            .into_iter()
+            .filter(|a| matches!(a.target(status, None), Some(to) if to != Some(status)))
+            .collect()
+    }
+
+    /// Where a comment in `from` goes; `None` when the move is not allowed, `Some(None)` for
+    /// permanent deletion.
+    fn target(
+        self,
+        from: CommentStatus,
+        before: Option<CommentStatus>,
+    ) -> Option<Option<CommentStatus>> {
+        use CommentStatus::*;
+        let back = before
+            .filter(|b| !matches!(b, Spam | Trash))
+            .unwrap_or(Pending);
+        match (self, from) {
+            (Action::Approve, _) => Some(Some(Approved)),
+            (Action::Unapprove, Approved | Pending) => Some(Some(Pending)),
+            (Action::Spam, _) => Some(Some(Spam)),
+            (Action::NotSpam, Spam) => Some(Some(back)),
+            (Action::Trash, _) => Some(Some(Trash)),
+            (Action::Restore, Trash) => Some(Some(back)),
+            (Action::Delete, Spam | Trash) => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// Where an action came from, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Web,
+    Email,
+    Cli,
+    System,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Web => "web",
+            Via::Email => "email",
+            Via::Cli => "cli",
+            Via::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Option<i32>,
+    pub via: Via,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The comment now has this status (or was deleted: `None`).
+    To(Option<CommentStatus>),
+    /// It already had the status the action leads to.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    NotAllowed { from: CommentStatus },
+}
+
+/// One row of the moderation log.
+pub fn log(
+    conn: &mut DbConn,
+    comment_id: Option<i32>,
+    action: &str,
+    detail: &str,
+    actor: &Actor,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::insert_into(moderation_log::table)
+        .values((
+            moderation_log::comment_id.eq(comment_id),
+            moderation_log::user_id.eq(actor.user_id),
+            moderation_log::action.eq(action),
+            moderation_log::via.eq(actor.via.as_str()),
+            moderation_log::detail.eq(detail),
+            moderation_log::ip.eq(actor.ip.as_deref()),
+            moderation_log::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Moves one comment, keeping the maintained counts true and logging the move. Runs inside
+/// the caller's write transaction.
+pub fn apply(
+    conn: &mut DbConn,
+    comment_id: i32,
+    action: Action,
+    actor: &Actor,
+    now: NaiveDateTime,
+) -> Result<Result<Moved, Refused>, DbError> {
+    let found: Option<(i32, String, Option<String>)> = comments::table
+        .find(comment_id)
+        .filter(comments::deleted_at.is_null())
+        .select((comments::post_id, comments::status, comments::status_before))
+        .first(conn)
+        .optional()?;
+    let Some((post_id, status, before)) = found else {
+        return Ok(Err(Refused::NotFound));
+    };
+    let from = CommentStatus::parse(&status).unwrap_or(CommentStatus::Pending);
+    let before = before.as_deref().and_then(CommentStatus::parse);
+    let Some(to) = action.target(from, before) else {
+        return Ok(Err(Refused::NotAllowed { from }));
+    };
+    if to == Some(from) {
+        return Ok(Ok(Moved::Unchanged));
+    }
+    if from == CommentStatus::Approved {
+        adjust_approved_count(conn, post_id, -1)?;
+    }
+    adjust_status_count(conn, from.as_str(), -1)?;
+    match to {
+        Some(to) => {
+            // Remember where a comment came from when it goes to spam or trash, so "not spam"
+            // and "restore" can put it back.
+            let remembered = if matches!(to, CommentStatus::Spam | CommentStatus::Trash) {
+                Some(from.as_str())
+            } else {
+                None
+            };
+            diesel::update(comments::table.find(comment_id))
+                .set((
+                    comments::status.eq(to.as_str()),
+                    comments::status_before.eq(remembered),
+                    comments::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            if to == CommentStatus::Approved {
+                adjust_approved_count(conn, post_id, 1)?;
+            }
+            adjust_status_count(conn, to.as_str(), 1)?;
+        }
+        None => delete_permanently(conn, comment_id, now)?,
+    }
+    log(
+        conn,
+        Some(comment_id),
+        action.as_str(),
+        &format!(
+            "{} → {}",
+            from.as_str(),
+            to.map_or("deleted", CommentStatus::as_str)
+        ),
+        actor,
+        now,
+    )?;
+    Ok(Ok(Moved::To(to)))
+}
+
+/// Deletes a comment. One that replies still hang from stays as an empty tombstone, so the
+/// public thread can show "This comment was removed." in its place.
+fn delete_permanently(
+    conn: &mut DbConn,
+    comment_id: i32,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    let has_replies: Option<i32> = comments::table
+        .filter(comments::parent_id.eq(comment_id))
+        .select(comments::id)
+        .first(conn)
+        .optional()?;
+    if has_replies.is_some() {
+        diesel::update(comments::table.find(comment_id))
+            .set((
+                comments::status.eq(CommentStatus::Trash.as_str()),
+                comments::author_name.eq(""),
+                comments::author_email.eq(""),
+                comments::author_url.eq(None::<String>),
+                comments::body.eq(""),
+                comments::body_html.eq(""),
+                comments::held_reason.eq(None::<String>),
+                comments::ip.eq(None::<String>),
+                comments::ip_network.eq(None::<String>),
+                comments::user_agent.eq(""),
+                comments::notify.eq(false),
+                comments::deleted_at.eq(Some(now)),
+                comments::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::delete(comments::table.find(comment_id)).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A moderator's reply: published at once under `parent_id` (one level up when the parent is
+/// at the deepest level), and a pending parent is approved by replying to it.
+pub fn reply_as_staff(
+    conn: &mut DbConn,
+    parent_id: i32,
+    staff: &crate::users::User,
+    body: &crate::comments::domain::CommentBody,
+    avatar_seed: i32,
+    actor: &Actor,
+    now: NaiveDateTime,
+) -> Result<Result<i32, Refused>, DbError> {
+    use crate::comments::{NewComment, queries};
+    let found: Option<(i32, String)> = comments::table
+        .find(parent_id)
+        .filter(comments::deleted_at.is_null())
+        .select((comments::post_id, comments::status))
+        .first(conn)
+        .optional()?;
+    let Some((post_id, status)) = found else {
+        return Ok(Err(Refused::NotFound));
+    };
+    let from = CommentStatus::parse(&status).unwrap_or(CommentStatus::Pending);
+    match from {
+        CommentStatus::Approved => {}
+        CommentStatus::Pending => {
+            if let Err(refused) = apply(conn, parent_id, Action::Approve, actor, now)? {
+                return Ok(Err(refused));
+            }
+        }
+        CommentStatus::Spam | CommentStatus::Trash => return Ok(Err(Refused::NotAllowed { from })),
+    }
+    let settings = crate::site::DiscussionSettings::load(conn)?;
+    let attach_to =
+        match queries::approved_parent_depth(conn, post_id, parent_id, settings.thread_depth)? {
+            Some((id, depth)) if depth >= settings.thread_depth => {
+                queries::parent_of(conn, id)?.or(Some(id))
+            }
+            _ => Some(parent_id),
+        };
+    let body_html = crate::render::render_comment(body.as_str());
+    let id = queries::insert(
+        conn,
+        &NewComment {
+            post_id,
+            parent_id: attach_to,
+            user_id: Some(staff.id),
+            author_name: &staff.display_name,
+            author_email: &staff.email,
+            author_url: None,
+            body: body.as_str(),
+            body_html: body_html.as_str(),
+            status: CommentStatus::Approved.as_str(),
+            held_reason: None,
+            ip: actor.ip.as_deref(),
+            ip_network: None,
+            user_agent: "",
+            avatar_seed,
+            notify: false,
+            created_at: now,
+            updated_at: now,
+        },
+    )?;
+    log(
+        conn,
+        Some(id),
+        "reply",
+        &format!("reply to #{parent_id}"),
+        actor,
+        now,
+    )?;
+    Ok(Ok(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CommentStatus::*;
+
+    #[test]
+    fn moves_follow_the_rules() {
+        assert_eq!(Action::Delete.target(Approved, None), None);
+        assert_eq!(Action::Delete.target(Spam, None), Some(None));
+        assert_eq!(
+            Action::NotSpam.target(Spam, Some(Approved)),
+            Some(Some(Approved))
+        );
+        assert_eq!(Action::NotSpam.target(Spam, None), Some(Some(Pending)));
+        assert_eq!(
+            Action::Restore.target(Trash, Some(Spam)),
+            Some(Some(Pending))
+        );
+        assert_eq!(Action::Restore.target(Approved, None), None);
+        assert_eq!(
+            Action::available_from(Pending),
+            vec![Action::Approve, Action::Spam, Action::Trash]
+        );
+        assert_eq!(
+            Action::available_from(Trash),
+            vec![
+                Action::Approve,
+                Action::Spam,
+                Action::Restore,
+                Action::Delete
+            ]
+        );
+    }
+}

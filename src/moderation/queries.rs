@@ -1,0 +1,294 @@
+//! The moderation queue's queries: keyset-paginated listing, tab counts from the maintained
+//! counts table, and each author's history.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::comments::CommentStatus;
+use crate::db::schema::{comment_counts, comments, moderation_log, posts, users};
+use crate::db::{DbConn, DbError};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Which comments a queue page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Pending,
+    Approved,
+    Spam,
+    Trash,
+    /// Pending and approved, as in WordPress.
+    All,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [Tab::Pending, Tab::Approved, Tab::Spam, Tab::Trash, Tab::All];
+
+    pub fn parse(text: &str) -> Option<Tab> {
+        Tab::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tab::Pending => "pending",
+            Tab::Approved => "approved",
+            Tab::Spam => "spam",
+            Tab::Trash => "trash",
+            Tab::All => "all",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Pending => "Pending",
+            Tab::Approved => "Approved",
+            Tab::Spam => "Spam",
+            Tab::Trash => "Trash",
+            Tab::All => "All",
+        }
+    }
+
+    fn statuses(self) -> Vec<&'static str> {
+        match self {
+            Tab::All => vec!["pending", "approved"],
+            Tab::Pending => vec!["pending"],
+            Tab::Approved => vec!["approved"],
+            Tab::Spam => vec!["spam"],
+            Tab::Trash => vec!["trash"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct QueueRow {
+    pub id: i32,
+    pub post_id: i32,
+    pub parent_id: Option<i32>,
+    pub user_id: Option<i32>,
+    pub author_name: String,
+    pub author_email: String,
+    pub author_url: Option<String>,
+    pub body: String,
+    pub status: String,
+    pub held_reason: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: String,
+    pub created_at: NaiveDateTime,
+    pub post_title: String,
+    pub post_slug: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub post_id: Option<i32>,
+    pub search: Option<String>,
+}
+
+/// A LIKE pattern matching `text` anywhere, with its wildcards escaped.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Newest first. `before` is the keyset cursor (the last id of the previous page), which stays
+/// fast however deep one goes; `page` is accepted for plain links and uses an offset.
+pub fn list(
+    conn: &mut DbConn,
+    tab: Tab,
+    filter: &QueueFilter,
+    before: Option<i32>,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<QueueRow>, bool), DbError> {
+    let mut query = comments::table
+        .inner_join(posts::table)
+        .filter(comments::status.eq_any(tab.statuses()))
+        .filter(comments::deleted_at.is_null())
+        .select((
+            comments::id,
+            comments::post_id,
+            comments::parent_id,
+            comments::user_id,
+            comments::author_name,
+            comments::author_email,
+            comments::author_url,
+            comments::body,
+            comments::status,
+            comments::held_reason,
+            comments::ip,
+            comments::user_agent,
+            comments::created_at,
+            posts::title,
+            posts::slug,
+        ))
+        .order(comments::id.desc())
+        .into_boxed();
+    if let Some(post_id) = filter.post_id {
+        query = query.filter(comments::post_id.eq(post_id));
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+        let pattern = contains_pattern(search.trim());
+        query = query.filter(
+            lower(comments::author_name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(comments::author_email)
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower(coalesce(comments::author_url, ""))
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower(comments::body).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(before) = before {
+        query = query.filter(comments::id.lt(before));
+    } else if page > 1 {
+        query = query.offset((page - 1) * per_page);
+    }
+    let mut rows: Vec<QueueRow> = query.limit(per_page + 1).load(conn)?;
+    let more = rows.len() as i64 > per_page;
+    rows.truncate(per_page as usize);
+    Ok((rows, more))
+}
+
+/// Tab counts from the maintained table (no counting of the comments themselves).
+pub fn tab_counts(conn: &mut DbConn) -> Result<HashMap<Tab, i64>, DbError> {
+    let rows: Vec<(String, i32)> = comment_counts::table
+        .select((comment_counts::status, comment_counts::total))
+        .load(conn)?;
+    let by_status: HashMap<String, i64> =
+        rows.into_iter().map(|(s, n)| (s, i64::from(n))).collect();
+    let get = |s: &str| by_status.get(s).copied().unwrap_or(0);
+    Ok(HashMap::from([
+        (Tab::Pending, get("pending")),
+        (Tab::Approved, get("approved")),
+        (Tab::Spam, get("spam")),
+        (Tab::Trash, get("trash")),
+        (Tab::All, get("pending") + get("approved")),
+    ]))
+}
+
+/// Approved and spam counts per email, for "this author's history".
+pub fn author_history(
+    conn: &mut DbConn,
+    emails: &[String],
+) -> Result<HashMap<String, (i64, i64)>, DbError> {
+    let rows: Vec<(String, String, i64)> = comments::table
+        .filter(comments::author_email.eq_any(emails))
+        .filter(comments::status.eq_any([
+            CommentStatus::Approved.as_str(),
+            CommentStatus::Spam.as_str(),
+        ]))
+        .group_by((comments::author_email, comments::status))
+        .select((
+            comments::author_email,
+            comments::status,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?;
+    let mut history: HashMap<String, (i64, i64)> = HashMap::new();
+    for (email, status, n) in rows {
+        let entry = history.entry(email).or_default();
+        if status == "approved" {
+            entry.0 = n;
+        } else {
+            entry.1 = n;
+        }
+    }
+    Ok(history)
+}
+
+/// Author names of the comments these rows reply to.
+pub fn parent_names(conn: &mut DbConn, ids: &[i32]) -> Result<HashMap<i32, String>, DbError> {
+    let rows: Vec<(i32, String)> = comments::table
+        .filter(comments::id.eq_any(ids))
+        .select((comments::id, comments::author_name))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A comment with everything the edit form and the reply need.
+pub fn find(conn: &mut DbConn, id: i32) -> Result<Option<QueueRow>, DbError> {
+    Ok(comments::table
+        .inner_join(posts::table)
+        .filter(comments::id.eq(id))
+        .filter(comments::deleted_at.is_null())
+        .select((
+            comments::id,
+            comments::post_id,
+            comments::parent_id,
+            comments::user_id,
+            comments::author_name,
+            comments::author_email,
+            comments::author_url,
+            comments::body,
+            comments::status,
+            comments::held_reason,
+            comments::ip,
+            comments::user_agent,
+            comments::created_at,
+            posts::title,
+            posts::slug,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct LogRow {
+    pub id: i32,
+    pub comment_id: Option<i32>,
+    pub action: String,
+    pub via: String,
+    pub detail: String,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub user_name: Option<String>,
+}
+
+/// The moderation log, newest first, keyset-paginated.
+pub fn audit_log(
+    conn: &mut DbConn,
+    before: Option<i32>,
+    per_page: i64,
+) -> Result<(Vec<LogRow>, bool), DbError> {
+    let mut query = moderation_log::table
+        .left_join(users::table)
+        .select((
+            moderation_log::id,
+            moderation_log::comment_id,
+            moderation_log::action,
+            moderation_log::via,
+            moderation_log::detail,
+            moderation_log::ip,
+            moderation_log::created_at,
+            users::display_name.nullable(),
+        ))
+        .order(moderation_log::id.desc())
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(moderation_log::id.lt(before));
+    }
+    let mut rows: Vec<LogRow> = query.limit(per_page + 1).load(conn)?;
+    let more = rows.len() as i64 > per_page;
+    rows.truncate(per_page as usize);
+    Ok((rows, more))
+}
+
+/// Posts for the queue's filter menu: id and title, newest first.
+pub fn post_choices(conn: &mut DbConn) -> Result<Vec<(i32, String)>, DbError> {
+    Ok(posts::table
+        .filter(posts::status.ne("trash"))
+        .select((posts::id, posts::title))
+        .order(posts::published_at.desc())
+        .limit(200)
+        .load(conn)?)
+}
