@@ -1,6 +1,6 @@
 //! The `lectern` command line.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,10 +101,13 @@ fn open_db(config: &Config) -> anyhow::Result<Db> {
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config).await?;
-        println!("listening on {}", listen_url(&app));
+        // Standard output may be a pipe nobody reads any more; that must not stop the server.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "listening on {}", listen_url(&app));
         if let Some(url) = app.setup_url() {
-            println!("setup: {url}");
+            let _ = writeln!(out, "setup: {url}");
         }
+        let _ = out.flush();
         app.run_until_stopped().await.context("the server stopped")
     })
 }

@@ -267,6 +267,8 @@ fn serve(dir: &Path) -> Server {
             break address.to_string();
         }
     };
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Server { child, address }
 }
 

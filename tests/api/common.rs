@@ -154,3 +154,84 @@ pub fn comment_id_from(response: &reqwest::Response) -> i32 {
 }
 
 pub const WELCOME: &str = "welcome-to-lectern";
+
+impl TestApp {
+    /// Creates a staff user directly (the CLI path is tested on its own).
+    pub async fn create_user(&self, email: &str, name: &str, role: &str, password: &str) -> i32 {
+        use lectern::users::password::{Password, hash_password};
+        let hash = hash_password(&Password::parse(password).unwrap()).unwrap();
+        let (email, name, role) = (email.to_string(), name.to_string(), role.to_string());
+        self.state
+            .db
+            .write(move |conn| -> Result<i32, lectern::db::DbError> {
+                let now = lectern::db::now();
+                let slug = lectern::users::unused_slug(conn, &name)?;
+                Ok(lectern::users::insert(
+                    conn,
+                    &lectern::users::NewUser {
+                        email: &email,
+                        display_name: &name,
+                        slug: &slug,
+                        bio: "",
+                        role: &role,
+                        password_hash: &hash,
+                        disabled: false,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?
+                .id)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A new client logged in as an existing user.
+    pub async fn login_client(&self, email: &str, password: &str) -> reqwest::Client {
+        let http = client();
+        let page = http
+            .get(self.url("/admin/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden_value(&page, "csrf_token").expect("login form has a csrf token");
+        let response = http
+            .post(self.url("/admin/login"))
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "login as {email} succeeds");
+        http
+    }
+
+    /// Creates a user with `role` and returns a client logged in as them.
+    pub async fn staff_client(&self, role: &str) -> reqwest::Client {
+        let email = format!("{role}@example.com");
+        self.create_user(&email, &format!("Test {role}"), role, PASSWORD)
+            .await;
+        self.login_client(&email, PASSWORD).await
+    }
+
+    /// The session's CSRF token, read from an admin page.
+    pub async fn csrf(&self, http: &reqwest::Client) -> String {
+        let page = http
+            .get(self.url("/admin"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        hidden_value(&page, "csrf_token").expect("admin pages carry the csrf token")
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";

@@ -1,6 +1,8 @@
 //! Black-box tests over HTTP against the real application.
 
+mod auth;
 mod cli;
 mod commenting;
 mod common;
+mod moderation;
 mod reading;
