@@ -371,12 +371,11 @@ async fn editing_a_comment_changes_its_text_and_refuses_bad_input() {
         .unwrap();
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.unwrap().contains("Edited text"));
-    assert_eq!(
+    assert!(
         app.stored_comment(1)
             .await
             .2
-            .starts_with("Hi, this is a comment."),
-        true
+            .starts_with("Hi, this is a comment.")
     );
     let good = http
         .post(app.url("/admin/comments/1/edit"))
