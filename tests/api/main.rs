@@ -1,6 +1,7 @@
 //! Black-box tests over HTTP against the real application.
 
 mod auth;
+mod browser;
 mod cli;
 mod commenting;
 mod common;

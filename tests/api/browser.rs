@@ -1,0 +1,184 @@
+//! A real browser walks the whole story: a reader comments and sees it awaiting moderation, a
+//! moderator logs in, approves and replies, and the reader sees both.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`. Without them the test says it was skipped,
+//! except in CI (`CI` set), where it must run and fails instead.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::common::{PASSWORD, TestApp, WELCOME};
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_chromedriver() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("LECTERN_CHROMEDRIVER").ok(),
+        Some("/usr/bin/chromedriver".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn start_driver(path: &PathBuf) -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    // Wait for the driver to accept connections (a readiness poll, bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    let chromium = std::env::var("LECTERN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync", "--window-size=1280,4000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reader_and_a_moderator_walk_the_whole_story_in_a_real_browser() {
+    let Some(chromedriver) = find_chromedriver() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI must run the browser test: install chromium and chromium-driver");
+        }
+        eprintln!(
+            "SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let app = TestApp::spawn().await;
+    app.create_user("mod@example.com", "Mona Moderator", "moderator", PASSWORD)
+        .await;
+    let driver = start_driver(&chromedriver);
+    let profiles = tempfile::tempdir().unwrap();
+
+    // The reader comments.
+    let reader = browser(&driver, &profiles.path().join("reader")).await;
+    reader
+        .goto(&app.url(&format!("/posts/{WELCOME}")))
+        .await
+        .unwrap();
+    fill(&reader, "#comment", "Hello from a real browser").await;
+    fill(&reader, "#author", "Brenda Browser").await;
+    fill(&reader, "#email", "brenda@example.com").await;
+    app.advance(5); // the time a person takes to type
+    click(&reader, ".comment-form button[type=submit]").await;
+    let url = reader.current_url().await.unwrap();
+    assert!(url.as_str().contains("#comment-"), "{url}");
+    let page = reader.source().await.unwrap();
+    assert!(page.contains("Your comment is awaiting moderation."));
+    assert!(page.contains("Hello from a real browser"));
+
+    // The moderator logs in, approves and replies.
+    let moderator = browser(&driver, &profiles.path().join("moderator")).await;
+    moderator.goto(&app.url("/admin/comments")).await.unwrap();
+    fill(&moderator, "#email", "mod@example.com").await;
+    fill(&moderator, "#password", PASSWORD).await;
+    click(
+        &moderator,
+        "form[action='/admin/login'] button[type=submit]",
+    )
+    .await;
+    let page = moderator.source().await.unwrap();
+    assert!(page.contains("brenda@example.com"), "the queue after login");
+    assert!(page.contains("Held: first comment from this author"));
+    click(&moderator, "button.action-approve").await;
+    moderator
+        .goto(&app.url("/admin/comments?status=approved"))
+        .await
+        .unwrap();
+    let id = {
+        let page = moderator.source().await.unwrap();
+        let at = page.find("Hello from a real browser").unwrap();
+        let row = page[..at].rfind("<tr id=\"c").unwrap() + 9;
+        page[row..row + page[row..].find('"').unwrap()].to_string()
+    };
+    click(&moderator, &format!("#c{id} details.reply-box summary")).await;
+    fill(&moderator, &format!("#reply-{id}-body"), "Welcome, Brenda!").await;
+    click(&moderator, &format!("#c{id} details.reply-box button")).await;
+
+    // The reader reloads and sees both.
+    reader
+        .goto(&app.url(&format!("/posts/{WELCOME}")))
+        .await
+        .unwrap();
+    let page = reader.source().await.unwrap();
+    assert!(page.contains("Hello from a real browser"));
+    assert!(page.contains("Welcome, Brenda!"));
+    assert!(!page.contains("Your comment is awaiting moderation."));
+    assert!(page.contains("3 thoughts on"));
+
+    reader.close().await.unwrap();
+    moderator.close().await.unwrap();
+}
