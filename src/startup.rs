@@ -199,6 +199,33 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::post().to(moderation::act)
         }),
         (Method::GET, "/audit", || web::get().to(moderation::audit)),
+        (Method::GET, "/users", || {
+            web::get().to(crate::admin::users::list)
+        }),
+        (Method::POST, "/users", || {
+            web::post().to(crate::admin::users::add)
+        }),
+        (Method::POST, "/users/{id}/role", || {
+            web::post().to(crate::admin::users::change_role)
+        }),
+        (Method::POST, "/users/{id}/disable", || {
+            web::post().to(crate::admin::users::disable)
+        }),
+        (Method::POST, "/users/{id}/enable", || {
+            web::post().to(crate::admin::users::enable)
+        }),
+        (Method::GET, "/settings", || {
+            web::get().to(crate::admin::settings::form)
+        }),
+        (Method::POST, "/settings", || {
+            web::post().to(crate::admin::settings::save)
+        }),
+        (Method::GET, "/profile", || {
+            web::get().to(crate::admin::profile::form)
+        }),
+        (Method::POST, "/profile", || {
+            web::post().to(crate::admin::profile::save)
+        }),
     ]
 }
 

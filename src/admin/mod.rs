@@ -1,5 +1,9 @@
 //! The admin's shared parts: the layout every admin page uses, and form helpers.
 
+pub mod profile;
+pub mod settings;
+pub mod users;
+
 use crate::auth::Staff;
 use crate::error::AppResult;
 use crate::moderation::queries::{Tab, tab_counts};

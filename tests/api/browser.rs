@@ -106,6 +106,26 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Waits (bounded) until the current page satisfies `ready`, and returns it.
+async fn eventually(client: &Client, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = client.source().await.unwrap();
+        if ready(&page) {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never got there:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn page_containing(client: &Client, text: &str) -> String {
+    eventually(client, |page| page.contains(text)).await
+}
+
 #[tokio::test]
 async fn a_reader_and_a_moderator_walk_the_whole_story_in_a_real_browser() {
     let Some(chromedriver) = find_chromedriver() else {
@@ -134,11 +154,17 @@ async fn a_reader_and_a_moderator_walk_the_whole_story_in_a_real_browser() {
     fill(&reader, "#email", "brenda@example.com").await;
     app.advance(5); // the time a person takes to type
     click(&reader, ".comment-form button[type=submit]").await;
-    let url = reader.current_url().await.unwrap();
-    assert!(url.as_str().contains("#comment-"), "{url}");
-    let page = reader.source().await.unwrap();
-    assert!(page.contains("Your comment is awaiting moderation."));
+    // A click that submits a form does not wait for the next page; wait for what it shows.
+    let page = page_containing(&reader, "Your comment is awaiting moderation.").await;
     assert!(page.contains("Hello from a real browser"));
+    assert!(
+        reader
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("#comment-")
+    );
 
     // The moderator logs in, approves and replies.
     let moderator = browser(&driver, &profiles.path().join("moderator")).await;
@@ -150,23 +176,23 @@ async fn a_reader_and_a_moderator_walk_the_whole_story_in_a_real_browser() {
         "form[action='/admin/login'] button[type=submit]",
     )
     .await;
-    let page = moderator.source().await.unwrap();
-    assert!(page.contains("brenda@example.com"), "the queue after login");
+    let page = page_containing(&moderator, "brenda@example.com").await;
     assert!(page.contains("Held: first comment from this author"));
-    click(&moderator, "button.action-approve").await;
-    moderator
-        .goto(&app.url("/admin/comments?status=approved"))
-        .await
-        .unwrap();
     let id = {
-        let page = moderator.source().await.unwrap();
         let at = page.find("Hello from a real browser").unwrap();
         let row = page[..at].rfind("<tr id=\"c").unwrap() + 9;
         page[row..row + page[row..].find('"').unwrap()].to_string()
     };
+    click(&moderator, &format!("#c{id} button.action-approve")).await;
+    eventually(&moderator, |page| !page.contains("brenda@example.com")).await;
+    moderator
+        .goto(&app.url("/admin/comments?status=approved"))
+        .await
+        .unwrap();
     click(&moderator, &format!("#c{id} details.reply-box summary")).await;
     fill(&moderator, &format!("#reply-{id}-body"), "Welcome, Brenda!").await;
     click(&moderator, &format!("#c{id} details.reply-box button")).await;
+    page_containing(&moderator, "Welcome, Brenda!").await;
 
     // The reader reloads and sees both.
     reader

@@ -1,5 +1,6 @@
 //! Black-box tests over HTTP against the real application.
 
+mod admin_pages;
 mod auth;
 mod browser;
 mod cli;
