@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod moderation;
+pub mod notify;
 pub mod posts;
 pub mod render;
 pub mod site;

@@ -16,6 +16,10 @@ use crate::config::Config;
 use crate::crypto::Signer;
 use crate::db::Db;
 use crate::http::{errors, middleware};
+use crate::notify::MailContext;
+use crate::notify::handlers as notify;
+use crate::notify::transport::Transport;
+use crate::notify::worker::Worker;
 use crate::{comments, posts, site};
 
 /// The time as lectern sees it. Tests move it forward instead of sleeping.
@@ -51,6 +55,11 @@ pub struct AppState {
     pub clock: Clock,
     /// At most this many argon2 verifications at once (each takes 19 MiB and ~50 ms).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    pub mail: MailContext,
+    /// Wakes the mail worker after a transaction added mail.
+    pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Where mail goes, for the admin's mail page.
+    pub mail_transport: String,
 }
 
 impl AppState {
@@ -66,6 +75,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     setup_token: Option<String>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -107,16 +117,53 @@ impl Application {
         let origin = base_url.origin().ascii_serialization();
         let secure_cookies = base_url.scheme() == "https";
 
+        let from: lettre::message::Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("LECTERN_MAIL_FROM: {e}"))?;
+        let transport = Transport::from_settings(config.smtp_url.as_ref(), &config.mail_dir)
+            .map_err(anyhow::Error::msg)?;
+        let mail_transport = transport.describe();
+        tracing::info!("mail goes to {mail_transport}");
+        if let Err(e) = transport.check().await {
+            // Not a bad setting: mail waits in the outbox until the server answers.
+            tracing::warn!(error = %e, "the mail server does not answer yet; mail will be queued");
+        }
+        let signer = Signer::new(secret);
+        let mail = MailContext {
+            signer: signer.clone(),
+            base_url: base_url.as_str().trim_end_matches('/').to_string(),
+            site_title: config.site_title.clone(),
+            domain: from.email.domain().to_string(),
+        };
+        let mail_wakeup = Arc::new(tokio::sync::Notify::new());
+        let clock = Clock::default();
+        let retry_secs = config.mail_retry_secs;
+
         let state = web::Data::new(AppState {
             db,
             config,
             base_url,
             origin,
-            signer: Signer::new(secret),
+            signer,
             secure_cookies,
-            clock: Clock::default(),
+            clock: clock.clone(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+            mail,
+            mail_wakeup: mail_wakeup.clone(),
+            mail_transport,
         });
+        let worker = tokio::spawn(
+            Worker {
+                db: state.db.clone(),
+                transport: Arc::new(transport),
+                from,
+                clock,
+                retry_secs,
+                wakeup: mail_wakeup,
+            }
+            .run(),
+        );
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -138,6 +185,7 @@ impl Application {
             server,
             state,
             setup_token,
+            worker,
         })
     }
 
@@ -161,7 +209,14 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.worker.abort();
+        result
+    }
+
+    /// A handle that stops the server (and with it the mail worker) from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 }
 
@@ -173,6 +228,7 @@ pub type RouteFactory = fn() -> actix_web::Route;
 pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
     use crate::auth::handlers as auth;
     use crate::moderation::handlers as moderation;
+    use crate::notify::handlers as notify;
     vec![
         (Method::GET, "", || web::get().to(moderation::dashboard)),
         (Method::GET, "/login", || web::get().to(auth::login_form)),
@@ -199,6 +255,25 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::post().to(moderation::act)
         }),
         (Method::GET, "/audit", || web::get().to(moderation::audit)),
+        (Method::GET, "/password-reset", || {
+            web::get().to(notify::reset_request_page)
+        }),
+        (Method::POST, "/password-reset", || {
+            web::post().to(notify::reset_request)
+        }),
+        (Method::GET, "/password-reset/{token}", || {
+            web::get().to(notify::reset_form)
+        }),
+        (Method::POST, "/password-reset/{token}", || {
+            web::post().to(notify::reset)
+        }),
+        (Method::GET, "/mail", || web::get().to(notify::mail_page)),
+        (Method::POST, "/mail/test", || {
+            web::post().to(notify::send_test)
+        }),
+        (Method::POST, "/mail/{id}/retry", || {
+            web::post().to(notify::retry)
+        }),
         (Method::GET, "/users", || {
             web::get().to(crate::admin::users::list)
         }),
@@ -257,6 +332,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(posts::handlers::author_index),
         )
         .route("/healthz", web::get().to(healthz))
+        .route("/moderate/{token}", web::get().to(notify::moderate_page))
+        .route("/moderate/{token}", web::post().to(notify::moderate))
+        .route("/confirm/{token}", web::get().to(notify::confirm_page))
+        .route("/confirm/{token}", web::post().to(notify::confirm))
+        .route(
+            "/unsubscribe/{token}",
+            web::get().to(notify::unsubscribe_page),
+        )
+        .route("/unsubscribe/{token}", web::post().to(notify::unsubscribe))
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/robots.txt", web::get().to(robots))
         .default_service(web::to(not_found));
@@ -266,18 +350,13 @@ async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
 }
 
-/// 200 when the database answers, else 503.
+/// 200 when the database answers, else 503; the body also counts failed emails.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let answer = state
-        .db
-        .read(|conn| {
-            use diesel::connection::SimpleConnection;
-            conn.batch_execute("SELECT 1")
-                .map_err(crate::db::DbError::from)
-        })
-        .await;
-    let (status, body) = match answer {
-        Ok(()) => (StatusCode::OK, "ok\ndatabase: ok\n".to_string()),
+    let (status, body) = match state.db.read(crate::notify::outbox::count_failed).await {
+        Ok(failed) => (
+            StatusCode::OK,
+            format!("ok\ndatabase: ok\nfailed_emails: {failed}\n"),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");
             (

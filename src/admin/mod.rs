@@ -4,9 +4,17 @@ pub mod profile;
 pub mod settings;
 pub mod users;
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
 use crate::auth::Staff;
+use crate::error::AppError;
 use crate::error::AppResult;
 use crate::moderation::queries::{Tab, tab_counts};
+use crate::moderation::{Actor, Via};
+use crate::posts::handlers::html_response;
 use crate::startup::AppState;
 
 /// What `admin/base.html` needs.
@@ -65,4 +73,26 @@ impl FormFields {
             .filter(move |(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+pub fn render(template: impl Template, status: StatusCode) -> AppResult<HttpResponse> {
+    let html = template
+        .render()
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(html_response(status, html, true))
+}
+
+/// Who made a change from the admin, for the moderation log.
+pub fn web_actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
+    Actor {
+        user_id: Some(staff.user.id),
+        via: Via::Web,
+        ip: crate::http::client_ip(req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
+    }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((LOCATION, location))
+        .finish()
 }

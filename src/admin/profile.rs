@@ -9,8 +9,9 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::users::{hash_off_thread, render, see_other, web_actor};
+use super::{render, see_other, web_actor};
 use crate::admin::{AdminLayout, FormFields};
+use crate::auth::handlers::hash_off_thread;
 use crate::auth::handlers::{check_password, client_network};
 use crate::auth::{Staff, sessions, throttle};
 use crate::db::DbError;

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::users::{render, see_other, web_actor};
+use super::{render, see_other, web_actor};
 use crate::admin::{AdminLayout, FormFields};
 use crate::auth::Admin;
 use crate::comments::classify::check_keywords;

@@ -5,61 +5,21 @@
 //! inside the write transaction that makes the change, so two tabs cannot race past them.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::admin::{AdminLayout, FormFields};
+use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
+use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, Staff};
 use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::moderation::{self, Actor, Via};
-use crate::posts::handlers::html_response;
+use crate::moderation::{self};
 use crate::startup::AppState;
-use crate::users::password::{Password, hash_password};
+use crate::users::password::Password;
 use crate::users::{self, NewUser, Role, User};
-
-pub(crate) fn render(template: impl Template, status: StatusCode) -> AppResult<HttpResponse> {
-    let html = template
-        .render()
-        .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(html_response(status, html, true))
-}
-
-/// Who made a change from the admin, for the moderation log.
-pub(crate) fn web_actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
-    Actor {
-        user_id: Some(staff.user.id),
-        via: Via::Web,
-        ip: crate::http::client_ip(req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
-    }
-}
-
-pub(crate) fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .finish()
-}
-
-/// Hashes on a blocking thread, holding one of the few argon2 permits (19 MiB each).
-pub(crate) async fn hash_off_thread(state: &AppState, password: Password) -> AppResult<String> {
-    let permit = state
-        .password_checks
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        hash_password(&password)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?
-    .map_err(AppError::Internal)
-}
 
 /// How a user is named in the moderation log. Moderators can read the log but not the user
 /// list, so it carries the id rather than the email address.

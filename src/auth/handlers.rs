@@ -414,20 +414,7 @@ pub async fn setup(
             errors,
         );
     };
-    let hash = {
-        let permit = state
-            .password_checks
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash_password(&password)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))??
-    };
+    let hash = hash_off_thread(&state, password).await?;
     let now = state.clock.now();
     let (ip, _) = client_network(&state, &req);
     let agent = user_agent(&req);
@@ -492,4 +479,21 @@ pub async fn setup(
         ),
         Err(_) => Err(AppError::Gone("This setup link was already used.")),
     }
+}
+
+/// Hashes on a blocking thread, holding one of the few argon2 permits (19 MiB each).
+pub async fn hash_off_thread(state: &AppState, password: Password) -> AppResult<String> {
+    let permit = state
+        .password_checks
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        hash_password(&password)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
+    .map_err(AppError::Internal)
 }

@@ -140,6 +140,7 @@ pub async fn submit_comment(
     let honeypot_filled = !raw.honeypot.trim().is_empty();
     let stored_input = input.clone();
     let settings_for_store = settings.clone();
+    let mail = state.mail.clone();
 
     let outcome = state
         .db
@@ -159,6 +160,7 @@ pub async fn submit_comment(
                     avatar_seed,
                     flood_limits,
                     now,
+                    mail: &mail,
                 },
             )
         })
@@ -197,6 +199,7 @@ pub async fn submit_comment(
         status = status.as_str(),
         "comment stored"
     );
+    state.mail_wakeup.notify_one();
 
     let mut location = format!("/posts/{}", post.slug);
     if let Some(per_page) = settings.comments_per_page.filter(|n| *n > 0) {
@@ -263,6 +266,7 @@ pub struct StoreRequest<'a> {
     pub avatar_seed: i32,
     pub flood_limits: bool,
     pub now: chrono::NaiveDateTime,
+    pub mail: &'a crate::notify::MailContext,
 }
 
 /// The checks that need the database, then the insert, all in one write transaction so two
@@ -343,6 +347,14 @@ fn store_comment(
             updated_at: r.now,
         },
     )?;
+    // The emails are written in this same transaction: stored comment, stored mail.
+    match status {
+        CommentStatus::Pending => crate::notify::comment_held(conn, r.mail, id, r.now)?,
+        CommentStatus::Approved => {
+            crate::notify::comment_published(conn, r.mail, id, false, r.now)?
+        }
+        CommentStatus::Spam | CommentStatus::Trash => {}
+    }
     Ok(Outcome::Stored { id, status })
 }
 

@@ -72,6 +72,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        published_notified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -117,6 +118,46 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox (id) {
+        id -> Integer,
+        message_id -> Text,
+        kind -> Text,
+        to_name -> Text,
+        to_address -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        list_unsubscribe -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        first_deferred_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notify_addresses (email) {
+        email -> Text,
+        confirmation_sent_at -> Nullable<Timestamp>,
+        confirmed_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    used_tokens (token_hash) {
+        token_hash -> Text,
+        used_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     settings (name) {
         name -> Text,
         value -> Text,
@@ -141,5 +182,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     settings,
     moderation_log,
     login_failures,
-    comment_counts
+    comment_counts,
+    outbox,
+    notify_addresses,
+    used_tokens
 );

@@ -3,45 +3,22 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, LogRow, QueueFilter, QueueRow, Tab};
-use super::{Action, Actor, Moved, Refused, Via};
-use crate::admin::{AdminLayout, FormFields};
+use super::{Action, Actor, Moved, Refused};
+use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor as actor};
 use crate::auth::{Staff, safe_next};
 use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
-use crate::posts::handlers::html_response;
 use crate::startup::AppState;
 use crate::views::comment_date;
 
 const QUEUE_PAGE_SIZE: i64 = 20;
-
-fn render(template: impl Template, status: StatusCode) -> AppResult<HttpResponse> {
-    let html = template
-        .render()
-        .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(html_response(status, html, true))
-}
-
-fn actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
-    Actor {
-        user_id: Some(staff.user.id),
-        via: Via::Web,
-        ip: crate::http::client_ip(req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
-    }
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .finish()
-}
 
 /// One queue row as printed.
 pub struct QueueItem {
@@ -239,11 +216,12 @@ pub async fn queue(
 async fn act_on(state: &AppState, actor: Actor, ids: Vec<i32>, action: Action) -> AppResult<()> {
     let now = state.clock.now();
     let single = ids.len() == 1;
+    let mail = state.mail.clone();
     let outcome = state
         .db
         .write(move |conn| -> Result<Result<(), Refused>, DbError> {
             for id in ids {
-                match super::apply(conn, id, action, &actor, now)? {
+                match super::apply(conn, &mail, id, action, &actor, now)? {
                     Ok(Moved::To(_) | Moved::Unchanged) => {}
                     // In a bulk action, a comment that cannot make the move is skipped.
                     Err(refused) if single => return Ok(Err(refused)),
@@ -253,6 +231,7 @@ async fn act_on(state: &AppState, actor: Actor, ids: Vec<i32>, action: Action) -
             Ok(Ok(()))
         })
         .await?;
+    state.mail_wakeup.notify_one();
     match outcome {
         Ok(()) => Ok(()),
         Err(Refused::NotFound) => Err(AppError::NotFound),
@@ -327,10 +306,14 @@ pub async fn reply(
     let now = state.clock.now();
     let seed = state.signer.keyed_u32("avatar", &staff.user.email) as i32;
     let user = staff.user.clone();
+    let mail = state.mail.clone();
     let outcome = state
         .db
-        .write(move |conn| super::reply_as_staff(conn, parent_id, &user, &body, seed, &actor, now))
+        .write(move |conn| {
+            super::reply_as_staff(conn, &mail, parent_id, &user, &body, seed, &actor, now)
+        })
         .await?;
+    state.mail_wakeup.notify_one();
     match outcome {
         Ok(_) => Ok(see_other(&safe_next(
             form.get("back").or(Some("/admin/comments")),

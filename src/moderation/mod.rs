@@ -162,6 +162,7 @@ pub fn log(
 /// the caller's write transaction.
 pub fn apply(
     conn: &mut DbConn,
+    mail: &crate::notify::MailContext,
     comment_id: i32,
     action: Action,
     actor: &Actor,
@@ -206,6 +207,7 @@ pub fn apply(
                 .execute(conn)?;
             if to == CommentStatus::Approved {
                 adjust_approved_count(conn, post_id, 1)?;
+                crate::notify::comment_published(conn, mail, comment_id, true, now)?;
             }
             adjust_status_count(conn, to.as_str(), 1)?;
         }
@@ -264,8 +266,10 @@ fn delete_permanently(
 
 /// A moderator's reply: published at once under `parent_id` (one level up when the parent is
 /// at the deepest level), and a pending parent is approved by replying to it.
+#[allow(clippy::too_many_arguments)]
 pub fn reply_as_staff(
     conn: &mut DbConn,
+    mail: &crate::notify::MailContext,
     parent_id: i32,
     staff: &crate::users::User,
     body: &crate::comments::domain::CommentBody,
@@ -287,7 +291,7 @@ pub fn reply_as_staff(
     match from {
         CommentStatus::Approved => {}
         CommentStatus::Pending => {
-            if let Err(refused) = apply(conn, parent_id, Action::Approve, actor, now)? {
+            if let Err(refused) = apply(conn, mail, parent_id, Action::Approve, actor, now)? {
                 return Ok(Err(refused));
             }
         }
@@ -332,6 +336,7 @@ pub fn reply_as_staff(
         actor,
         now,
     )?;
+    crate::notify::comment_published(conn, mail, id, false, now)?;
     Ok(Ok(id))
 }
 

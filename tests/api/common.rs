@@ -11,7 +11,9 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
-    _dir: tempfile::TempDir,
+    pub handle: actix_web::dev::ServerHandle,
+    pub database_url: String,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 pub fn client() -> reqwest::Client {
@@ -27,18 +29,27 @@ impl TestApp {
         TestApp::spawn_with(&[]).await
     }
 
-    /// Starts lectern with `settings` on top of test defaults.
+    /// Starts lectern with `settings` on top of test defaults, on a fresh database.
     pub async fn spawn_with(settings: &[(&str, &str)]) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let mut app = TestApp::spawn_on(&url, dir.path(), settings).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Starts lectern on an existing database (a restart).
+    pub async fn spawn_on(
+        database_url: &str,
+        dir: &std::path::Path,
+        settings: &[(&str, &str)],
+    ) -> TestApp {
         let mut values: HashMap<String, String> = HashMap::new();
-        values.insert(
-            "LECTERN_DATABASE_URL".into(),
-            format!("sqlite://{}", dir.path().join("test.db").display()),
-        );
+        values.insert("LECTERN_DATABASE_URL".into(), database_url.to_string());
         values.insert("LECTERN_BIND".into(), "127.0.0.1:0".into());
         values.insert(
             "LECTERN_MAIL_DIR".into(),
-            dir.path().join("mail").display().to_string(),
+            dir.join("mail").display().to_string(),
         );
         values.insert("LECTERN_DATABASE_POOL_SIZE".into(), "4".into());
         for (k, v) in settings {
@@ -48,13 +59,41 @@ impl TestApp {
         let app = Application::build(config).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
+        let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: client(),
             state,
-            _dir: dir,
+            handle,
+            database_url: database_url.to_string(),
+            _dir: None,
         }
+    }
+
+    /// Stops the server and its mail worker, as a process exit would.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Moves the clock past any retry back-off and wakes the mail worker, again until `n`
+    /// messages have reached `smtp` (an attempt may still be under way when the clock moves).
+    pub async fn deliver_mail(
+        &self,
+        smtp: &crate::smtp::SmtpServer,
+        n: usize,
+    ) -> Vec<crate::smtp::Mail> {
+        for _ in 0..100 {
+            self.advance(2 * 3600);
+            self.state.mail_wakeup.notify_one();
+            if smtp
+                .arrived_within(n, std::time::Duration::from_millis(200))
+                .await
+            {
+                return smtp.mails();
+            }
+        }
+        panic!("expected {n} emails, got {}", smtp.mails().len());
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,5 +6,7 @@ mod browser;
 mod cli;
 mod commenting;
 mod common;
+mod email;
 mod moderation;
 mod reading;
+mod smtp;

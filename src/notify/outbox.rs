@@ -1,0 +1,178 @@
+//! The outbox table: messages are added inside the transaction of the change that causes
+//! them, claimed by a worker with a lease (safe with several servers on one database), and
+//! marked sent, deferred or failed.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::outbox;
+use crate::db::{DbConn, DbError};
+
+/// A claimed row is the worker's for this long; after that another worker may retry it.
+const LEASE_SECS: i64 = 120;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i32,
+    pub message_id: String,
+    pub kind: String,
+    pub to_name: String,
+    pub to_address: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub list_unsubscribe: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+    pub first_deferred_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutboxRow<'a> {
+    pub message_id: &'a str,
+    pub kind: &'a str,
+    pub to_name: &'a str,
+    pub to_address: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub body_html: &'a str,
+    pub list_unsubscribe: Option<&'a str>,
+    pub status: &'a str,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, row: &NewOutboxRow<'_>) -> Result<i32, DbError> {
+    Ok(diesel::insert_into(outbox::table)
+        .values(row)
+        .returning(outbox::id)
+        .get_result(conn)?)
+}
+
+/// Takes up to `limit` due messages for this worker. The UPDATE repeats the "claimable"
+/// condition, so when two servers race for a row only one UPDATE matches it.
+pub fn claim(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
+    let claimable = outbox::status
+        .eq("queued")
+        .and(outbox::next_attempt_at.le(now))
+        .or(outbox::status
+            .eq("sending")
+            .and(outbox::locked_until.lt(now)));
+    let candidates: Vec<i32> = outbox::table
+        .filter(claimable)
+        .select(outbox::id)
+        .order(outbox::next_attempt_at.asc())
+        .limit(limit)
+        .load(conn)?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::update(
+        outbox::table
+            .filter(outbox::id.eq_any(&candidates))
+            .filter(claimable),
+    )
+    .set((
+        outbox::status.eq("sending"),
+        outbox::locked_until.eq(Some(now + Duration::seconds(LEASE_SECS))),
+        outbox::attempts.eq(outbox::attempts + 1),
+    ))
+    .returning(outbox::all_columns)
+    .get_results(conn)?)
+}
+
+pub fn mark_sent(conn: &mut DbConn, id: i32, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("sent"),
+            outbox::sent_at.eq(Some(now)),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn defer(
+    conn: &mut DbConn,
+    id: i32,
+    error: &str,
+    retry_at: NaiveDateTime,
+    first_deferred_at: Option<NaiveDateTime>,
+) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("queued"),
+            outbox::next_attempt_at.eq(retry_at),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::first_deferred_at.eq(first_deferred_at),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn fail(conn: &mut DbConn, id: i32, error: &str) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::status.eq("failed"),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A failed (or waiting) message goes back to the front of the queue.
+pub fn retry_now(conn: &mut DbConn, id: i32, now: NaiveDateTime) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq_any(["failed", "queued"])),
+    )
+    .set((
+        outbox::status.eq("queued"),
+        outbox::next_attempt_at.eq(now),
+        outbox::first_deferred_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// When the next queued message is due, for the worker's sleep.
+pub fn next_due(conn: &mut DbConn) -> Result<Option<NaiveDateTime>, DbError> {
+    let queued: Option<NaiveDateTime> = outbox::table
+        .filter(outbox::status.eq("queued"))
+        .select(diesel::dsl::min(outbox::next_attempt_at))
+        .first(conn)?;
+    let leased: Option<NaiveDateTime> = outbox::table
+        .filter(outbox::status.eq("sending"))
+        .select(diesel::dsl::min(outbox::locked_until))
+        .first::<Option<NaiveDateTime>>(conn)?;
+    Ok(match (queued, leased) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+pub fn count_failed(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq("failed"))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
+    Ok(outbox::table
+        .select(OutboxRow::as_select())
+        .order(outbox::id.desc())
+        .limit(limit)
+        .load(conn)?)
+}
