@@ -60,6 +60,8 @@ pub struct AppState {
     pub mail_wakeup: Arc<tokio::sync::Notify>,
     /// Where mail goes, for the admin's mail page.
     pub mail_transport: String,
+    /// Wakes the scheduler after a post was scheduled (or the test clock moved).
+    pub publish_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ pub struct Application {
     state: web::Data<AppState>,
     setup_token: Option<String>,
     worker: tokio::task::JoinHandle<()>,
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -152,7 +155,13 @@ impl Application {
             mail,
             mail_wakeup: mail_wakeup.clone(),
             mail_transport,
+            publish_wakeup: Arc::new(tokio::sync::Notify::new()),
         });
+        let scheduler = tokio::spawn(crate::posts::scheduler::run(
+            state.db.clone(),
+            state.clock.clone(),
+            state.publish_wakeup.clone(),
+        ));
         let worker = tokio::spawn(
             Worker {
                 db: state.db.clone(),
@@ -186,6 +195,7 @@ impl Application {
             state,
             setup_token,
             worker,
+            scheduler,
         })
     }
 
@@ -211,6 +221,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.worker.abort();
+        self.scheduler.abort();
         result
     }
 

@@ -3,6 +3,7 @@
 pub mod handlers;
 pub mod publish;
 pub mod queries;
+pub mod scheduler;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -64,9 +65,9 @@ pub struct Post {
 }
 
 impl Post {
-    /// Whether readers can see it at `now`: published, or scheduled and due.
+    /// Whether readers can see it at `now`.
     pub fn is_visible(&self, now: NaiveDateTime) -> bool {
-        matches!(self.status.as_str(), "published" | "scheduled") && self.published_at <= now
+        self.status == PostStatus::Published.as_str() && self.published_at <= now
     }
 }
 

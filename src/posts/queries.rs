@@ -1,11 +1,13 @@
-//! Post queries. "Visible" means published, or scheduled and due, at the given time.
+//! Post queries. "Visible" means published with a publication time that has come; scheduled
+//! posts become published when they are due (see `scheduler`), so the listing reads one status
+//! in the order of the `posts_listing` index instead of sorting every post.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{NewPost, Post, PostKind, Tag};
+use super::{NewPost, Post, PostKind, PostStatus, Tag};
 use crate::db::schema::{post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 
@@ -38,7 +40,7 @@ pub fn find_visible(
         .inner_join(users::table)
         .filter(posts::slug.eq(slug))
         .filter(posts::kind.eq(kind.as_str()))
-        .filter(posts::status.eq_any(["published", "scheduled"]))
+        .filter(posts::status.eq(PostStatus::Published.as_str()))
         .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
         .first(conn)
@@ -57,7 +59,7 @@ pub fn list_visible(
     let mut query = posts::table
         .inner_join(users::table)
         .filter(posts::kind.eq(PostKind::Post.as_str()))
-        .filter(posts::status.eq_any(["published", "scheduled"]))
+        .filter(posts::status.eq(PostStatus::Published.as_str()))
         .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
         .order((posts::published_at.desc(), posts::id.desc()))
