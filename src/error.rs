@@ -38,7 +38,23 @@ pub enum AppError {
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
+        // A unique constraint that a request ran into (two people taking the same slug or
+        // address at once) is a conflict for that person, not a server failure.
+        if e.is_unique_violation() {
+            return AppError::Conflict(
+                "That conflicts with something that already exists (it may have just been created). Nothing was changed.".into(),
+            );
+        }
         AppError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl crate::db::Retryable for AppError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AppError::Internal(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 

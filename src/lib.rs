@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod feeds;
 pub mod http;
 pub mod moderation;
 pub mod notify;

@@ -62,6 +62,8 @@ pub struct AppState {
     pub mail_transport: String,
     /// Wakes the scheduler after a post was scheduled (or the test clock moved).
     pub publish_wakeup: Arc<tokio::sync::Notify>,
+    /// Wakes the retention task (purging old spam and trash, dropping old IP addresses).
+    pub retention_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ pub struct Application {
     setup_token: Option<String>,
     worker: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -156,11 +159,17 @@ impl Application {
             mail_wakeup: mail_wakeup.clone(),
             mail_transport,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
+            retention_wakeup: Arc::new(tokio::sync::Notify::new()),
         });
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
             state.db.clone(),
             state.clock.clone(),
             state.publish_wakeup.clone(),
+        ));
+        let retention = tokio::spawn(crate::moderation::retention::run(
+            state.db.clone(),
+            state.clock.clone(),
+            state.retention_wakeup.clone(),
         ));
         let worker = tokio::spawn(
             Worker {
@@ -196,6 +205,7 @@ impl Application {
             setup_token,
             worker,
             scheduler,
+            retention,
         })
     }
 
@@ -222,6 +232,7 @@ impl Application {
         let result = self.server.await;
         self.worker.abort();
         self.scheduler.abort();
+        self.retention.abort();
         result
     }
 
@@ -266,6 +277,12 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::post().to(moderation::act)
         }),
         (Method::GET, "/audit", || web::get().to(moderation::audit)),
+        (Method::GET, "/blocks", || {
+            web::get().to(crate::moderation::blocks::list)
+        }),
+        (Method::POST, "/blocks", || {
+            web::post().to(crate::moderation::blocks::change)
+        }),
         (Method::GET, "/password-reset", || {
             web::get().to(notify::reset_request_page)
         }),
@@ -309,6 +326,30 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/profile", || {
             web::get().to(crate::admin::profile::form)
         }),
+        (Method::GET, "/posts", || {
+            web::get().to(crate::posts::admin::list)
+        }),
+        (Method::GET, "/posts/new", || {
+            web::get().to(crate::posts::admin::new_form)
+        }),
+        (Method::POST, "/posts/new", || {
+            web::post().to(crate::posts::admin::create)
+        }),
+        (Method::GET, "/posts/{id}/edit", || {
+            web::get().to(crate::posts::admin::edit_form)
+        }),
+        (Method::POST, "/posts/{id}/edit", || {
+            web::post().to(crate::posts::admin::update)
+        }),
+        (Method::POST, "/posts/{id}/preview", || {
+            web::post().to(crate::posts::admin::preview)
+        }),
+        (Method::POST, "/posts/{id}/trash", || {
+            web::post().to(crate::posts::admin::trash)
+        }),
+        (Method::POST, "/posts/{id}/restore", || {
+            web::post().to(crate::posts::admin::restore)
+        }),
         (Method::POST, "/profile", || {
             web::post().to(crate::admin::profile::save)
         }),
@@ -337,6 +378,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(comments::handlers::submit_comment),
         )
         .route("/pages/{slug}", web::get().to(posts::handlers::show_page))
+        .route("/feed.xml", web::get().to(crate::feeds::posts_feed))
+        .route(
+            "/comments/feed.xml",
+            web::get().to(crate::feeds::comments_feed),
+        )
+        .route(
+            "/posts/{slug}/feed.xml",
+            web::get().to(crate::feeds::post_comments_feed),
+        )
+        .route(
+            "/tags/{tag}/feed.xml",
+            web::get().to(crate::feeds::tag_feed),
+        )
+        .route("/sitemap.xml", web::get().to(crate::feeds::sitemap))
         .route("/tags/{tag}", web::get().to(posts::handlers::tag_index))
         .route(
             "/authors/{slug}",

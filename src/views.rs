@@ -16,6 +16,21 @@ pub struct Layout {
     pub feeds: Vec<(String, String)>,
     pub og_type: &'static str,
     pub noindex: bool,
+    /// `og:title` when it differs from the `<title>` (a post's own title, without the site's).
+    pub og_title: Option<String>,
+    /// Open Graph article details on a post page.
+    pub article: Option<ArticleMeta>,
+}
+
+/// The `article:*` Open Graph properties of a post.
+#[derive(Debug, Clone)]
+pub struct ArticleMeta {
+    /// RFC 3339, as `iso_date` writes it.
+    pub published_time: String,
+    pub modified_time: String,
+    /// The author's page, absolute.
+    pub author_url: String,
+    pub tags: Vec<String>,
 }
 
 impl Layout {
@@ -27,13 +42,21 @@ impl Layout {
             format!("{page_title} – {site_title}")
         };
         Layout {
-            feeds: vec![(format!("{site_title} – posts"), "/feed.xml".into())],
+            feeds: vec![
+                (format!("{site_title} – posts"), "/feed.xml".into()),
+                (
+                    format!("{site_title} – comments"),
+                    "/comments/feed.xml".into(),
+                ),
+            ],
             site_title,
             head_title,
             canonical: None,
             description: None,
             og_type: "website",
             noindex: false,
+            og_title: None,
+            article: None,
         }
     }
 
@@ -47,6 +70,8 @@ impl Layout {
             feeds: Vec::new(),
             og_type: "website",
             noindex: true,
+            og_title: None,
+            article: None,
         }
     }
 }

@@ -119,6 +119,19 @@ pub async fn admin_guard(
                 ),
             ));
         }
+        // PostgreSQL cannot store NUL in text, and no admin form has a use for it.
+        if crate::comments::domain::decode_form(&body).is_ok_and(|pairs| {
+            pairs
+                .iter()
+                .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        }) {
+            return Ok(refuse(
+                req,
+                AppError::Unprocessable(
+                    "The form contained a NUL character, which cannot be stored. Nothing was changed.".into(),
+                ),
+            ));
+        }
         req.set_payload(actix_web::dev::Payload::from(body));
     }
     let mut res = next.call(req).await?;

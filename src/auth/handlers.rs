@@ -287,6 +287,7 @@ const SETUP_TOKEN_SETTING: &str = "setup_token_hash";
 
 /// While no enabled admin exists, a fresh single-use setup token (its hash is stored).
 pub fn issue_setup_token(conn: &mut crate::db::DbConn) -> Result<Option<String>, DbError> {
+    crate::db::startup_lock(conn)?;
     if users::count_enabled_admins(conn)? > 0 {
         crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
         return Ok(None);

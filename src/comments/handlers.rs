@@ -144,7 +144,7 @@ pub async fn submit_comment(
 
     let outcome = state
         .db
-        .write(move |conn| -> Result<Outcome, DbError> {
+        .write_retrying(move |conn| -> Result<Outcome, DbError> {
             store_comment(
                 conn,
                 &settings_for_store,
@@ -308,11 +308,13 @@ fn store_comment(
         return Ok(Outcome::Flooded { retry_after_secs });
     }
     let returning_commenter = queries::is_returning_commenter(conn, email, input.name.as_str())?;
+    // Read in this transaction, so a block a moderator has just saved applies to the next comment.
+    let blocked = queries::is_blocked(conn, email, r.ip_network, r.now)?;
     let Verdict { status, reason } = classify(
         settings,
         &Submission {
             staff: r.staff_user.is_some(),
-            blocked: false,
+            blocked,
             honeypot_filled: r.honeypot_filled,
             form_token: r.token,
             name: input.name.as_str(),
@@ -380,5 +382,7 @@ fn flood_wait(
             wait = wait.max(times[per_hour - 1] + hour - now);
         }
     }
-    Ok((wait > chrono::Duration::zero()).then(|| wait.num_seconds().max(1) as u64))
+    // Rounded up: a client that waits exactly Retry-After seconds must then be let through.
+    let secs = wait.num_milliseconds().saturating_add(999) / 1000;
+    Ok((wait > chrono::Duration::zero()).then(|| secs.max(1) as u64))
 }

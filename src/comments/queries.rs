@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{CommentStatus, NewComment, PublicComment};
-use crate::db::schema::{comment_counts, comments, posts};
+use crate::db::schema::{blocks, comment_counts, comments, posts};
 use crate::db::{DbConn, DbError};
 
 /// A post's approved comments, oldest first, plus any removed comments that approved replies
@@ -157,6 +157,28 @@ pub fn is_returning_commenter(conn: &mut DbConn, email: &str, name: &str) -> Res
         .first(conn)
         .optional()?;
     Ok(found.is_some())
+}
+
+/// A moderator's block that is in force for this email or this IP network (IPv4 address or
+/// IPv6 /64, as `ip_network` is stored).
+pub fn is_blocked(
+    conn: &mut DbConn,
+    email: &str,
+    ip_network: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let by_email = blocks::kind.eq("email").and(blocks::value.eq(email));
+    let query = blocks::table
+        .filter(blocks::expires_at.is_null().or(blocks::expires_at.gt(now)))
+        .select(blocks::id)
+        .into_boxed();
+    let query = match ip_network {
+        Some(network) => {
+            query.filter(by_email.or(blocks::kind.eq("ip").and(blocks::value.eq(network))))
+        }
+        None => query.filter(by_email),
+    };
+    Ok(query.first::<i32>(conn).optional()?.is_some())
 }
 
 pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<i32, DbError> {

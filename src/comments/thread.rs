@@ -82,20 +82,25 @@ impl Tree {
                 .is_some_and(|kids| kids.iter().any(|k| self.is_shown(*k)))
     }
 
-    fn visit(&self, id: i32, depth: u32, max_depth: u32, out: &mut Vec<ThreadItem>) {
-        let Some(comment) = self.by_id.get(&id) else {
+    /// Emits `id` and its shown descendants. Each comment is moved out of the tree as it is
+    /// emitted (a page of a hundred comments is built without copying them).
+    fn visit(&mut self, id: i32, depth: u32, max_depth: u32, out: &mut Vec<ThreadItem>) {
+        if !self.by_id.contains_key(&id) {
             return;
-        };
+        }
         let removed = self.is_removed(id);
-        let awaiting = self.own.contains(&id) && comment.status == "pending";
         let kids: Vec<i32> = self
             .children
             .get(&id)
             .map(|k| k.iter().copied().filter(|k| self.is_shown(*k)).collect())
             .unwrap_or_default();
         let nests = depth < max_depth && !kids.is_empty();
+        let Some(comment) = self.by_id.remove(&id) else {
+            return;
+        };
+        let awaiting = self.own.contains(&id) && comment.status == "pending";
         out.push(ThreadItem {
-            comment: comment.clone(),
+            comment,
             depth,
             removed,
             awaiting,
@@ -125,20 +130,22 @@ pub fn build(
     let own: HashSet<i32> = own_pending.iter().map(|c| c.id).collect();
     let mut all = comments;
     all.extend(own_pending);
-    let tree = Tree::new(all, own, order);
+    let mut tree = Tree::new(all, own, order);
     let per_page = per_page
         .filter(|n| *n > 0)
         .map_or(tree.roots.len().max(1), |n| n as usize);
     let pages = tree.roots.len().div_ceil(per_page).max(1) as u32;
     let page = page.clamp(1, pages);
     let mut items = Vec::new();
-    for root in tree
+    let roots: Vec<i32> = tree
         .roots
         .iter()
         .skip((page as usize - 1) * per_page)
         .take(per_page)
-    {
-        tree.visit(*root, 1, max_depth.max(1), &mut items);
+        .copied()
+        .collect();
+    for root in roots {
+        tree.visit(root, 1, max_depth.max(1), &mut items);
     }
     ThreadPage { items, page, pages }
 }

@@ -133,6 +133,37 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
+/// How many times a write transaction runs at most when PostgreSQL aborts it for a conflict.
+const WRITE_TRIES: u32 = 4;
+
+/// Errors that may say "this transaction lost a race; run it again".
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+impl Retryable for DbError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => true,
+            // diesel reports 40P01 as Unknown; PostgreSQL's message names it.
+            DbError::Query(DieselError::DatabaseError(_, info)) => {
+                info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Retryable for anyhow::Error {
+    fn is_retryable(&self) -> bool {
+        self.downcast_ref::<DbError>()
+            .is_some_and(DbError::is_retryable)
+    }
+}
+
 /// The handle every part of lectern uses to reach the database.
 #[derive(Clone)]
 pub struct Db {
@@ -193,6 +224,21 @@ impl Db {
             .map_err(|e| E::from(DbError::Task(e.to_string())))?
     }
 
+    /// `write` for transactions that update shared rows (the comment counts) and so may
+    /// deadlock with another on PostgreSQL: one that loses is run again (SQLSTATE 40001,
+    /// 40P01), a few times.
+    pub async fn write_retrying<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Retryable + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_blocking_retrying(f))
+            .await
+            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
     pub fn read_blocking<T, F>(&self, f: F) -> Result<T, DbError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, DbError>,
@@ -207,12 +253,37 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<T, E>,
     {
         let mut conn = self.pool.get().map_err(DbError::from)?;
+        let _gate = self.write_gate();
+        immediate_transaction(&mut conn, f)
+    }
+
+    /// SQLite takes one writer at a time; this process's writers queue here.
+    fn write_gate(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         // A poisoned gate only means another writer panicked; the database itself rolled back.
-        let _gate = match self.backend {
+        match self.backend {
             Backend::Sqlite => Some(self.write_gate.lock().unwrap_or_else(|p| p.into_inner())),
             Backend::Postgres => None,
-        };
-        immediate_transaction(&mut conn, f)
+        }
+    }
+
+    pub fn write_blocking_retrying<T, E, F>(&self, mut f: F) -> Result<T, E>
+    where
+        E: From<DbError> + Retryable,
+        F: FnMut(&mut DbConn) -> Result<T, E>,
+    {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        let _gate = self.write_gate();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match immediate_transaction(&mut conn, &mut f) {
+                Err(e) if tries < WRITE_TRIES && e.is_retryable() => {
+                    tracing::warn!(tries, "transaction conflict; running it again");
+                    std::thread::sleep(Duration::from_millis(5 * tries as u64));
+                }
+                outcome => return outcome,
+            }
+        }
     }
 }
 
@@ -267,6 +338,16 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<(), DbError> {
         }
     };
     outcome.map_err(|e| DbError::Connect(format!("migrations failed: {e}")))
+}
+
+/// Makes servers that start at once on one PostgreSQL database take turns with the first-start
+/// work (secret, welcome post, setup link) for the rest of the transaction. SQLite writers are
+/// serialised anyway.
+pub fn startup_lock(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7310010)").execute(pg)?;
+    }
+    Ok(())
 }
 
 /// The current time as stored: UTC, whole microseconds (PostgreSQL's precision).

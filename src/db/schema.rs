@@ -164,19 +164,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blocks (id) {
+        id -> Integer,
+        kind -> Text,
+        value -> Text,
+        expires_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Integer>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    post_slugs (old_slug) {
+        old_slug -> Text,
+        post_id -> Integer,
+    }
+}
+
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));
+diesel::joinable!(post_slugs -> posts (post_id));
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::joinable!(moderation_log -> users (user_id));
+diesel::joinable!(blocks -> users (created_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     posts,
     tags,
     post_tags,
+    post_slugs,
     comments,
     sessions,
     settings,
@@ -185,5 +206,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     comment_counts,
     outbox,
     notify_addresses,
-    used_tokens
+    used_tokens,
+    blocks
 );

@@ -219,8 +219,8 @@ async fn act_on(state: &AppState, actor: Actor, ids: Vec<i32>, action: Action) -
     let mail = state.mail.clone();
     let outcome = state
         .db
-        .write(move |conn| -> Result<Result<(), Refused>, DbError> {
-            for id in ids {
+        .write_retrying(move |conn| -> Result<Result<(), Refused>, DbError> {
+            for &id in &ids {
                 match super::apply(conn, &mail, id, action, &actor, now)? {
                     Ok(Moved::To(_) | Moved::Unchanged) => {}
                     // In a bulk action, a comment that cannot make the move is skipped.
@@ -309,7 +309,7 @@ pub async fn reply(
     let mail = state.mail.clone();
     let outcome = state
         .db
-        .write(move |conn| {
+        .write_retrying(move |conn| {
             super::reply_as_staff(conn, &mail, parent_id, &user, &body, seed, &actor, now)
         })
         .await?;

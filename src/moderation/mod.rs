@@ -1,8 +1,10 @@
 //! Moderation: the moves a comment can make between statuses, each written to the one
 //! moderation log in the same transaction.
 
+pub mod blocks;
 pub mod handlers;
 pub mod queries;
+pub mod retention;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -163,7 +163,7 @@ pub async fn moderate(
     }
     let done = state
         .db
-        .write(move |conn| -> Result<Done, DbError> {
+        .write_retrying(move |conn| -> Result<Done, DbError> {
             // Checked again in the transaction: two clicks cannot both act.
             if tokens::is_used(conn, &token)? {
                 return Ok(Done::Used);
@@ -176,10 +176,10 @@ pub async fn moderate(
                     Ok(moved) => moved,
                     Err(refused) => return Ok(Done::Refused(refused)),
                 };
-            if let Some(reply) = reply {
+            if let Some(reply) = &reply {
                 let seed = seed_signer.keyed_u32("avatar", &moderator.email) as i32;
                 if let Err(refused) = crate::moderation::reply_as_staff(
-                    conn, &mail, comment_id, &moderator, &reply, seed, &actor, now,
+                    conn, &mail, comment_id, &moderator, reply, seed, &actor, now,
                 )? {
                     return Ok(Done::Refused(refused));
                 }

@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::render::{SafeHtml, identicon_svg};
 use crate::site::DiscussionSettings;
 use crate::startup::AppState;
-use crate::views::{Layout, comment_date, iso_date, post_date};
+use crate::views::{ArticleMeta, Layout, comment_date, iso_date, post_date};
 
 const POSTS_PER_PAGE: i64 = 10;
 
@@ -274,6 +274,8 @@ struct PostPage {
     comments_closed: bool,
     cpage: u32,
     cpages: u32,
+    /// An admin's preview of unsaved changes: a banner, and no comment form.
+    preview: bool,
 }
 
 struct PostView {
@@ -339,18 +341,111 @@ pub async fn render_post_page(
     cpage: u32,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
+    let (html, private) = post_page(
+        state,
+        req,
+        post,
+        author,
+        form_state,
+        cpage,
+        Source::Stored(None),
+    )
+    .await?;
+    Ok(html_response(status, html, private))
+}
+
+/// The page exactly as readers would see `post` (not yet saved) with `tags`, for an admin's
+/// preview: marked noindex, and without a comment form, since nothing may be posted to a
+/// version that does not exist.
+pub async fn render_preview(
+    state: &AppState,
+    req: &HttpRequest,
+    post: Post,
+    author: PublicAuthor,
+    tags: Vec<TagView>,
+) -> AppResult<HttpResponse> {
+    let fresh = FormState::Fresh { reply_to: None };
+    let (html, _) = post_page(state, req, post, author, fresh, 1, Source::Preview(tags)).await?;
+    let mut response = html_response(StatusCode::OK, html, true);
+    response.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-robots-tag"),
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    Ok(response)
+}
+
+/// What a post page reads besides the post: loaded in the same blocking call as the post on a
+/// plain GET, so a page costs one trip to the database thread pool.
+pub struct PageData {
+    settings: DiscussionSettings,
+    thread: Vec<crate::comments::PublicComment>,
+    own: Vec<crate::comments::PublicComment>,
+    tags: std::collections::HashMap<i32, Vec<Tag>>,
+}
+
+fn load_page_data(
+    conn: &mut crate::db::DbConn,
+    post_id: i32,
+    own_ids: &[i32],
+) -> Result<PageData, crate::db::DbError> {
+    Ok(PageData {
+        settings: DiscussionSettings::load(conn)?,
+        thread: comment_queries::load_thread(conn, post_id)?,
+        own: comment_queries::own_pending(conn, post_id, own_ids)?,
+        tags: queries::tags_for_posts(conn, &[post_id])?,
+    })
+}
+
+/// Where a page's post comes from: the database (with its comments and tags, already loaded on
+/// a plain GET), or an admin's unsaved preview with the tags from the form.
+enum Source {
+    Stored(Option<PageData>),
+    Preview(Vec<TagView>),
+}
+
+/// The post page's HTML, and whether it shows the visitor their own data.
+async fn post_page(
+    state: &AppState,
+    req: &HttpRequest,
+    post: Post,
+    author: PublicAuthor,
+    form_state: FormState,
+    cpage: u32,
+    source: Source,
+) -> AppResult<(String, bool)> {
     let post_id = post.id;
-    let own_ids = cookies::pending_ids(req, &state.signer, state.clock.unix());
-    let (settings, thread_rows, own_rows, tags) = state
-        .db
-        .read(move |conn| {
-            let settings = DiscussionSettings::load(conn)?;
-            let thread = comment_queries::load_thread(conn, post_id)?;
-            let own = comment_queries::own_pending(conn, post_id, &own_ids)?;
-            let tags = queries::tags_for_posts(conn, &[post_id])?;
-            Ok((settings, thread, own, tags))
-        })
-        .await?;
+    let preview = matches!(source, Source::Preview(_));
+    let (loaded, preview_tags) = match source {
+        Source::Stored(loaded) => (loaded, None),
+        Source::Preview(tags) => (None, Some(tags)),
+    };
+    let data = match loaded {
+        Some(data) => data,
+        None => {
+            let own_ids = if preview {
+                Vec::new()
+            } else {
+                cookies::pending_ids(req, &state.signer, state.clock.unix())
+            };
+            state
+                .db
+                .read(move |conn| load_page_data(conn, post_id, &own_ids))
+                .await?
+        }
+    };
+    let PageData {
+        settings,
+        thread: thread_rows,
+        own: own_rows,
+        tags: stored_tags,
+    } = data;
+    let tags: Vec<TagView> = match preview_tags {
+        Some(tags) => tags,
+        None => stored_tags
+            .get(&post_id)
+            .map(|t| t.iter().map(TagView::from).collect())
+            .unwrap_or_default(),
+    };
     let tz = state.config.timezone;
     let now = state.clock.now();
     let is_page = post.kind == PostKind::Page.as_str();
@@ -378,7 +473,7 @@ pub async fn render_post_page(
         .collect();
 
     let open = comments_open(&post, &settings, now);
-    let form = open.then(|| {
+    let form = (open && !preview).then(|| {
         let token = issue_form_token(&state.signer, post.id, state.clock.unix());
         let action = format!("/posts/{}/comments", post.slug);
         let cancel_href = format!("/posts/{}#respond", post.slug);
@@ -439,7 +534,15 @@ pub async fn render_post_page(
     layout.canonical = Some(state.absolute(&path));
     layout.description = Some(post.excerpt.clone()).filter(|e| !e.is_empty());
     layout.og_type = "article";
+    layout.og_title = Some(post.title.clone());
+    layout.noindex = preview;
     if !is_page {
+        layout.article = Some(ArticleMeta {
+            published_time: iso_date(post.published_at),
+            modified_time: iso_date(post.updated_at.max(post.published_at)),
+            author_url: state.absolute(&format!("/authors/{}", author.slug)),
+            tags: tags.iter().map(|t| t.name.clone()).collect(),
+        });
         layout.feeds.push((
             format!("{} – comments on “{}”", state.config.site_title, post.title),
             format!("/posts/{}/feed.xml", post.slug),
@@ -451,9 +554,10 @@ pub async fn render_post_page(
         comment_heading: comment_heading(post.approved_comment_count, &post.title),
         comments,
         form,
-        comments_closed: !open,
+        comments_closed: !open && !preview,
         cpage: thread_page.page,
         cpages: thread_page.pages,
+        preview,
         post: PostView {
             date: post_date(post.published_at, tz),
             iso_date: iso_date(post.published_at),
@@ -462,17 +566,14 @@ pub async fn render_post_page(
             author_name: author.display_name,
             author_slug: author.slug,
             author_bio: author.bio,
-            tags: tags
-                .get(&post.id)
-                .map(|t| t.iter().map(TagView::from).collect())
-                .unwrap_or_default(),
+            tags,
             title: post.title,
             slug: post.slug,
             is_page,
         },
     };
     let html = page.render().map_err(|e| AppError::Internal(e.into()))?;
-    Ok(html_response(status, html, shows_own_data))
+    Ok((html, shows_own_data))
 }
 
 fn comment_view(item: ThreadItem, post_author_id: i32, tz: chrono_tz::Tz) -> CommentView {
@@ -513,6 +614,23 @@ pub fn html_response(status: StatusCode, html: String, private: bool) -> HttpRes
         .body(html)
 }
 
+/// 301 to a post's current address, keeping the query (`?cpage=N`).
+pub fn moved_permanently(path: &str, query: &str) -> HttpResponse {
+    let location = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    HttpResponse::MovedPermanently()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        // Bounded, because an admin may give the old address to another post later.
+        .insert_header((
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=86400"),
+        ))
+        .finish()
+}
+
 fn parse_cpage(text: Option<&str>) -> AppResult<u32> {
     match text {
         None => Ok(1),
@@ -537,21 +655,36 @@ async fn show(
         .replytocom
         .as_deref()
         .and_then(|r| r.parse::<i32>().ok());
-    let (post, author) = state
+    let own_ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
+    let found = state
         .db
-        .read(move |conn| queries::find_visible(conn, kind, &slug, now))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    render_post_page(
+        .read(
+            move |conn| match queries::find_visible(conn, kind, &slug, now)? {
+                Some((post, author)) => {
+                    let data = load_page_data(conn, post.id, &own_ids)?;
+                    Ok(Ok((post, author, data)))
+                }
+                None => Ok(Err(queries::find_moved(conn, kind, &slug, now)?)),
+            },
+        )
+        .await?;
+    let (post, author, data) = match found {
+        Ok(found) => found,
+        Err(Some(moved)) => return Ok(moved_permanently(&moved.path(), req.query_string())),
+        Err(None) => return Err(AppError::NotFound),
+    };
+    let form = FormState::Fresh { reply_to };
+    let (html, private) = post_page(
         &state,
         &req,
         post,
         author,
-        FormState::Fresh { reply_to },
+        form,
         cpage,
-        StatusCode::OK,
+        Source::Stored(Some(data)),
     )
-    .await
+    .await?;
+    Ok(html_response(StatusCode::OK, html, private))
 }
 
 pub async fn show_post(

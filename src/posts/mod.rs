@@ -1,5 +1,7 @@
 //! Posts and pages: the model, its queries, the public pages and publishing from files.
 
+pub mod admin;
+pub mod editor;
 pub mod handlers;
 pub mod publish;
 pub mod queries;
@@ -27,6 +29,17 @@ impl PostStatus {
             PostStatus::Trash => "trash",
         }
     }
+
+    pub fn parse(text: &str) -> Option<PostStatus> {
+        [
+            PostStatus::Draft,
+            PostStatus::Published,
+            PostStatus::Scheduled,
+            PostStatus::Trash,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +53,20 @@ impl PostKind {
         match self {
             PostKind::Post => "post",
             PostKind::Page => "page",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PostKind> {
+        [PostKind::Post, PostKind::Page]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+
+    /// Where readers find a post of this kind with `slug`.
+    pub fn path(self, slug: &str) -> String {
+        match self {
+            PostKind::Post => format!("/posts/{slug}"),
+            PostKind::Page => format!("/pages/{slug}"),
         }
     }
 }
@@ -68,6 +95,19 @@ impl Post {
     /// Whether readers can see it at `now`.
     pub fn is_visible(&self, now: NaiveDateTime) -> bool {
         self.status == PostStatus::Published.as_str() && self.published_at <= now
+    }
+
+    pub fn kind(&self) -> PostKind {
+        PostKind::parse(&self.kind).unwrap_or(PostKind::Post)
+    }
+
+    pub fn status(&self) -> PostStatus {
+        PostStatus::parse(&self.status).unwrap_or(PostStatus::Draft)
+    }
+
+    /// The public address of the post (whether or not readers can see it yet).
+    pub fn path(&self) -> String {
+        self.kind().path(&self.slug)
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag};
-use crate::db::schema::{post_tags, posts, tags, users};
+use crate::db::schema::{comments, post_slugs, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 
 /// The author fields a public page shows: never the email address.
@@ -150,4 +150,171 @@ pub fn update(conn: &mut DbConn, post_id: i32, changes: &NewPost<'_>) -> Result<
 
 pub fn count_posts(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(posts::table.count().get_result(conn)?)
+}
+
+pub fn find_by_id(conn: &mut DbConn, id: i32) -> Result<Option<Post>, DbError> {
+    Ok(posts::table
+        .find(id)
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The visible post that readers looking for a `kind` at `slug` should be sent to: the post
+/// that used that slug before it was changed, or a post whose kind changed (a post that
+/// became a page). `None` when there is nothing to redirect to.
+pub fn find_moved(
+    conn: &mut DbConn,
+    kind: PostKind,
+    slug: &str,
+    now: NaiveDateTime,
+) -> Result<Option<Post>, DbError> {
+    let renamed = posts::table
+        .filter(
+            posts::id.eq_any(
+                post_slugs::table
+                    .filter(post_slugs::old_slug.eq(slug))
+                    .select(post_slugs::post_id),
+            ),
+        )
+        .filter(posts::slug.ne(slug));
+    let other_kind = posts::table
+        .filter(posts::slug.eq(slug))
+        .filter(posts::kind.ne(kind.as_str()));
+    let visible = |post: &Post| post.is_visible(now);
+    if let Some(post) = renamed
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?
+        .filter(visible)
+    {
+        return Ok(Some(post));
+    }
+    Ok(other_kind
+        .select(Post::as_select())
+        .first(conn)
+        .optional()?
+        .filter(visible))
+}
+
+/// Whether a post other than `except` has `slug` as its address.
+pub fn slug_taken(conn: &mut DbConn, slug: &str, except: Option<i32>) -> Result<bool, DbError> {
+    let mut query = posts::table
+        .filter(posts::slug.eq(slug))
+        .select(posts::id)
+        .into_boxed();
+    if let Some(id) = except {
+        query = query.filter(posts::id.ne(id));
+    }
+    Ok(query.first::<i32>(conn).optional()?.is_some())
+}
+
+/// Whether `slug` is the old address of a post other than `except` (still redirecting).
+pub fn slug_redirects_elsewhere(
+    conn: &mut DbConn,
+    slug: &str,
+    except: Option<i32>,
+) -> Result<bool, DbError> {
+    let mut query = post_slugs::table
+        .filter(post_slugs::old_slug.eq(slug))
+        .select(post_slugs::post_id)
+        .into_boxed();
+    if let Some(id) = except {
+        query = query.filter(post_slugs::post_id.ne(id));
+    }
+    Ok(query.first::<i32>(conn).optional()?.is_some())
+}
+
+/// Keeps `old_slug` redirecting to `post_id`.
+pub fn remember_old_slug(conn: &mut DbConn, old_slug: &str, post_id: i32) -> Result<(), DbError> {
+    // Delete, then insert: `on_conflict` does not compile through the MultiConnection.
+    release_slug(conn, old_slug)?;
+    diesel::insert_into(post_slugs::table)
+        .values((
+            post_slugs::old_slug.eq(old_slug),
+            post_slugs::post_id.eq(post_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends any redirect from `slug`: a post that takes the address owns it from now on.
+pub fn release_slug(conn: &mut DbConn, slug: &str) -> Result<(), DbError> {
+    diesel::delete(post_slugs::table.filter(post_slugs::old_slug.eq(slug))).execute(conn)?;
+    Ok(())
+}
+
+/// A post as the admin's list shows it: no bodies.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = posts)]
+pub struct AdminPostRow {
+    pub id: i32,
+    pub slug: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub published_at: NaiveDateTime,
+    pub approved_comment_count: i32,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One page of posts and pages for the admin, most recently changed first; `status` `None`
+/// means everything but the trash.
+pub fn list_for_admin(
+    conn: &mut DbConn,
+    status: Option<PostStatus>,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<(AdminPostRow, String)>, bool), DbError> {
+    let mut query = posts::table
+        .inner_join(users::table)
+        .select((AdminPostRow::as_select(), users::display_name))
+        .order((posts::updated_at.desc(), posts::id.desc()))
+        .into_boxed();
+    query = match status {
+        Some(status) => query.filter(posts::status.eq(status.as_str())),
+        None => query.filter(posts::status.ne(PostStatus::Trash.as_str())),
+    };
+    let mut rows = query
+        .limit(per_page + 1)
+        .offset((page - 1).max(0) * per_page)
+        .load::<(AdminPostRow, String)>(conn)?;
+    let more = rows.len() as i64 > per_page;
+    rows.truncate(per_page as usize);
+    Ok((rows, more))
+}
+
+/// How many posts (and pages) have each status.
+pub fn count_by_status(conn: &mut DbConn) -> Result<HashMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> = posts::table
+        .group_by(posts::status)
+        .select((posts::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Pending comments per post, for the listed posts only, in one grouped query.
+pub fn pending_comment_counts(
+    conn: &mut DbConn,
+    post_ids: &[i32],
+) -> Result<HashMap<i32, i64>, DbError> {
+    if post_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i32, i64)> = comments::table
+        .filter(comments::post_id.eq_any(post_ids))
+        .filter(comments::status.eq(crate::comments::CommentStatus::Pending.as_str()))
+        .group_by(comments::post_id)
+        .select((comments::post_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Enabled users an admin can name as a post's author: (id, display name), by name.
+pub fn enabled_authors(conn: &mut DbConn) -> Result<Vec<(i32, String)>, DbError> {
+    Ok(users::table
+        .filter(users::disabled.eq(false))
+        .select((users::id, users::display_name))
+        .order((users::display_name.asc(), users::id.asc()))
+        .load(conn)?)
 }

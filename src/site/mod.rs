@@ -186,6 +186,7 @@ pub fn secret_key(conn: &mut DbConn, configured: Option<&[u8]>) -> Result<Vec<u8
     if let Some(key) = configured {
         return Ok(key.to_vec());
     }
+    crate::db::startup_lock(conn)?;
     if let Some(stored) = get(conn, "secret_key")? {
         return Ok(stored.into_bytes());
     }

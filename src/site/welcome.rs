@@ -47,6 +47,8 @@ const WELCOME_COMMENT: &str = "Hi, this is a comment.\n\nTo get started with mod
 
 /// Publishes the welcome post once, on a database that has never had posts.
 pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, DbError> {
+    // Several servers may start at once on one PostgreSQL database: one of them seeds.
+    crate::db::startup_lock(conn)?;
     if crate::site::get(conn, "welcome_published")?.is_some()
         || post_queries::count_posts(conn)? > 0
     {

@@ -2,19 +2,16 @@
 //! real server's pages and logs.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::common::{client, hidden_value};
+use crate::common::{TestDb, client, hidden_value};
 
-fn lectern(dir: &Path, args: &[&str], stdin: &str) -> Output {
+fn lectern(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    let dir = db.dir.path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
         .args(args)
         .current_dir(dir)
-        .env(
-            "LECTERN_DATABASE_URL",
-            format!("sqlite://{}", dir.join("cli.db").display()),
-        )
+        .env("LECTERN_DATABASE_URL", db.url.clone())
         .env_remove("LECTERN_BIND")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -36,9 +33,9 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new();
     let ok = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -55,7 +52,7 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(text(&ok.stdout).contains("created admin admin@example.com"));
 
     let again = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -72,7 +69,7 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(text(&again.stderr).contains("already exists"));
 
     let short = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -89,7 +86,7 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(text(&short.stderr).contains("at least 12 characters"));
 
     let long = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -106,7 +103,7 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(text(&long.stderr).contains("longer than 1024 bytes"));
 
     let role = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -122,7 +119,7 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(!role.status.success());
 
     let email = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -139,13 +136,13 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
     assert!(text(&email.stderr).contains("--email"));
 
     let passwd = lectern(
-        dir.path(),
+        &db,
         &["user", "passwd", "--email", "admin@example.com"],
         "another long password\n",
     );
     assert!(passwd.status.success(), "{}", text(&passwd.stderr));
     let missing = lectern(
-        dir.path(),
+        &db,
         &["user", "passwd", "--email", "ghost@example.com"],
         "another long password\n",
     );
@@ -155,9 +152,10 @@ fn user_add_creates_a_user_and_refuses_bad_input_clearly() {
 
 #[test]
 fn post_publish_creates_and_updates_by_slug_and_one_bad_file_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new();
+    let dir = &db.dir;
     let add = lectern(
-        dir.path(),
+        &db,
         &[
             "user",
             "add",
@@ -177,10 +175,10 @@ fn post_publish_creates_and_updates_by_slug_and_one_bad_file_changes_nothing() {
         "---\ntitle: From a file\nauthor: w@example.com\ntags: [notes]\ndate: 2025-03-01\n---\nHello *file*.\n",
     )
     .unwrap();
-    let out = lectern(dir.path(), &["post", "publish", "good.md"], "");
+    let out = lectern(&db, &["post", "publish", "good.md"], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("created /posts/from-a-file (published)"));
-    let out = lectern(dir.path(), &["post", "publish", "good.md"], "");
+    let out = lectern(&db, &["post", "publish", "good.md"], "");
     assert!(text(&out.stdout).contains("updated /posts/from-a-file"));
 
     let bad = dir.path().join("bad.md");
@@ -191,25 +189,20 @@ fn post_publish_creates_and_updates_by_slug_and_one_bad_file_changes_nothing() {
     .unwrap();
     let other = dir.path().join("other.md");
     std::fs::write(&other, "---\ntitle: Other\nauthor: w@example.com\n---\nx\n").unwrap();
-    let out = lectern(dir.path(), &["post", "publish", "other.md", "bad.md"], "");
+    let out = lectern(&db, &["post", "publish", "other.md", "bad.md"], "");
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("bad.md: author: no user has the email nobody@example.com"));
 
     let no_front = dir.path().join("plain.md");
     std::fs::write(&no_front, "just text").unwrap();
-    let out = lectern(dir.path(), &["post", "publish", "plain.md"], "");
+    let out = lectern(&db, &["post", "publish", "plain.md"], "");
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("front matter"));
-    let out = lectern(dir.path(), &["post", "publish", "missing.md"], "");
+    let out = lectern(&db, &["post", "publish", "missing.md"], "");
     assert!(!out.status.success());
 
     // Nothing of other.md was stored, because bad.md failed in the same run.
-    let db = lectern::db::Db::open(
-        &format!("sqlite://{}", dir.path().join("cli.db").display()),
-        lectern::config::SqliteSync::Normal,
-        1,
-    )
-    .unwrap();
+    let db = lectern::db::Db::open(&db.url, lectern::config::SqliteSync::Normal, 1).unwrap();
     let other = db
         .read_blocking(|conn| lectern::posts::queries::find_by_slug(conn, "other"))
         .unwrap();
@@ -246,13 +239,11 @@ impl Drop for Server {
     }
 }
 
-fn serve(dir: &Path) -> Server {
+fn serve(db: &TestDb) -> Server {
+    let dir = db.dir.path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
         .current_dir(dir)
-        .env(
-            "LECTERN_DATABASE_URL",
-            format!("sqlite://{}", dir.join("site.db").display()),
-        )
+        .env("LECTERN_DATABASE_URL", db.url.clone())
         .env("LECTERN_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
@@ -274,8 +265,8 @@ fn serve(dir: &Path) -> Server {
 
 #[tokio::test]
 async fn a_sentinel_email_appears_in_no_page_and_no_log_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let db = TestDb::new();
+    let server = serve(&db);
     let sentinel = "sentinel-4f7a9c@example.com";
     let http = client();
     let page = http
@@ -318,12 +309,7 @@ async fn a_sentinel_email_appears_in_no_page_and_no_log_line() {
     assert_eq!(invalid.status(), 422);
     assert!(!invalid.text().await.unwrap().contains(sentinel));
 
-    let db = lectern::db::Db::open(
-        &format!("sqlite://{}", dir.path().join("site.db").display()),
-        lectern::config::SqliteSync::Normal,
-        1,
-    )
-    .unwrap();
+    let db = lectern::db::Db::open(&db.url, lectern::config::SqliteSync::Normal, 1).unwrap();
     db.write_blocking(|conn| -> Result<(), lectern::db::DbError> {
         use diesel::prelude::*;
         use lectern::db::schema::comments;

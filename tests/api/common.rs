@@ -13,7 +13,127 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub handle: actix_web::dev::ServerHandle,
     pub database_url: String,
-    pub _dir: Option<tempfile::TempDir>,
+    pub test_db: Option<TestDb>,
+}
+
+/// A fresh database for one test: a SQLite file in a temporary folder, or, when
+/// `LECTERN_TEST_DATABASE_URL` names a PostgreSQL server, a new database cloned from a
+/// migrated template (fast), dropped again when the test ends.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+/// The PostgreSQL server the suite runs against, if any.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("LECTERN_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+fn with_database(server: &str, name: &str) -> String {
+    let mut url = url::Url::parse(server).expect("LECTERN_TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn admin_sql(server: &str, sql: &str) {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let mut conn =
+        diesel::pg::PgConnection::establish(server).expect("the PostgreSQL test server answers");
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Creates (once per test process) a migrated template database and returns its name.
+fn template(server: &str) -> &'static str {
+    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use diesel::prelude::*;
+        // Databases left by an interrupted earlier run.
+        let mut conn = diesel::pg::PgConnection::establish(server).expect("the PostgreSQL test server answers");
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            datname: String,
+        }
+        let stale: Vec<Name> = diesel::sql_query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'lectern\\_t\\_%' OR datname LIKE 'lectern\\_tpl\\_%'",
+        )
+        .load(&mut conn)
+        .unwrap();
+        drop(conn);
+        for db in stale {
+            admin_sql(server, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.datname));
+        }
+        let name = format!("lectern_tpl_{}", std::process::id());
+        admin_sql(server, &format!("CREATE DATABASE \"{name}\""));
+        let manager = lectern::db::ConnectionManager::new(&with_database(server, &name), lectern::config::SqliteSync::Normal);
+        let mut conn = manager.connect().expect("the template database answers");
+        lectern::db::run_migrations(&mut conn).expect("migrations run on PostgreSQL");
+        name
+    })
+}
+
+impl TestDb {
+    /// A PostgreSQL database with nothing in it (not even migrations), for start-up races.
+    pub fn empty_postgres(server: &str) -> TestDb {
+        let name = format!(
+            "lectern_t_{}",
+            lectern::crypto::random_token(9)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        admin_sql(server, &format!("CREATE DATABASE \"{name}\""));
+        TestDb {
+            url: with_database(server, &name),
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Some((server.to_string(), name)),
+        }
+    }
+
+    pub fn new() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        match postgres_server() {
+            None => TestDb {
+                url: format!("sqlite://{}", dir.path().join("test.db").display()),
+                dir,
+                postgres: None,
+            },
+            Some(server) => {
+                let template = template(&server);
+                let name = format!(
+                    "lectern_t_{}",
+                    lectern::crypto::random_token(9)
+                        .to_lowercase()
+                        .replace(['-', '_'], "x")
+                );
+                admin_sql(
+                    &server,
+                    &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+                );
+                TestDb {
+                    url: with_database(&server, &name),
+                    dir,
+                    postgres: Some((server, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // FORCE ends the connections the finished test's pool still holds.
+            admin_sql(
+                &server,
+                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            );
+        }
+    }
 }
 
 pub fn client() -> reqwest::Client {
@@ -31,10 +151,9 @@ impl TestApp {
 
     /// Starts lectern with `settings` on top of test defaults, on a fresh database.
     pub async fn spawn_with(settings: &[(&str, &str)]) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let mut app = TestApp::spawn_on(&url, dir.path(), settings).await;
-        app._dir = Some(dir);
+        let db = TestDb::new();
+        let mut app = TestApp::spawn_on(&db.url, db.dir.path(), settings).await;
+        app.test_db = Some(db);
         app
     }
 
@@ -67,7 +186,7 @@ impl TestApp {
             state,
             handle,
             database_url: database_url.to_string(),
-            _dir: None,
+            test_db: None,
         }
     }
 

@@ -429,7 +429,7 @@ async fn mail_queued_when_the_app_stops_is_delivered_after_a_restart() {
     first.stop().await;
 
     let smtp = SmtpServer::start_on(port).await;
-    let dir = first._dir.as_ref().unwrap().path().to_path_buf();
+    let dir = first.test_db.as_ref().unwrap().dir.path().to_path_buf();
     let second = TestApp::spawn_on(&first.database_url, &dir, &[("LECTERN_SMTP_URL", &url)]).await;
     let mails = second.deliver_mail(&smtp, 1).await;
     assert!(mails[0].text().contains("survive a restart"));

@@ -1,12 +1,16 @@
 //! Black-box tests over HTTP against the real application.
 
+mod abuse;
 mod admin_pages;
 mod auth;
 mod browser;
 mod cli;
+mod cluster;
 mod commenting;
 mod common;
 mod email;
 mod moderation;
+mod publishing;
 mod reading;
+mod schema;
 mod smtp;

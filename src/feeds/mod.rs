@@ -1,0 +1,412 @@
+//! Atom feeds (posts, a tag's posts, all comments, one post's comments) and the sitemap.
+//!
+//! Feeds show only what the public pages show: visible posts and approved comments, read
+//! through queries that select public columns only. Each answer carries an `ETag` and a
+//! `Last-Modified` (its newest entry), so feed readers polling every few minutes get a 304.
+
+pub mod conditional;
+pub mod queries;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use atom_syndication::{
+    Category, Content, Entry, Feed, FixedDateTime, Generator, Link, Person, Text,
+};
+use chrono::NaiveDateTime;
+
+use crate::error::{AppError, AppResult};
+use crate::posts::handlers::moved_permanently;
+use crate::posts::queries::{self as post_queries, PublicAuthor};
+use crate::posts::{Post, PostKind, Tag};
+use crate::startup::AppState;
+use queries::{CommentedPost, FeedComment};
+
+const POSTS_IN_FEED: i64 = 20;
+const COMMENTS_IN_FEED: i64 = 30;
+/// The sitemap protocol's limit for one file.
+const SITEMAP_MAX_URLS: i64 = 50_000;
+const ATOM: &str = "application/atom+xml; charset=utf-8";
+
+fn fixed(at: NaiveDateTime) -> FixedDateTime {
+    at.and_utc().fixed_offset()
+}
+
+fn link(href: String, rel: &str, mime_type: &str) -> Link {
+    let mut link = Link::default();
+    link.set_href(href);
+    link.set_rel(rel);
+    link.set_mime_type(Some(mime_type.to_string()));
+    link
+}
+
+fn person(name: &str, uri: Option<String>) -> Person {
+    let mut person = Person::default();
+    person.set_name(name);
+    person.set_uri(uri);
+    person
+}
+
+/// A `tag:` URI (RFC 4151): an entry keeps its id when its title or address changes.
+fn tag_uri(state: &AppState, created: NaiveDateTime, specific: &str) -> String {
+    let host = state.base_url.host_str().unwrap_or("localhost");
+    format!("tag:{host},{}:{specific}", created.format("%Y-%m-%d"))
+}
+
+/// When an entry last changed in a way worth telling readers about.
+fn post_updated(post: &Post) -> NaiveDateTime {
+    post.updated_at.max(post.published_at)
+}
+
+fn post_entry(state: &AppState, post: &Post, author: &PublicAuthor, tags: &[Tag]) -> Entry {
+    let mut entry = Entry::default();
+    entry.set_id(tag_uri(
+        state,
+        post.created_at,
+        &format!("posts/{}", post.id),
+    ));
+    entry.set_title(Text::plain(post.title.clone()));
+    entry.set_updated(fixed(post_updated(post)));
+    entry.set_published(Some(fixed(post.published_at)));
+    entry.set_links(vec![link(
+        state.absolute(&post.path()),
+        "alternate",
+        "text/html",
+    )]);
+    entry.set_authors(vec![person(
+        &author.display_name,
+        Some(state.absolute(&format!("/authors/{}", author.slug))),
+    )]);
+    entry.set_categories(
+        tags.iter()
+            .map(|tag| {
+                let mut category = Category::default();
+                category.set_term(tag.slug.clone());
+                category.set_label(Some(tag.name.clone()));
+                category
+            })
+            .collect::<Vec<_>>(),
+    );
+    if !post.excerpt.is_empty() {
+        entry.set_summary(Some(Text::plain(post.excerpt.clone())));
+    }
+    let mut content = Content::default();
+    content.set_content_type(Some("html".to_string()));
+    // Footnote and heading links (`#fn-1`) are relative to the post's own page.
+    content.set_base(Some(state.absolute(&post.path())));
+    // Sanitised when the post was saved; the feed writer escapes it as text.
+    content.set_value(Some(post.body_html.clone()));
+    entry.set_content(Some(content));
+    entry
+}
+
+fn comment_entry(
+    state: &AppState,
+    comment: &FeedComment,
+    post: &CommentedPost,
+    site_wide: bool,
+) -> Entry {
+    let mut entry = Entry::default();
+    entry.set_id(tag_uri(
+        state,
+        comment.created_at,
+        &format!("comments/{}", comment.id),
+    ));
+    let title = if site_wide {
+        format!("Comment on {} by {}", post.title, comment.author_name)
+    } else {
+        format!("By: {}", comment.author_name)
+    };
+    entry.set_title(Text::plain(title));
+    // A comment's row changes when it is approved: that is when readers can first see it.
+    entry.set_updated(fixed(comment.updated_at.max(comment.created_at)));
+    entry.set_published(Some(fixed(comment.created_at)));
+    entry.set_links(vec![link(
+        state.absolute(&format!("/posts/{}#comment-{}", post.slug, comment.id)),
+        "alternate",
+        "text/html",
+    )]);
+    // Name and website only: never the email address.
+    entry.set_authors(vec![person(
+        &comment.author_name,
+        comment.author_url.clone(),
+    )]);
+    let mut content = Content::default();
+    content.set_content_type(Some("html".to_string()));
+    content.set_value(Some(comment.body_html.clone()));
+    entry.set_content(Some(content));
+    entry
+}
+
+/// What one feed is about.
+struct FeedHead {
+    id: String,
+    title: String,
+    self_path: String,
+    page_path: String,
+    /// `updated` when there are no entries.
+    empty_updated: NaiveDateTime,
+}
+
+/// Writes the feed, with `updated` the newest entry's, and answers it conditionally.
+fn respond(
+    state: &AppState,
+    req: &HttpRequest,
+    head: FeedHead,
+    entries: Vec<Entry>,
+) -> AppResult<HttpResponse> {
+    let updated = entries
+        .iter()
+        .map(|e| e.updated)
+        .max()
+        .unwrap_or_else(|| fixed(head.empty_updated));
+    let mut feed = Feed::default();
+    feed.set_id(head.id);
+    feed.set_title(Text::plain(head.title));
+    feed.set_updated(updated);
+    feed.set_links(vec![
+        link(
+            state.absolute(&head.self_path),
+            "self",
+            "application/atom+xml",
+        ),
+        link(state.absolute(&head.page_path), "alternate", "text/html"),
+    ]);
+    feed.set_base(Some(state.absolute("/")));
+    feed.set_lang(Some("en".to_string()));
+    feed.set_generator(Some(Generator {
+        value: "lectern".to_string(),
+        uri: None,
+        version: None,
+    }));
+    feed.set_entries(entries);
+    let body = feed
+        .write_to(Vec::new())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("writing a feed: {e}")))?;
+    Ok(conditional::respond(req, ATOM, body, updated.naive_utc()))
+}
+
+async fn site_started(state: &AppState) -> AppResult<NaiveDateTime> {
+    Ok(state
+        .db
+        .read(queries::site_started)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Entries for the newest visible posts, of one tag or of all.
+async fn post_entries(state: &AppState, tag_id: Option<i32>) -> AppResult<Vec<Entry>> {
+    let now = state.clock.now();
+    let (rows, tags) = state
+        .db
+        .read(move |conn| {
+            let (rows, _) = post_queries::list_visible(conn, now, tag_id, None, 1, POSTS_IN_FEED)?;
+            let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
+            let tags = post_queries::tags_for_posts(conn, &ids)?;
+            Ok((rows, tags))
+        })
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|(post, author)| {
+            let post_tags = tags.get(&post.id).map_or(&[][..], Vec::as_slice);
+            post_entry(state, post, author, post_tags)
+        })
+        .collect())
+}
+
+/// `GET /feed.xml`: the newest posts, full text.
+pub async fn posts_feed(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    let entries = post_entries(&state, None).await?;
+    let head = FeedHead {
+        id: state.absolute("/feed.xml"),
+        title: state.config.site_title.clone(),
+        self_path: "/feed.xml".into(),
+        page_path: "/".into(),
+        empty_updated: site_started(&state).await?,
+    };
+    respond(&state, &req, head, entries)
+}
+
+/// `GET /tags/{tag}/feed.xml`
+pub async fn tag_feed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let slug = path.into_inner();
+    let lookup = slug.clone();
+    let tag = state
+        .db
+        .read(move |conn| post_queries::find_tag(conn, &lookup))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let entries = post_entries(&state, Some(tag.id)).await?;
+    let head = FeedHead {
+        id: state.absolute(&format!("/tags/{slug}/feed.xml")),
+        title: format!("{} – posts tagged {}", state.config.site_title, tag.name),
+        self_path: format!("/tags/{slug}/feed.xml"),
+        page_path: format!("/tags/{slug}"),
+        empty_updated: site_started(&state).await?,
+    };
+    respond(&state, &req, head, entries)
+}
+
+/// `GET /comments/feed.xml`: the newest approved comments on all posts.
+pub async fn comments_feed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let rows = state
+        .db
+        .read(move |conn| queries::latest_comments(conn, now, None, COMMENTS_IN_FEED))
+        .await?;
+    let entries = rows
+        .iter()
+        .map(|(comment, post)| comment_entry(&state, comment, post, true))
+        .collect();
+    let head = FeedHead {
+        id: state.absolute("/comments/feed.xml"),
+        title: format!("Comments for {}", state.config.site_title),
+        self_path: "/comments/feed.xml".into(),
+        page_path: "/".into(),
+        empty_updated: site_started(&state).await?,
+    };
+    respond(&state, &req, head, entries)
+}
+
+/// `GET /posts/{slug}/feed.xml`: one post's approved comments. An old address redirects.
+pub async fn post_comments_feed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let slug = path.into_inner();
+    let found = state
+        .db
+        .read(
+            move |conn| match post_queries::find_visible(conn, PostKind::Post, &slug, now)? {
+                Some((post, _)) => {
+                    let rows =
+                        queries::latest_comments(conn, now, Some(post.id), COMMENTS_IN_FEED)?;
+                    Ok(Ok((post, rows)))
+                }
+                None => Ok(Err(post_queries::find_moved(
+                    conn,
+                    PostKind::Post,
+                    &slug,
+                    now,
+                )?)),
+            },
+        )
+        .await?;
+    let (post, rows) = match found {
+        Ok(found) => found,
+        // Pages have no comment feed, so only a post that moved is followed.
+        Err(Some(moved)) if moved.kind() == PostKind::Post => {
+            return Ok(moved_permanently(
+                &format!("{}/feed.xml", moved.path()),
+                req.query_string(),
+            ));
+        }
+        Err(_) => return Err(AppError::NotFound),
+    };
+    let entries = rows
+        .iter()
+        .map(|(comment, on)| comment_entry(&state, comment, on, false))
+        .collect();
+    let head = FeedHead {
+        id: tag_uri(
+            &state,
+            post.created_at,
+            &format!("posts/{}/comments", post.id),
+        ),
+        title: format!("Comments on: {}", post.title),
+        self_path: format!("{}/feed.xml", post.path()),
+        page_path: post.path(),
+        empty_updated: post_updated(&post),
+    };
+    respond(&state, &req, head, entries)
+}
+
+/// One `<url>` of the sitemap.
+pub struct SitemapUrl {
+    pub loc: String,
+    /// W3C datetime.
+    pub lastmod: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "posts/sitemap.xml")]
+struct Sitemap {
+    urls: Vec<SitemapUrl>,
+}
+
+fn w3c(at: NaiveDateTime) -> String {
+    crate::views::iso_date(at)
+}
+
+/// `GET /sitemap.xml`: the home page, visible posts and pages, tag and author pages.
+pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let (posts, tags, authors, started) = state
+        .db
+        .read(move |conn| {
+            Ok((
+                queries::sitemap_posts(conn, now, SITEMAP_MAX_URLS)?,
+                queries::sitemap_tags(conn, now)?,
+                queries::sitemap_authors(conn, now)?,
+                queries::site_started(conn)?,
+            ))
+        })
+        .await?;
+    let newest = posts
+        .iter()
+        .filter(|p| p.kind == PostKind::Post.as_str())
+        .map(|p| p.updated_at.max(p.published_at))
+        .max();
+    let last_modified = posts
+        .iter()
+        .map(|p| p.updated_at.max(p.published_at))
+        .chain(tags.iter().filter_map(|(_, at)| *at))
+        .chain(authors.iter().filter_map(|(_, at)| *at))
+        .max()
+        .or(started)
+        .unwrap_or_default();
+    let mut urls = vec![SitemapUrl {
+        loc: state.absolute("/"),
+        lastmod: newest.map(w3c),
+    }];
+    let listing = |prefix: &str, rows: &[(String, Option<NaiveDateTime>)]| -> Vec<SitemapUrl> {
+        rows.iter()
+            .map(|(slug, at)| SitemapUrl {
+                loc: state.absolute(&format!("{prefix}/{slug}")),
+                lastmod: at.map(w3c),
+            })
+            .collect()
+    };
+    urls.extend(listing("/tags", &tags));
+    urls.extend(listing("/authors", &authors));
+    urls.extend(posts.iter().map(|p| {
+        SitemapUrl {
+            loc: state.absolute(
+                &PostKind::parse(&p.kind)
+                    .unwrap_or(PostKind::Post)
+                    .path(&p.slug),
+            ),
+            lastmod: Some(w3c(p.updated_at.max(p.published_at))),
+        }
+    }));
+    // One file holds at most 50,000 addresses; past that, the oldest posts are left out.
+    urls.truncate(SITEMAP_MAX_URLS as usize);
+    let body = Sitemap { urls }
+        .render()
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(conditional::respond(
+        &req,
+        "application/xml; charset=utf-8",
+        body.into_bytes(),
+        last_modified,
+    ))
+}
