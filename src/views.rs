@@ -78,9 +78,15 @@ impl Layout {
 
 /// "January 6, 2012 at 10:47 am" in the site's time zone.
 pub fn comment_date(at: NaiveDateTime, tz: Tz) -> String {
+    // Parsed once: a post page formats a date per comment, and re-parsing the pattern each
+    // time showed in its profile.
+    static ITEMS: std::sync::LazyLock<Vec<chrono::format::Item<'static>>> =
+        std::sync::LazyLock::new(|| {
+            chrono::format::StrftimeItems::new("%B %-d, %Y at %-I:%M %P").collect()
+        });
     at.and_utc()
         .with_timezone(&tz)
-        .format("%B %-d, %Y at %-I:%M %P")
+        .format_with_items(ITEMS.iter())
         .to_string()
 }
 

@@ -58,6 +58,28 @@ pub fn anonymous_csrf(state: &AppState, req: &HttpRequest) -> (String, Option<Co
     (token, Some(cookie))
 }
 
+/// A page with a form for someone not signed in (login, setup, password reset): never indexed,
+/// never cached, and with the CSRF cookie set when the visitor has none yet.
+pub fn anonymous_form_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: actix_web::http::StatusCode,
+    title: &str,
+    render: impl FnOnce(crate::views::Layout, String) -> askama::Result<String>,
+) -> Result<actix_web::HttpResponse, AppError> {
+    let (csrf_token, cookie) = anonymous_csrf(state, req);
+    let mut layout = crate::views::Layout::new(state, title);
+    layout.noindex = true;
+    let html = render(layout, csrf_token).map_err(|e| AppError::Internal(e.into()))?;
+    let mut response = crate::posts::handlers::html_response(status, html, true);
+    if let Some(cookie) = cookie {
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    Ok(response)
+}
+
 fn expected_anonymous_csrf(state: &AppState, req: &HttpRequest) -> Option<String> {
     req.cookie(anon_cookie_name(state.secure_cookies))
         .filter(|c| c.value().len() >= 16)

@@ -8,12 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::guard::anonymous_csrf;
+use super::guard::anonymous_form_page;
 use super::{Staff, safe_next, sessions, throttle};
 use crate::crypto::{constant_time_eq, token_hash};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
-use crate::posts::handlers::html_response;
 use crate::startup::AppState;
 use crate::users::password::{Password, hash_password, needs_rehash, verify_password};
 use crate::users::{self, NewUser, Role, User};
@@ -45,26 +44,17 @@ fn login_page(
     message: Option<String>,
     info: Option<String>,
 ) -> AppResult<HttpResponse> {
-    let (csrf_token, cookie) = anonymous_csrf(state, req);
-    let mut layout = Layout::new(state, "Log in");
-    layout.noindex = true;
-    let html = LoginPage {
-        layout,
-        csrf_token,
-        next,
-        email,
-        message,
-        info,
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))?;
-    let mut response = html_response(status, html, true);
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| AppError::Internal(e.into()))?;
-    }
-    Ok(response)
+    anonymous_form_page(state, req, status, "Log in", |layout, csrf_token| {
+        LoginPage {
+            layout,
+            csrf_token,
+            next,
+            email,
+            message,
+            info,
+        }
+        .render()
+    })
 }
 
 pub async fn login_form(
@@ -333,26 +323,17 @@ fn setup_page(
     email: String,
     errors: Vec<String>,
 ) -> AppResult<HttpResponse> {
-    let (csrf_token, cookie) = anonymous_csrf(state, req);
-    let mut layout = Layout::new(state, "Set up");
-    layout.noindex = true;
-    let html = SetupPage {
-        layout,
-        csrf_token,
-        token,
-        name,
-        email,
-        errors,
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))?;
-    let mut response = html_response(status, html, true);
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| AppError::Internal(e.into()))?;
-    }
-    Ok(response)
+    anonymous_form_page(state, req, status, "Set up", |layout, csrf_token| {
+        SetupPage {
+            layout,
+            csrf_token,
+            token,
+            name,
+            email,
+            errors,
+        }
+        .render()
+    })
 }
 
 pub async fn setup_form(

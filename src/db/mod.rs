@@ -172,6 +172,9 @@ pub struct Db {
     /// SQLite has one writer at a time; queueing this process's writers here is fair and cheap,
     /// where many connections spinning in busy_timeout are neither.
     write_gate: Arc<Mutex<()>>,
+    /// No more database jobs on blocking threads than there are connections: the rest wait
+    /// here, on the async side, instead of each holding a parked thread (and its memory).
+    jobs: Arc<tokio::sync::Semaphore>,
 }
 
 impl Db {
@@ -192,11 +195,20 @@ impl Db {
             pool,
             backend,
             write_gate: Arc::new(Mutex::new(())),
+            jobs: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    async fn job_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DbError> {
+        self.jobs
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))
     }
 
     /// Runs `f` on a pooled connection, on a blocking thread.
@@ -206,9 +218,13 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.read_blocking(f))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))?
+        let permit = self.job_permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.read_blocking(f)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
     }
 
     /// Runs `f` in one write transaction (SQLite: `BEGIN IMMEDIATE`), on a blocking thread.
@@ -219,9 +235,13 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
-            .await
-            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+        let permit = self.job_permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.write_blocking(f)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
     }
 
     /// `write` for transactions that update shared rows (the comment counts) and so may
@@ -234,9 +254,13 @@ impl Db {
         F: FnMut(&mut DbConn) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking_retrying(f))
-            .await
-            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+        let permit = self.job_permit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            db.write_blocking_retrying(f)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
     }
 
     pub fn read_blocking<T, F>(&self, f: F) -> Result<T, DbError>

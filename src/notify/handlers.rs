@@ -12,7 +12,7 @@ use super::emails::{PasswordReset, Site, TestEmail};
 use super::outbox;
 use super::tokens::{self, Link, LinkError};
 use crate::admin::{AdminLayout, FormFields, render, see_other};
-use crate::auth::guard::anonymous_csrf;
+use crate::auth::guard::anonymous_form_page;
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, sessions};
 use crate::db::DbError;
@@ -336,26 +336,23 @@ fn reset_page(
     errors: Vec<String>,
     show_form: bool,
 ) -> AppResult<HttpResponse> {
-    let (csrf_token, cookie) = anonymous_csrf(state, req);
-    let mut layout = Layout::new(state, "Password reset");
-    layout.noindex = true;
-    let html = ResetPage {
-        layout,
-        csrf_token,
-        token,
-        message,
-        errors,
-        show_form,
-    }
-    .render()
-    .map_err(|e| AppError::Internal(e.into()))?;
-    let mut response = html_response(status, html, true);
-    if let Some(cookie) = cookie {
-        response
-            .add_cookie(&cookie)
-            .map_err(|e| AppError::Internal(e.into()))?;
-    }
-    Ok(response)
+    anonymous_form_page(
+        state,
+        req,
+        status,
+        "Password reset",
+        |layout, csrf_token| {
+            ResetPage {
+                layout,
+                csrf_token,
+                token,
+                message,
+                errors,
+                show_form,
+            }
+            .render()
+        },
+    )
 }
 
 /// Part of the current password hash: a reset link dies once the password changes.

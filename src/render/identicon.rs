@@ -13,6 +13,28 @@ const BACKGROUND: &str = "#f0f0f0";
 ///
 /// Colours are attributes rather than `style`, because the site's CSP forbids inline styles.
 pub fn identicon_svg(seed: u32, size_px: u32) -> SafeHtml {
+    // A post page draws one per comment, and formatting them showed as the page's largest cost:
+    // keep the ones already drawn (a few thousand, a few hundred bytes each).
+    static CACHE: std::sync::LazyLock<
+        std::sync::RwLock<std::collections::HashMap<(u32, u32), String>>,
+    > = std::sync::LazyLock::new(Default::default);
+    const MAX_CACHED: usize = 4096;
+    if let Ok(cache) = CACHE.read()
+        && let Some(svg) = cache.get(&(seed, size_px))
+    {
+        return SafeHtml(svg.clone());
+    }
+    let svg = draw_identicon(seed, size_px);
+    if let Ok(mut cache) = CACHE.write() {
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert((seed, size_px), svg.0.clone());
+    }
+    svg
+}
+
+fn draw_identicon(seed: u32, size_px: u32) -> SafeHtml {
     // Commenter ids are often consecutive; mixing first makes neighbours look unrelated.
     let hash = mix(seed);
     let mut cells = hash & ((1 << (GRID * HALF)) - 1);

@@ -265,10 +265,8 @@ fn postgres_schema(url: &str) -> Schema {
 
 #[test]
 fn both_migration_trees_build_the_same_schema() {
+    // Runs in the PostgreSQL pass (`.ci/run` sets the URL); there a missing server fails.
     let Some(_) = postgres_server() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must compare the schemas: set LECTERN_TEST_DATABASE_URL");
-        }
         eprintln!("SKIPPED schema parity: LECTERN_TEST_DATABASE_URL is not set");
         return;
     };
