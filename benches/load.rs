@@ -22,6 +22,8 @@ const CONNECTIONS: u32 = 64;
 const THREADS: u32 = 2;
 const POSTS: usize = 1_000;
 const THREAD_COMMENTS: usize = 100;
+/// Pending comments behind the moderation queue scenario (env `BENCH_QUEUE_COMMENTS`).
+const QUEUE_COMMENTS: u64 = 1_000_000;
 
 fn main() -> ExitCode {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not, and must not run this.
@@ -125,6 +127,35 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     )?;
 
     peaks.push(("submission", server.peak_rss_kb()?));
+
+    // The moderation queue over a large table: pending comments added in one statement, then
+    // the first page and a page deep in the keyset, as a logged-in moderator.
+    let queue_size = std::env::var("BENCH_QUEUE_COMMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(QUEUE_COMMENTS);
+    let started = Instant::now();
+    let (session, deep_cursor) = seed_queue(&db, queue_size)?;
+    println!(
+        "queue: {queue_size} pending comments added in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let cookie = format!("lectern_session={session}");
+    let queue = measure_as(
+        &format!("{base}/admin/comments"),
+        None,
+        Some(&cookie),
+        warmup,
+        secs,
+    )?;
+    let deep = measure_as(
+        &format!("{base}/admin/comments?status=pending&before={deep_cursor}"),
+        None,
+        Some(&cookie),
+        warmup,
+        secs,
+    )?;
+    peaks.push(("queue", server.peak_rss_kb()?));
     // The kernel's RSS counters are approximate (per-thread caches): take the highest reading.
     let peak_kb = peaks.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
     let stored = db.read_blocking(|conn| {
@@ -155,6 +186,8 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
             &submit,
             format!("{} ≥ 500 req/s, 0 errors", verdict(submit_ok)),
         ),
+        ("queue, first page", &queue, "-".to_string()),
+        ("queue, deep keyset page", &deep, "-".to_string()),
     ];
     for (name, r, target) in rows {
         println!(
@@ -184,6 +217,52 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
         submit.total_errors
     );
     Ok(())
+}
+
+/// Adds `n` pending comments in one statement per backend, fixes the maintained counts, and
+/// opens a moderator session. Returns the session id and a cursor near the oldest comments.
+fn seed_queue(db: &Db, n: u64) -> Result<(String, i32)> {
+    use diesel::connection::SimpleConnection;
+    use lectern::db::DbConn;
+    db.write_blocking(|conn| -> Result<(String, i32)> {
+        let post_id: i32 = posts::table
+            .filter(posts::slug.eq("bench-submit"))
+            .select(posts::id)
+            .first(conn)?;
+        let select = format!(
+            "SELECT {post_id}, 'Reader ' || i, 'reader' || i || '@example.com', \
+             'Queue comment number ' || i || ' with some words to search through.', \
+             '<p>Queue comment number ' || i || '</p>', 'pending', \
+             'first comment from this author', '', 0, FALSE, \
+             TIMESTAMP '2026-01-01 00:00:00', TIMESTAMP '2026-01-01 00:00:00'"
+        );
+        let columns = "post_id, author_name, author_email, body, body_html, status, held_reason, \
+                       user_agent, avatar_seed, notify, created_at, updated_at";
+        let sql = match conn {
+            DbConn::Sqlite(_) => format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+                 INSERT INTO comments ({columns}) {} FROM n",
+                select.replace("TIMESTAMP ", "")
+            ),
+            DbConn::Postgresql(_) => format!(
+                "INSERT INTO comments ({columns}) {select} FROM generate_series(1, {n}) AS i"
+            ),
+        };
+        conn.batch_execute(&sql)?;
+        conn.batch_execute(
+            "UPDATE comment_counts SET total = \
+             (SELECT COUNT(*) FROM comments c WHERE c.status = comment_counts.status)",
+        )?;
+        let oldest: i32 = comments::table
+            .filter(comments::status.eq("pending"))
+            .select(diesel::dsl::min(comments::id))
+            .first::<Option<i32>>(conn)?
+            .unwrap_or(1);
+        let user_id: i32 = users::table.select(users::id).first(conn)?;
+        let session =
+            lectern::auth::sessions::create(conn, user_id, None, "bench", lectern::db::now())?;
+        Ok((session, oldest + 100))
+    })
 }
 
 /// The database URL for one mode, and a guard that removes what was made for it.
@@ -602,23 +681,43 @@ struct WrkResult {
 
 /// A warm-up run (figures dropped), then the counted run.
 fn measure(url: &str, script: Option<&Path>, warmup: u64, secs: u64) -> Result<WrkResult> {
+    measure_as(url, script, None, warmup, secs)
+}
+
+/// `measure` with a `Cookie` header (a staff session for the queue).
+fn measure_as(
+    url: &str,
+    script: Option<&Path>,
+    cookie: Option<&str>,
+    warmup: u64,
+    secs: u64,
+) -> Result<WrkResult> {
     let (mut sent, mut errs) = (0, 0);
     if warmup > 0 {
-        let w = wrk(url, script, "warm", warmup)?;
+        let w = wrk(url, script, cookie, "warm", warmup)?;
         (sent, errs) = (w.total_sent, w.errors);
     }
-    let mut r = wrk(url, script, "main", secs)?;
+    let mut r = wrk(url, script, cookie, "main", secs)?;
     r.total_sent += sent;
     r.total_errors = r.errors + errs;
     Ok(r)
 }
 
-fn wrk(url: &str, script: Option<&Path>, run: &str, secs: u64) -> Result<WrkResult> {
+fn wrk(
+    url: &str,
+    script: Option<&Path>,
+    cookie: Option<&str>,
+    run: &str,
+    secs: u64,
+) -> Result<WrkResult> {
     let mut cmd = Command::new("wrk");
     cmd.arg(format!("-t{THREADS}"))
         .arg(format!("-c{CONNECTIONS}"))
         .arg(format!("-d{secs}s"))
         .arg("--latency");
+    if let Some(cookie) = cookie {
+        cmd.arg("-H").arg(format!("Cookie: {cookie}"));
+    }
     if let Some(script) = script {
         cmd.arg("-s").arg(script);
     }
