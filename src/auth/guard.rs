@@ -25,10 +25,30 @@ pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option
         return Ok(None);
     };
     let now = state.clock.now();
-    Ok(state
+    match state
         .db
-        .write(move |conn| sessions::resolve(conn, &id, now))
-        .await?)
+        .read(move |conn| sessions::lookup(conn, &id, now))
+        .await?
+    {
+        sessions::Lookup::Live { staff, touch } => {
+            if touch {
+                let hash = staff.session_hash.clone();
+                state
+                    .db
+                    .write(move |conn| sessions::touch(conn, &hash, now))
+                    .await?;
+            }
+            Ok(Some(*staff))
+        }
+        sessions::Lookup::Dead { id_hash } => {
+            state
+                .db
+                .write(move |conn| sessions::end(conn, &id_hash))
+                .await?;
+            Ok(None)
+        }
+        sessions::Lookup::Unknown => Ok(None),
+    }
 }
 
 fn anon_cookie_name(secure: bool) -> &'static str {

@@ -70,9 +70,23 @@ pub fn create(
     Ok(id)
 }
 
-/// The staff member behind a session id, if the session is live and the user enabled. A live
-/// session's last-seen time moves forward; an expired one is deleted.
-pub fn resolve(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Option<Staff>, DbError> {
+/// What a session id stands for, read without writing anything.
+pub enum Lookup {
+    /// Live; `touch` when its last-seen time is old enough to be moved forward.
+    Live {
+        staff: Box<Staff>,
+        touch: bool,
+    },
+    /// Past a timeout, or its user is disabled: to be deleted.
+    Dead {
+        id_hash: String,
+    },
+    Unknown,
+}
+
+/// Looks a session up with a read only, so that admin pages do not each queue for SQLite's
+/// single writer; `settle` does the rare write afterwards.
+pub fn lookup(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Lookup, DbError> {
     let hash = token_hash(id);
     let found: Option<(String, NaiveDateTime, NaiveDateTime, User)> = sessions::table
         .inner_join(users::table)
@@ -86,24 +100,29 @@ pub fn resolve(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Option
         .first(conn)
         .optional()?;
     let Some((csrf_token, created_at, last_seen_at, user)) = found else {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     };
     let expired = now - last_seen_at > Duration::minutes(IDLE_TIMEOUT_MINUTES)
         || now - created_at > Duration::hours(ABSOLUTE_TIMEOUT_HOURS);
     if expired || user.disabled {
-        diesel::delete(sessions::table.find(&hash)).execute(conn)?;
-        return Ok(None);
+        return Ok(Lookup::Dead { id_hash: hash });
     }
-    if now - last_seen_at > Duration::seconds(TOUCH_EVERY_SECS) {
-        diesel::update(sessions::table.find(&hash))
-            .set(sessions::last_seen_at.eq(now))
-            .execute(conn)?;
-    }
-    Ok(Some(Staff {
-        user,
-        session_hash: hash,
-        csrf_token,
-    }))
+    Ok(Lookup::Live {
+        touch: now - last_seen_at > Duration::seconds(TOUCH_EVERY_SECS),
+        staff: Box::new(Staff {
+            user,
+            session_hash: hash,
+            csrf_token,
+        }),
+    })
+}
+
+/// Moves a live session's last-seen time forward.
+pub fn touch(conn: &mut DbConn, id_hash: &str, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(sessions::table.find(id_hash))
+        .set(sessions::last_seen_at.eq(now))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<(), DbError> {
