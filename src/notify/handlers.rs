@@ -215,77 +215,121 @@ pub async fn moderate(
     }
 }
 
+/// The two links that act on a commenter's address: same flow, different words and effect.
+#[derive(Clone, Copy)]
+enum AddressLink {
+    Confirm,
+    Unsubscribe,
+}
+
+impl AddressLink {
+    /// The address, if `link` is this kind of link.
+    fn email(self, link: Link) -> Option<String> {
+        match (self, link) {
+            (AddressLink::Confirm, Link::Confirm { email })
+            | (AddressLink::Unsubscribe, Link::Unsubscribe { email }) => Some(email),
+            _ => None,
+        }
+    }
+
+    fn route(self) -> &'static str {
+        match self {
+            AddressLink::Confirm => "/confirm/",
+            AddressLink::Unsubscribe => "/unsubscribe/",
+        }
+    }
+
+    /// (heading, text, button) before, and (heading, text) after.
+    fn words(
+        self,
+    ) -> (
+        (&'static str, &'static str, &'static str),
+        (&'static str, &'static str),
+    ) {
+        match self {
+            AddressLink::Confirm => (
+                (
+                    "Email me about replies?",
+                    "Press the button to confirm that this address wants an email when your comments are approved or answered. You can stop them at any time with the link in each email.",
+                    "Yes, email me",
+                ),
+                (
+                    "Confirmed",
+                    "Thank you: we will email you about replies to your comments.",
+                ),
+            ),
+            AddressLink::Unsubscribe => (
+                (
+                    "Stop these emails?",
+                    "Press the button and this address gets no more emails about comments on this site.",
+                    "Unsubscribe",
+                ),
+                (
+                    "Unsubscribed",
+                    "This address will get no more emails about comments on this site.",
+                ),
+            ),
+        }
+    }
+}
+
+async fn address_page(
+    state: &AppState,
+    token: String,
+    kind: AddressLink,
+) -> AppResult<HttpResponse> {
+    let (link, _) = open_link(state, &token).await?;
+    kind.email(link).ok_or(AppError::NotFound)?;
+    let ((heading, text, button), _) = kind.words();
+    let form = LinkForm {
+        action: format!("{}{token}", kind.route()),
+        button: button.into(),
+        reply_box: false,
+    };
+    link_page(state, StatusCode::OK, heading, text, None, Some(form))
+}
+
+async fn address_act(
+    state: &AppState,
+    token: String,
+    kind: AddressLink,
+) -> AppResult<HttpResponse> {
+    let (link, expires) = open_link(state, &token).await?;
+    let email = kind.email(link).ok_or(AppError::NotFound)?;
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |conn| -> Result<(), DbError> {
+            match kind {
+                AddressLink::Confirm => super::confirm_address(conn, &email, now)?,
+                AddressLink::Unsubscribe => super::unsubscribe_address(conn, &email, now)?,
+            }
+            tokens::mark_used(conn, &token, expires, now)
+        })
+        .await?;
+    let (_, (heading, text)) = kind.words();
+    link_page(state, StatusCode::OK, heading, text, None, None)
+}
+
 pub async fn confirm_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let token = path.into_inner();
-    let (link, _) = open_link(&state, &token).await?;
-    let Link::Confirm { .. } = link else {
-        return Err(AppError::NotFound);
-    };
-    link_page(
-        &state,
-        StatusCode::OK,
-        "Email me about replies?",
-        "Press the button to confirm that this address wants an email when your comments are approved or answered. You can stop them at any time with the link in each email.",
-        None,
-        Some(LinkForm {
-            action: format!("/confirm/{token}"),
-            button: "Yes, email me".into(),
-            reply_box: false,
-        }),
-    )
+    address_page(&state, path.into_inner(), AddressLink::Confirm).await
 }
 
 pub async fn confirm(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let token = path.into_inner();
-    let (link, expires) = open_link(&state, &token).await?;
-    let Link::Confirm { email } = link else {
-        return Err(AppError::NotFound);
-    };
-    let now = state.clock.now();
-    state
-        .db
-        .write(move |conn| -> Result<(), DbError> {
-            super::confirm_address(conn, &email, now)?;
-            tokens::mark_used(conn, &token, expires, now)
-        })
-        .await?;
-    link_page(
-        &state,
-        StatusCode::OK,
-        "Confirmed",
-        "Thank you: we will email you about replies to your comments.",
-        None,
-        None,
-    )
+    address_act(&state, path.into_inner(), AddressLink::Confirm).await
 }
 
 pub async fn unsubscribe_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let token = path.into_inner();
-    let (link, _) = open_link(&state, &token).await?;
-    let Link::Unsubscribe { .. } = link else {
-        return Err(AppError::NotFound);
-    };
-    link_page(
-        &state,
-        StatusCode::OK,
-        "Stop these emails?",
-        "Press the button and this address gets no more emails about comments on this site.",
-        None,
-        Some(LinkForm {
-            action: format!("/unsubscribe/{token}"),
-            button: "Unsubscribe".into(),
-            reply_box: false,
-        }),
-    )
+    address_page(&state, path.into_inner(), AddressLink::Unsubscribe).await
 }
 
 /// The page's button and RFC 8058 one-click unsubscribe both land here.
@@ -293,27 +337,7 @@ pub async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let token = path.into_inner();
-    let (link, expires) = open_link(&state, &token).await?;
-    let Link::Unsubscribe { email } = link else {
-        return Err(AppError::NotFound);
-    };
-    let now = state.clock.now();
-    state
-        .db
-        .write(move |conn| -> Result<(), DbError> {
-            super::unsubscribe_address(conn, &email, now)?;
-            tokens::mark_used(conn, &token, expires, now)
-        })
-        .await?;
-    link_page(
-        &state,
-        StatusCode::OK,
-        "Unsubscribed",
-        "This address will get no more emails about comments on this site.",
-        None,
-        None,
-    )
+    address_act(&state, path.into_inner(), AddressLink::Unsubscribe).await
 }
 
 #[derive(Template)]
