@@ -378,6 +378,19 @@ impl TestApp {
         self.login_client(&email, PASSWORD).await
     }
 
+    /// POSTs an admin form as `http`'s session, adding that session's CSRF token.
+    pub async fn staff_post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = self.csrf(http).await;
+        let mut form = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        http.post(self.url(path)).form(&form).send().await.unwrap()
+    }
+
     /// The session's CSRF token, read from an admin page.
     pub async fn csrf(&self, http: &reqwest::Client) -> String {
         let page = http

@@ -46,13 +46,9 @@ fn to(mail: &crate::smtp::Mail) -> String {
 
 async fn approve(app: &TestApp, id: i32) {
     let http = app.login_client("mod@example.com", PASSWORD).await;
-    let csrf = app.csrf(&http).await;
-    let response = http
-        .post(app.url(&format!("/admin/comments/{id}/approve")))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .staff_post(&http, &format!("/admin/comments/{id}/approve"), &[])
+        .await;
     assert_eq!(response.status(), 303);
 }
 

@@ -21,15 +21,12 @@ async fn pending_comment(app: &TestApp, n: u32) -> i32 {
 }
 
 async fn act(app: &TestApp, http: &reqwest::Client, id: i32, action: &str) -> reqwest::Response {
-    let csrf = app.csrf(http).await;
-    http.post(app.url(&format!("/admin/comments/{id}/{action}")))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("back", "/admin/comments?status=all"),
-        ])
-        .send()
-        .await
-        .unwrap()
+    app.staff_post(
+        http,
+        &format!("/admin/comments/{id}/{action}"),
+        &[("back", "/admin/comments?status=all")],
+    )
+    .await
 }
 
 async fn log_actions(app: &TestApp) -> Vec<(Option<i32>, String, String)> {
@@ -189,17 +186,9 @@ async fn a_reply_from_the_queue_approves_its_parent_and_is_published_with_a_badg
     let app = TestApp::spawn().await;
     let id = pending_comment(&app, 1).await;
     let http = app.staff_client("moderator").await;
-    let csrf = app.csrf(&http).await;
-    let response = http
-        .post(app.url(&format!("/admin/comments/{id}/reply")))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("body", "Thanks for writing!"),
-            ("back", "/admin/comments"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let reply = format!("/admin/comments/{id}/reply");
+    let fields = [("body", "Thanks for writing!"), ("back", "/admin/comments")];
+    let response = app.staff_post(&http, &reply, &fields).await;
     assert_eq!(response.status(), 303);
     assert_eq!(app.stored_comment(id).await.0, "approved");
     let page = public_page(&app).await;
@@ -215,12 +204,7 @@ async fn a_reply_from_the_queue_approves_its_parent_and_is_published_with_a_badg
         .collect();
     assert_eq!(actions, ["approve", "reply"]);
 
-    let empty = http
-        .post(app.url(&format!("/admin/comments/{id}/reply")))
-        .form(&[("csrf_token", csrf.as_str()), ("body", "  ")])
-        .send()
-        .await
-        .unwrap();
+    let empty = app.staff_post(&http, &reply, &[("body", "  ")]).await;
     assert_eq!(empty.status(), 422);
 }
 
@@ -356,19 +340,21 @@ async fn editing_a_comment_changes_its_text_and_refuses_bad_input() {
         .await
         .unwrap();
     assert!(form.contains("commenter@lectern.invalid"));
-    let csrf = app.csrf(&http).await;
-    let bad = http
-        .post(app.url("/admin/comments/1/edit"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
+    let edit = |email: &'static str, body: &'static str| {
+        let fields = [
             ("name", "Edited"),
-            ("email", "nope"),
+            ("email", email),
             ("website", ""),
-            ("body", "Edited text"),
-        ])
-        .send()
-        .await
-        .unwrap();
+            ("body", body),
+        ];
+        let http = http.clone();
+        let app = &app;
+        async move {
+            app.staff_post(&http, "/admin/comments/1/edit", &fields)
+                .await
+        }
+    };
+    let bad = edit("nope", "Edited text").await;
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.unwrap().contains("Edited text"));
     assert!(
@@ -377,18 +363,7 @@ async fn editing_a_comment_changes_its_text_and_refuses_bad_input() {
             .2
             .starts_with("Hi, this is a comment.")
     );
-    let good = http
-        .post(app.url("/admin/comments/1/edit"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("name", "Edited"),
-            ("email", "e@example.com"),
-            ("website", ""),
-            ("body", "Edited <b>text</b>"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let good = edit("e@example.com", "Edited <b>text</b>").await;
     assert_eq!(good.status(), 303);
     let page = public_page(&app).await;
     assert!(page.contains("Edited &lt;b&gt;text&lt;/b&gt;") || page.contains("Edited &#60;b&#62;"));
