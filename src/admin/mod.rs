@@ -37,16 +37,30 @@ impl AdminLayout {
         section: &'static str,
     ) -> AppResult<AdminLayout> {
         let counts = state.db.read(tab_counts).await?;
-        Ok(AdminLayout {
+        let pending = counts.get(&Tab::Pending).copied().unwrap_or(0);
+        Ok(AdminLayout::with_pending(
+            state, staff, title, section, pending,
+        ))
+    }
+
+    /// For pages that already read the tab counts: no second trip to the database.
+    pub fn with_pending(
+        state: &AppState,
+        staff: &Staff,
+        title: &str,
+        section: &'static str,
+        pending: i64,
+    ) -> AdminLayout {
+        AdminLayout {
             site_title: state.config.site_title.clone(),
             head_title: format!("{title} ‹ {} — lectern", state.config.site_title),
             title: title.to_string(),
             user_name: staff.user.display_name.clone(),
             is_admin: staff.is_admin(),
             csrf_token: staff.csrf_token.clone(),
-            pending: counts.get(&Tab::Pending).copied().unwrap_or(0),
+            pending,
             section,
-        })
+        }
     }
 }
 

@@ -171,6 +171,7 @@ pub async fn queue(
         .uri()
         .path_and_query()
         .map_or("/admin/comments".into(), |pq| pq.to_string());
+    let pending = counts.get(&Tab::Pending).copied().unwrap_or(0);
     let tabs = Tab::ALL
         .into_iter()
         .map(|t| {
@@ -192,7 +193,7 @@ pub async fn queue(
         ],
     };
     let page_view = QueuePage {
-        layout: AdminLayout::new(&state, &staff, "Comments", "comments").await?,
+        layout: AdminLayout::with_pending(&state, &staff, "Comments", "comments", pending),
         tab,
         tabs,
         items,
@@ -501,6 +502,7 @@ pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<Ht
             .map(|(p, h, c)| (rows, p, h, c))
         })
         .await?;
+    let pending = counts.get(&Tab::Pending).copied().unwrap_or(0);
     let counts = Tab::ALL
         .into_iter()
         .filter(|t| *t != Tab::All)
@@ -514,7 +516,7 @@ pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<Ht
         .collect();
     render(
         DashboardPage {
-            layout: AdminLayout::new(&state, &staff, "Dashboard", "dashboard").await?,
+            layout: AdminLayout::with_pending(&state, &staff, "Dashboard", "dashboard", pending),
             counts,
             latest: items_from(rows, &parents, &history, state.config.timezone),
             back: "/admin".into(),
