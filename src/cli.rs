@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::startup::Application;
 use crate::users::password::{Password, hash_password};
-use crate::users::{self, NewUser, Role};
+use crate::users::{self, NewStaff, Role};
 
 #[derive(Parser)]
 #[command(
@@ -144,27 +144,17 @@ fn add_user(config: &Config, email: &str, name: &str, role: &str) -> anyhow::Res
     let password = read_new_password()?;
     let hash = hash_password(&password)?;
     let db = open_db(config)?;
-    let user = db.write_blocking(|conn| -> anyhow::Result<users::User> {
-        if users::find_by_email(conn, &email)?.is_some() {
-            bail!("a user with the email {email} already exists");
-        }
-        let slug = users::unused_slug(conn, &name)?;
-        let now = crate::db::now();
-        Ok(users::insert(
-            conn,
-            &NewUser {
+    let user = db
+        .write_blocking(|conn| {
+            let staff = NewStaff {
                 email: &email,
                 display_name: &name,
-                slug: &slug,
-                bio: "",
-                role: role.as_str(),
+                role,
                 password_hash: &hash,
-                disabled: false,
-                created_at: now,
-                updated_at: now,
-            },
-        )?)
-    })?;
+            };
+            users::create(conn, &staff, crate::db::now())
+        })?
+        .ok_or_else(|| anyhow!("a user with the email {email} already exists"))?;
     println!(
         "created {} {} ({})",
         role.as_str(),

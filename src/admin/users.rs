@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::moderation::{self};
 use crate::startup::AppState;
 use crate::users::password::Password;
-use crate::users::{self, NewUser, Role, User};
+use crate::users::{self, NewStaff, Role, User};
 
 /// How a user is named in the moderation log. Moderators can read the log but not the user
 /// list, so it carries the id rather than the email address.
@@ -221,32 +221,13 @@ pub async fn add(
     let added = state
         .db
         .write(move |conn| -> Result<(), Refusal> {
-            if users::find_by_email(conn, &email)?.is_some() {
-                return Err(Refusal::EmailTaken);
-            }
-            let slug = users::unused_slug(conn, &name)?;
-            let user = users::insert(
-                conn,
-                &NewUser {
-                    email: &email,
-                    display_name: &name,
-                    slug: &slug,
-                    bio: "",
-                    role: role.as_str(),
-                    password_hash: &hash,
-                    disabled: false,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            // Another request may have added the same email since the check above (PostgreSQL).
-            .map_err(|e| {
-                if e.is_unique_violation() {
-                    Refusal::EmailTaken
-                } else {
-                    Refusal::Db(e)
-                }
-            })?;
+            let staff = NewStaff {
+                email: &email,
+                display_name: &name,
+                role,
+                password_hash: &hash,
+            };
+            let user = users::create(conn, &staff, now)?.ok_or(Refusal::EmailTaken)?;
             let detail = format!("{} as {}", log_name(&user), role.as_str());
             moderation::log(conn, None, "user-add", &detail, &actor, now)?;
             Ok(())

@@ -15,7 +15,7 @@ use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
 use crate::users::password::{Password, hash_password, needs_rehash, verify_password};
-use crate::users::{self, NewUser, Role, User};
+use crate::users::{self, NewStaff, Role, User};
 use crate::views::Layout;
 
 #[derive(Template)]
@@ -412,24 +412,15 @@ pub async fn setup(
                 {
                     return Ok(Err("used"));
                 }
-                if users::find_by_email(conn, &email)?.is_some() {
+                let staff = NewStaff {
+                    email: &email,
+                    display_name: &name,
+                    role: Role::Admin,
+                    password_hash: &hash,
+                };
+                let Some(user) = users::create(conn, &staff, now)? else {
                     return Ok(Err("email"));
-                }
-                let slug = users::unused_slug(conn, &name)?;
-                let user = users::insert(
-                    conn,
-                    &NewUser {
-                        email: &email,
-                        display_name: &name,
-                        slug: &slug,
-                        bio: "",
-                        role: Role::Admin.as_str(),
-                        password_hash: &hash,
-                        disabled: false,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
+                };
                 crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
                 crate::site::welcome::adopt_welcome_post(conn, user.id)?;
                 Ok(Ok(sessions::create(

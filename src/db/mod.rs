@@ -86,10 +86,11 @@ impl ConnectionManager {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)
                     .map_err(|e| DbError::Connect(format!("{}: {e}", self.target)))?;
-                // WAL lets readers run beside the one writer; busy_timeout makes a writer wait
-                // for another process's write instead of failing.
+                // busy_timeout makes a writer wait for another process's write instead of
+                // failing, and comes first: switching a new database to WAL (which lets readers
+                // run beside the one writer) needs a lock another process may hold.
                 conn.batch_execute(&format!(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; \
                      PRAGMA temp_store = MEMORY;",
                     self.sync.pragma()
@@ -98,6 +99,11 @@ impl ConnectionManager {
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => {
+                // libpq speaks TLS through the system's OpenSSL, which by default frees its
+                // global state in an exit handler. A pool thread still connecting while the
+                // process exits then crashes it (`lectern user add` ended with SIGSEGV after
+                // its work was done). This initialises OpenSSL without that handler, once.
+                openssl_sys::init();
                 let mut conn = PgConnection::establish(&self.target)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 // Timestamps are written by lectern in UTC; keep the session in UTC so that
@@ -342,14 +348,19 @@ where
     }
 }
 
-/// Runs the migration set of the connection's backend. On PostgreSQL an advisory lock makes
-/// several servers starting at once take turns.
+/// Runs the migration set of the connection's backend. Processes starting at once (two
+/// servers, or a server and a command) take turns: on SQLite under the database's write lock,
+/// on PostgreSQL under an advisory lock. Otherwise both could find a migration pending and the
+/// second would fail running it again.
 pub fn run_migrations(conn: &mut DbConn) -> Result<(), DbError> {
     let outcome = match conn {
-        DbConn::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        // Each migration's own transaction becomes a savepoint of this one; one that fails is
+        // rolled back alone, as it would be without the outer transaction.
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| -> Result<_, DieselError> {
+            Ok(c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| e.to_string()))
+        })?,
         DbConn::Postgresql(c) => {
             const LOCK: i64 = 0x6c65_6374_6572; // "lecter"
             diesel::sql_query(format!("SELECT pg_advisory_lock({LOCK})")).execute(c)?;

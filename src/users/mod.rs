@@ -139,6 +139,50 @@ pub fn unused_slug(conn: &mut DbConn, display_name: &str) -> Result<String, DbEr
     Ok(candidate)
 }
 
+/// A staff account as the setup page, the users page and the command line give it; `create`
+/// chooses its author slug.
+pub struct NewStaff<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub password_hash: &'a str,
+}
+
+/// Creates a staff account with a free author slug, or `None` when the email already has one.
+///
+/// On PostgreSQL another transaction may take the same slug or email between the checks and the
+/// insert (SQLite's writers queue, so there it cannot happen). The insert runs in a savepoint;
+/// after a unique violation the checks run again, see the other row, and tell the two apart.
+pub fn create(
+    conn: &mut DbConn,
+    staff: &NewStaff<'_>,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    const TRIES: u32 = 5;
+    let mut tries = 1;
+    loop {
+        if find_by_email(conn, staff.email)?.is_some() {
+            return Ok(None);
+        }
+        let slug = unused_slug(conn, staff.display_name)?;
+        let new_user = NewUser {
+            email: staff.email,
+            display_name: staff.display_name,
+            slug: &slug,
+            bio: "",
+            role: staff.role.as_str(),
+            password_hash: staff.password_hash,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        match conn.transaction(|conn| insert(conn, &new_user)) {
+            Err(e) if e.is_unique_violation() && tries < TRIES => tries += 1,
+            outcome => return outcome.map(Some),
+        }
+    }
+}
+
 pub fn insert(conn: &mut DbConn, new_user: &NewUser<'_>) -> Result<User, DbError> {
     Ok(diesel::insert_into(users::table)
         .values(new_user)
