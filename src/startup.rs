@@ -20,7 +20,12 @@ use crate::notify::MailContext;
 use crate::notify::handlers as notify;
 use crate::notify::transport::Transport;
 use crate::notify::worker::Worker;
+use crate::posts::thread_cache::ThreadCache;
 use crate::{comments, posts, site};
+
+/// What the rendered comment threads may weigh: the hundred-comment threads of a few dozen
+/// busy posts, well inside the server's memory target.
+const THREAD_CACHE_BYTES: usize = 8 << 20;
 
 /// The time as lectern sees it. Tests move it forward instead of sleeping.
 #[derive(Clone, Default)]
@@ -62,6 +67,8 @@ pub struct AppState {
     pub mail_transport: String,
     /// Wakes the scheduler after a post was scheduled (or the test clock moved).
     pub publish_wakeup: Arc<tokio::sync::Notify>,
+    /// Rendered comment threads, checked against the post's thread version on every request.
+    pub thread_cache: Arc<ThreadCache>,
     /// Wakes the retention task (purging old spam and trash, dropping old IP addresses).
     pub retention_wakeup: Arc<tokio::sync::Notify>,
 }
@@ -159,6 +166,7 @@ impl Application {
             mail_wakeup: mail_wakeup.clone(),
             mail_transport,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
+            thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
         });
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
@@ -195,6 +203,9 @@ impl Application {
                 .configure(routes)
         })
         .listen(listener)?
+        // Database jobs are bounded by the pool size (`Db::read`), so more blocking threads
+        // than that per worker would only sit idle, each with its own stack and malloc arena.
+        .worker_max_blocking_threads(pool_size as usize)
         .shutdown_timeout(10)
         .run();
 

@@ -32,6 +32,7 @@ diesel::table! {
         approved_comment_count -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        thread_version -> BigInt,
     }
 }
 

@@ -275,10 +275,8 @@ pub async fn edit_form(
     let post = load_post(&state, id).await?;
     let tags = state
         .db
-        .read(move |conn| queries::tags_for_posts(conn, &[id]))
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
+        .read(move |conn| queries::tags_for_post(conn, id))
+        .await?;
     let form = PostForm::from_post(&post, &tags, state.config.timezone, state.clock.now());
     editor_page(
         &state,
@@ -480,6 +478,7 @@ pub async fn preview(
         approved_comment_count: existing.as_ref().map_or(0, |p| p.approved_comment_count),
         created_at: existing.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,
+        thread_version: existing.as_ref().map_or(0, |p| p.thread_version),
     };
     let author = PublicAuthor {
         id: author.id,

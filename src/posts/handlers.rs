@@ -1,6 +1,8 @@
 //! The public reading pages: the index, a post with its comments, static pages, tag and author
 //! listings.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,6 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, PublicAuthor};
+use super::thread_cache::{RenderedThread, ThreadCache, ThreadKey};
 use super::{Post, PostKind, Tag};
 use crate::comments::domain::{FieldErrors, HONEYPOT_FIELD, RawCommentForm, issue_form_token};
 use crate::comments::thread::{self, ThreadItem};
@@ -218,7 +221,7 @@ pub async fn author_index(
     .await
 }
 
-/// One comment as the page prints it.
+/// One comment as the thread prints it.
 pub struct CommentView {
     pub id: i32,
     pub author_name: String,
@@ -268,19 +271,28 @@ impl CommentFormView {
 struct PostPage {
     layout: Layout,
     post: PostView,
-    comments: Vec<CommentView>,
+    thread: Arc<RenderedThread>,
     comment_heading: String,
     form: Option<CommentFormView>,
     comments_closed: bool,
-    cpage: u32,
-    cpages: u32,
     /// An admin's preview of unsaved changes: a banner, and no comment form.
     preview: bool,
 }
 
+/// One page of the thread; its HTML is kept in the thread cache, so it depends on nothing but
+/// the comments and the `ThreadKey`.
+#[derive(Template)]
+#[template(path = "posts/thread.html")]
+struct ThreadFragment<'a> {
+    comments: Vec<CommentView>,
+    path: &'a str,
+    replies_open: bool,
+    cpage: u32,
+    cpages: u32,
+}
+
 struct PostView {
     title: String,
-    slug: String,
     is_page: bool,
     date: String,
     iso_date: String,
@@ -341,16 +353,17 @@ pub async fn render_post_page(
     cpage: u32,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
-    let (html, private) = post_page(
-        state,
-        req,
-        post,
-        author,
-        form_state,
-        cpage,
-        Source::Stored(None),
-    )
-    .await?;
+    let own_ids = cookies::pending_ids(req, &state.signer, state.clock.unix());
+    let cache = state.thread_cache.clone();
+    let now = state.clock.now();
+    let (post, data) = state
+        .db
+        .read(move |conn| {
+            let data = load_page_data(conn, &post, &own_ids, cpage, now, Some(&cache))?;
+            Ok((post, data))
+        })
+        .await?;
+    let (html, private) = post_page(state, req, post, author, form_state, data, None).await?;
     Ok(html_response(status, html, private))
 }
 
@@ -365,7 +378,15 @@ pub async fn render_preview(
     tags: Vec<TagView>,
 ) -> AppResult<HttpResponse> {
     let fresh = FormState::Fresh { reply_to: None };
-    let (html, _) = post_page(state, req, post, author, fresh, 1, Source::Preview(tags)).await?;
+    let now = state.clock.now();
+    let (post, data) = state
+        .db
+        .read(move |conn| {
+            let data = load_page_data(conn, &post, &[], 1, now, None)?;
+            Ok((post, data))
+        })
+        .await?;
+    let (html, _) = post_page(state, req, post, author, fresh, data, Some(tags)).await?;
     let mut response = html_response(StatusCode::OK, html, true);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-robots-tag"),
@@ -374,121 +395,188 @@ pub async fn render_preview(
     Ok(response)
 }
 
-/// What a post page reads besides the post: loaded in the same blocking call as the post on a
-/// plain GET, so a page costs one trip to the database thread pool.
-pub struct PageData {
-    settings: DiscussionSettings,
-    thread: Vec<crate::comments::PublicComment>,
-    own: Vec<crate::comments::PublicComment>,
-    tags: std::collections::HashMap<i32, Vec<Tag>>,
+/// Where a page's thread comes from: the cache, or rows to render (and, when they are the
+/// same for every reader, to keep).
+enum ThreadSource {
+    Cached(Arc<RenderedThread>),
+    Rows {
+        thread: Vec<crate::comments::PublicComment>,
+        own: Vec<crate::comments::PublicComment>,
+        /// Where to keep the rendering; `None` for a preview or a visitor's own pending
+        /// comments.
+        keep_as: Option<ThreadKey>,
+    },
 }
 
+/// What a post page reads besides the post: loaded in the same blocking call as the post, so a
+/// page costs one trip to the database thread pool.
+pub struct PageData {
+    settings: DiscussionSettings,
+    thread: ThreadSource,
+    cpage: u32,
+    tags: Vec<Tag>,
+}
+
+/// Loads what the page of `post` needs. The thread's comments are read only when `cache` (none
+/// for a preview) has no rendering of this version of it.
 fn load_page_data(
     conn: &mut crate::db::DbConn,
-    post_id: i32,
+    post: &Post,
     own_ids: &[i32],
+    cpage: u32,
+    now: chrono::NaiveDateTime,
+    cache: Option<&ThreadCache>,
 ) -> Result<PageData, crate::db::DbError> {
+    let settings = DiscussionSettings::load(conn)?;
+    let tags = queries::tags_for_post(conn, post.id)?;
+    let own = comment_queries::own_pending(conn, post.id, own_ids)?;
+    let keep_as = cache.filter(|_| own.is_empty()).map(|_| {
+        let replies_open = comments_open(post, &settings, now);
+        ThreadKey::new(post, &settings, cpage, replies_open)
+    });
+    let cached = cache
+        .zip(keep_as.as_ref())
+        .and_then(|(cache, key)| cache.get(key));
+    let thread = match cached {
+        Some(rendered) => ThreadSource::Cached(rendered),
+        None => ThreadSource::Rows {
+            thread: comment_queries::load_thread(conn, post.id)?,
+            own,
+            keep_as,
+        },
+    };
     Ok(PageData {
-        settings: DiscussionSettings::load(conn)?,
-        thread: comment_queries::load_thread(conn, post_id)?,
-        own: comment_queries::own_pending(conn, post_id, own_ids)?,
-        tags: queries::tags_for_posts(conn, &[post_id])?,
+        settings,
+        thread,
+        cpage,
+        tags,
     })
 }
 
-/// Where a page's post comes from: the database (with its comments and tags, already loaded on
-/// a plain GET), or an admin's unsaved preview with the tags from the form.
-enum Source {
-    Stored(Option<PageData>),
-    Preview(Vec<TagView>),
+/// One page of the thread as HTML.
+fn render_thread(
+    state: &AppState,
+    post: &Post,
+    settings: &DiscussionSettings,
+    rows: Vec<crate::comments::PublicComment>,
+    own: Vec<crate::comments::PublicComment>,
+    cpage: u32,
+    replies_open: bool,
+) -> AppResult<RenderedThread> {
+    let page = thread::build(
+        rows,
+        own,
+        settings.thread_depth,
+        settings.comment_order,
+        settings.comments_per_page,
+        cpage,
+    );
+    let repliable = page
+        .items
+        .iter()
+        .filter(|i| i.can_reply)
+        .map(|i| (i.comment.id, i.comment.author_name.clone()))
+        .collect();
+    let tz = state.config.timezone;
+    let comments: Vec<CommentView> = page
+        .items
+        .into_iter()
+        .map(|item| comment_view(item, post.author_id, tz))
+        .collect();
+    let has_comments = !comments.is_empty();
+    let path = post.path();
+    let html = ThreadFragment {
+        comments,
+        path: &path,
+        replies_open,
+        cpage: page.page,
+        cpages: page.pages,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(RenderedThread {
+        html: SafeHtml::from_stored(html),
+        has_comments,
+        page: page.page,
+        pages: page.pages,
+        repliable,
+    })
 }
 
-/// The post page's HTML, and whether it shows the visitor their own data.
+/// The post page's HTML, and whether it shows the visitor their own data. `preview_tags` marks
+/// an admin's preview of unsaved changes, with the tags from the form.
 async fn post_page(
     state: &AppState,
     req: &HttpRequest,
     post: Post,
     author: PublicAuthor,
     form_state: FormState,
-    cpage: u32,
-    source: Source,
+    data: PageData,
+    preview_tags: Option<Vec<TagView>>,
 ) -> AppResult<(String, bool)> {
-    let post_id = post.id;
-    let preview = matches!(source, Source::Preview(_));
-    let (loaded, preview_tags) = match source {
-        Source::Stored(loaded) => (loaded, None),
-        Source::Preview(tags) => (None, Some(tags)),
-    };
-    let data = match loaded {
-        Some(data) => data,
-        None => {
-            let own_ids = if preview {
-                Vec::new()
-            } else {
-                cookies::pending_ids(req, &state.signer, state.clock.unix())
-            };
-            state
-                .db
-                .read(move |conn| load_page_data(conn, post_id, &own_ids))
-                .await?
-        }
-    };
+    let preview = preview_tags.is_some();
     let PageData {
         settings,
-        thread: thread_rows,
-        own: own_rows,
+        thread: source,
+        cpage,
         tags: stored_tags,
     } = data;
     let tags: Vec<TagView> = match preview_tags {
         Some(tags) => tags,
-        None => stored_tags
-            .get(&post_id)
-            .map(|t| t.iter().map(TagView::from).collect())
-            .unwrap_or_default(),
+        None => stored_tags.iter().map(TagView::from).collect(),
     };
     let tz = state.config.timezone;
     let now = state.clock.now();
     let is_page = post.kind == PostKind::Page.as_str();
-    let shows_own_data = !own_rows.is_empty()
+    let open = comments_open(&post, &settings, now);
+    let replies_open = open && !preview;
+
+    let (thread, shows_own_pending) = match source {
+        ThreadSource::Cached(rendered) => (rendered, false),
+        ThreadSource::Rows {
+            thread: rows,
+            own,
+            keep_as,
+        } => {
+            let personal = !own.is_empty();
+            let rendered = Arc::new(render_thread(
+                state,
+                &post,
+                &settings,
+                rows,
+                own,
+                cpage,
+                replies_open,
+            )?);
+            if let Some(key) = keep_as {
+                state.thread_cache.insert(key, rendered.clone());
+            }
+            (rendered, personal)
+        }
+    };
+    let shows_own_data = shows_own_pending
         || cookies::remembered(req).is_some()
         || matches!(form_state, FormState::Rejected { .. });
 
-    let thread_page = thread::build(
-        thread_rows,
-        own_rows,
-        settings.thread_depth,
-        settings.comment_order,
-        settings.comments_per_page,
-        cpage,
-    );
-    let parent_names: std::collections::HashMap<i32, String> = thread_page
-        .items
-        .iter()
-        .map(|i| (i.comment.id, i.comment.author_name.clone()))
-        .collect();
-    let comments: Vec<CommentView> = thread_page
-        .items
-        .into_iter()
-        .map(|item| comment_view(item, post.author_id, tz))
-        .collect();
-
-    let open = comments_open(&post, &settings, now);
-    let form = (open && !preview).then(|| {
+    let path = post.path();
+    let form = replies_open.then(|| {
         let token = issue_form_token(&state.signer, post.id, state.clock.unix());
         let action = format!("/posts/{}/comments", post.slug);
-        let cancel_href = format!("/posts/{}#respond", post.slug);
+        let cancel_href = format!("{path}#respond");
+        let reply_name = |id: i32| thread.name_of_repliable(id).map(str::to_string);
         match form_state {
             FormState::Fresh { reply_to } => {
-                let remembered = cookies::remembered(req).unwrap_or_default();
-                let remember = cookies::remembered(req).is_some();
-                let reply_to = reply_to.filter(|id| parent_names.contains_key(id));
+                let remembered = cookies::remembered(req);
+                let remember = remembered.is_some();
+                let remembered = remembered.unwrap_or_default();
+                let reply_to = reply_to.filter(|id| reply_name(*id).is_some());
                 CommentFormView {
                     action,
                     name: remembered.name,
                     email: remembered.email,
                     website: remembered.website,
                     body: String::new(),
-                    reply_to: reply_to.and_then(|id| parent_names.get(&id).cloned()),
+                    reply_to: reply_to.and_then(reply_name),
                     parent_id: reply_to,
                     notify: false,
                     remember,
@@ -507,7 +595,7 @@ async fn post_page(
                 let parent_id = raw.parent_id.trim().parse::<i32>().ok();
                 CommentFormView {
                     action,
-                    reply_to: parent_id.and_then(|id| parent_names.get(&id).cloned()),
+                    reply_to: parent_id.and_then(reply_name),
                     parent_id,
                     name: raw.name.clone(),
                     email: raw.email.clone(),
@@ -526,11 +614,6 @@ async fn post_page(
     });
 
     let mut layout = Layout::new(state, &post.title);
-    let path = if is_page {
-        format!("/pages/{}", post.slug)
-    } else {
-        format!("/posts/{}", post.slug)
-    };
     layout.canonical = Some(state.absolute(&path));
     layout.description = Some(post.excerpt.clone()).filter(|e| !e.is_empty());
     layout.og_type = "article";
@@ -552,11 +635,9 @@ async fn post_page(
     let page = PostPage {
         layout,
         comment_heading: comment_heading(post.approved_comment_count, &post.title),
-        comments,
+        thread,
         form,
         comments_closed: !open && !preview,
-        cpage: thread_page.page,
-        cpages: thread_page.pages,
         preview,
         post: PostView {
             date: post_date(post.published_at, tz),
@@ -568,7 +649,6 @@ async fn post_page(
             author_bio: author.bio,
             tags,
             title: post.title,
-            slug: post.slug,
             is_page,
         },
     };
@@ -656,12 +736,13 @@ async fn show(
         .as_deref()
         .and_then(|r| r.parse::<i32>().ok());
     let own_ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
+    let cache = state.thread_cache.clone();
     let found = state
         .db
         .read(
             move |conn| match queries::find_visible(conn, kind, &slug, now)? {
                 Some((post, author)) => {
-                    let data = load_page_data(conn, post.id, &own_ids)?;
+                    let data = load_page_data(conn, &post, &own_ids, cpage, now, Some(&cache))?;
                     Ok(Ok((post, author, data)))
                 }
                 None => Ok(Err(queries::find_moved(conn, kind, &slug, now)?)),
@@ -674,16 +755,7 @@ async fn show(
         Err(None) => return Err(AppError::NotFound),
     };
     let form = FormState::Fresh { reply_to };
-    let (html, private) = post_page(
-        &state,
-        &req,
-        post,
-        author,
-        form,
-        cpage,
-        Source::Stored(Some(data)),
-    )
-    .await?;
+    let (html, private) = post_page(&state, &req, post, author, form, data, None).await?;
     Ok(html_response(StatusCode::OK, html, private))
 }
 

@@ -6,6 +6,7 @@ pub mod handlers;
 pub mod publish;
 pub mod queries;
 pub mod scheduler;
+pub mod thread_cache;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -89,6 +90,9 @@ pub struct Post {
     pub approved_comment_count: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Moved on by database triggers whenever the public thread may have changed (migration
+    /// 000006); the key of the post's rendered comments in `posts::thread_cache`.
+    pub thread_version: i64,
 }
 
 impl Post {

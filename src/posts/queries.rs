@@ -85,6 +85,17 @@ pub fn list_visible(
     Ok((rows, more))
 }
 
+/// One post's tags, by name. A plain equality, so the statement is prepared once per connection
+/// (an `IN` list is built anew each time).
+pub fn tags_for_post(conn: &mut DbConn, post_id: i32) -> Result<Vec<Tag>, DbError> {
+    Ok(post_tags::table
+        .inner_join(tags::table)
+        .filter(post_tags::post_id.eq(post_id))
+        .select(Tag::as_select())
+        .order(tags::name.asc())
+        .load(conn)?)
+}
+
 pub fn tags_for_posts(
     conn: &mut DbConn,
     post_ids: &[i32],

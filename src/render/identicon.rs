@@ -7,7 +7,6 @@ use super::SafeHtml;
 const GRID: u32 = 5;
 /// Columns 0..=2 are chosen; columns 3 and 4 mirror 1 and 0.
 const HALF: u32 = 3;
-const BACKGROUND: &str = "#f0f0f0";
 
 /// A 5×5 mirrored identicon for `seed`, `size_px` wide and high.
 ///
@@ -64,16 +63,15 @@ fn draw_identicon(seed: u32, size_px: u32) -> SafeHtml {
         }
     }
 
+    // The background and crisp edges come from the stylesheet (`svg.avatar`), and inline SVG in
+    // HTML needs no xmlns: a page prints a hundred of these, so every byte counts a hundred times.
     SafeHtml(format!(
         concat!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 5 5" width="{size}" height="{size}" "#,
-            r#"class="avatar" aria-hidden="true" shape-rendering="crispEdges">"#,
-            r#"<rect width="5" height="5" fill="{bg}"/>"#,
+            r#"<svg viewBox="0 0 5 5" width="{size}" height="{size}" class="avatar" aria-hidden="true">"#,
             r##"<path fill="#{r:02x}{g:02x}{b:02x}" d="{path}"/></svg>"##,
         ),
         // concat! hides the names from format!'s implicit capture, so pass them explicitly.
         size = size_px,
-        bg = BACKGROUND,
         r = r,
         g = g,
         b = b,
@@ -135,7 +133,7 @@ mod tests {
     #[test]
     fn shape_and_attributes() {
         let svg = identicon_svg(7, 48).into_string();
-        assert!(svg.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 5 5""#));
+        assert!(svg.starts_with(r#"<svg viewBox="0 0 5 5""#));
         assert!(svg.contains(r#"width="48" height="48""#));
         assert!(svg.contains(r#"class="avatar" aria-hidden="true""#));
         assert_eq!(svg.matches("<path").count(), 1);

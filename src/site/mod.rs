@@ -10,7 +10,7 @@ use crate::db::schema::settings;
 use crate::db::{DbConn, DbError};
 
 /// Which comments come first on a page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommentOrder {
     OldestFirst,
     NewestFirst,

@@ -1,6 +1,8 @@
 //! The admin's users, settings and profile pages.
 
-use crate::common::{PASSWORD, TestApp, WELCOME, client, comment_id_from, hidden_value};
+use crate::common::{
+    PASSWORD, TestApp, WELCOME, client, comment_id_from, hidden_value, settings_form,
+};
 
 const ADMIN: &str = "admin@example.com";
 const MODERATOR: &str = "moderator@example.com";
@@ -116,32 +118,6 @@ async fn sessions_of(app: &TestApp, user_id: i32) -> i64 {
 
 async fn discussion_settings(app: &TestApp) -> lectern::site::DiscussionSettings {
     app.db(lectern::site::DiscussionSettings::load).await
-}
-
-/// The settings form as the page sends it with the defaults, with `changes` on top; a field
-/// changed to "" is left out (an unticked checkbox).
-fn settings_form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut form = vec![
-        ("trust_returning_commenters", "1"),
-        ("link_limit", "2"),
-        ("moderation_keywords", ""),
-        ("disallowed_keywords", ""),
-        ("close_after_days", ""),
-        ("thread_depth", "5"),
-        ("comments_per_page", ""),
-        ("comment_order", "oldest"),
-        ("flood_interval_secs", "15"),
-        ("flood_per_hour", "10"),
-        ("retention_days", "30"),
-    ];
-    for (name, value) in changes {
-        form.retain(|(n, _)| n != name);
-        let checkbox = matches!(*name, "require_approval" | "trust_returning_commenters");
-        if !(checkbox && value.is_empty()) {
-            form.push((name, value));
-        }
-    }
-    form
 }
 
 #[tokio::test]

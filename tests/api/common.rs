@@ -243,7 +243,18 @@ impl TestApp {
 
     /// Renders the post's form, then lets the minimum fill-in time pass, as a person would.
     pub async fn form_token(&self, slug: &str) -> String {
-        let page = self.get_text(&format!("/posts/{slug}")).await;
+        self.form_token_as(&self.client, slug).await
+    }
+
+    async fn form_token_as(&self, http: &reqwest::Client, slug: &str) -> String {
+        let page = http
+            .get(self.url(&format!("/posts/{slug}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let token = hidden_value(&page, "form_token").expect("the page has a comment form");
         self.advance(5);
         token
@@ -251,11 +262,24 @@ impl TestApp {
 
     /// Submits a comment with a fresh, valid form token.
     pub async fn comment(&self, slug: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        let token = self.form_token(slug).await;
+        self.comment_as(&self.client, slug, fields).await
+    }
+
+    /// `comment` from another reader's browser (`http` keeps that reader's cookies).
+    pub async fn comment_as(
+        &self,
+        http: &reqwest::Client,
+        slug: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.form_token_as(http, slug).await;
         let mut form: Vec<(&str, &str)> = vec![("form_token", token.as_str())];
         form.extend_from_slice(fields);
-        self.post_form(&format!("/posts/{slug}/comments"), &form)
+        http.post(self.url(&format!("/posts/{slug}/comments")))
+            .form(&form)
+            .send()
             .await
+            .unwrap()
     }
 
     /// Runs a query against the app's database.
@@ -406,3 +430,29 @@ impl TestApp {
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The settings form as the page sends it with the defaults, with `changes` on top; a field
+/// changed to "" is left out (an unticked checkbox).
+pub fn settings_form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("trust_returning_commenters", "1"),
+        ("link_limit", "2"),
+        ("moderation_keywords", ""),
+        ("disallowed_keywords", ""),
+        ("close_after_days", ""),
+        ("thread_depth", "5"),
+        ("comments_per_page", ""),
+        ("comment_order", "oldest"),
+        ("flood_interval_secs", "15"),
+        ("flood_per_hour", "10"),
+        ("retention_days", "30"),
+    ];
+    for (name, value) in changes {
+        form.retain(|(n, _)| n != name);
+        let checkbox = matches!(*name, "require_approval" | "trust_returning_commenters");
+        if !(checkbox && value.is_empty()) {
+            form.push((name, value));
+        }
+    }
+    form
+}

@@ -14,3 +14,4 @@ mod publishing;
 mod reading;
 mod schema;
 mod smtp;
+mod thread_cache;
