@@ -195,6 +195,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(middleware::head_as_get))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
                 .wrap(from_fn(middleware::refuse_cross_site_posts))
                 .wrap(from_fn(middleware::security_headers))

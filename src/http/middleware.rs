@@ -1,4 +1,5 @@
-//! Middleware: security headers, the cross-site POST refusal, and one log line per request.
+//! Middleware: HEAD answered as GET, security headers, the cross-site POST refusal, and one log
+//! line per request.
 
 use std::time::Instant;
 
@@ -14,6 +15,19 @@ use crate::startup::AppState;
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Answers HEAD as GET, as HTTP requires of every server (RFC 9110, 9.1): the routes see GET,
+/// and the HTTP layer, which parsed the request as HEAD, sends the same headers without the
+/// body. Uptime monitors and link checkers ask with HEAD.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
 
 /// Adds the security headers every response carries.
 pub async fn security_headers(

@@ -128,6 +128,48 @@ async fn every_response_carries_the_security_headers() {
 }
 
 #[tokio::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/",
+        "/feed.xml",
+        "/healthz",
+        "/static/style.css",
+        "/robots.txt",
+    ] {
+        let get = app.get(path).await;
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(
+            head.headers()["content-type"],
+            get.headers()["content-type"],
+            "{path}"
+        );
+        assert_eq!(
+            head.headers()["content-length"],
+            get.headers()["content-length"],
+            "{path}"
+        );
+        assert!(head.headers().contains_key("content-security-policy"));
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path} has no body"
+        );
+    }
+    let post_page = app
+        .client
+        .head(app.url("/posts/welcome-to-lectern"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post_page.status(), 200);
+    for missing in ["/posts/nowhere", "/posts/welcome-to-lectern/comments"] {
+        let head = app.client.head(app.url(missing)).send().await.unwrap();
+        assert_eq!(head.status(), 404, "HEAD {missing}");
+    }
+}
+
+#[tokio::test]
 async fn healthz_answers_when_the_database_does() {
     let app = TestApp::spawn().await;
     let response = app.get("/healthz").await;
