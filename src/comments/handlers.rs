@@ -11,7 +11,7 @@ use super::domain::{self, CommentInput, FormTokenCheck, MAX_FORM_BYTES, RawComme
 use super::{CommentStatus, NewComment, queries, thread};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::posts::handlers::{FormState, comments_open, render_post_page};
+use crate::posts::handlers::{FormState, accepts_comments, render_post_page};
 use crate::posts::{PostKind, queries as post_queries};
 use crate::site::DiscussionSettings;
 use crate::startup::AppState;
@@ -49,14 +49,24 @@ pub async fn submit_comment(
     let (post, author, settings) = state
         .db
         .read(move |conn| {
-            let found = post_queries::find_visible(conn, PostKind::Post, &slug, now)?;
+            let found = match post_queries::find_visible(conn, PostKind::Post, &slug, now)? {
+                Some(found) => Some(found),
+                // The post's address changed while the reader was writing: their comment is
+                // for the same post (the form token says which), so it is not refused.
+                None => match post_queries::find_moved(conn, PostKind::Post, &slug, now)? {
+                    Some(moved) if moved.kind() == PostKind::Post => {
+                        post_queries::find_visible(conn, PostKind::Post, &moved.slug, now)?
+                    }
+                    _ => None,
+                },
+            };
             let settings = DiscussionSettings::load(conn)?;
             Ok(found.map(|(post, author)| (post, author, settings)))
         })
         .await?
         .ok_or(AppError::NotFound)?;
 
-    if !comments_open(&post, &settings, now) {
+    if !accepts_comments(&post, &settings, now) {
         return Err(AppError::Forbidden("Comments are closed on this post."));
     }
 

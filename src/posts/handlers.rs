@@ -331,15 +331,21 @@ pub fn comment_heading(count: i32, title: &str) -> String {
 }
 
 /// Whether the post takes comments now: open, and not past the "close after N days" setting.
-pub fn comments_open(
-    post: &Post,
-    settings: &DiscussionSettings,
-    now: chrono::NaiveDateTime,
-) -> bool {
+fn comments_open(post: &Post, settings: &DiscussionSettings, now: chrono::NaiveDateTime) -> bool {
     post.comments_open
         && settings
             .close_after_days
             .is_none_or(|days| post.published_at + chrono::Duration::days(i64::from(days)) > now)
+}
+
+/// Whether readers may comment on `post` now. Pages show the comments they have (a post that
+/// became a page keeps its thread) but take no new ones.
+pub fn accepts_comments(
+    post: &Post,
+    settings: &DiscussionSettings,
+    now: chrono::NaiveDateTime,
+) -> bool {
+    post.kind() == PostKind::Post && comments_open(post, settings, now)
 }
 
 /// Renders a post or page with its thread and form. Shared by GET and by a rejected comment
@@ -431,7 +437,7 @@ fn load_page_data(
     let tags = queries::tags_for_post(conn, post.id)?;
     let own = comment_queries::own_pending(conn, post.id, own_ids)?;
     let keep_as = cache.filter(|_| own.is_empty()).map(|_| {
-        let replies_open = comments_open(post, &settings, now);
+        let replies_open = accepts_comments(post, &settings, now);
         ThreadKey::new(post, &settings, cpage, replies_open)
     });
     let cached = cache
@@ -528,7 +534,7 @@ async fn post_page(
     let tz = state.config.timezone;
     let now = state.clock.now();
     let is_page = post.kind == PostKind::Page.as_str();
-    let open = comments_open(&post, &settings, now);
+    let open = accepts_comments(&post, &settings, now);
     let replies_open = open && !preview;
 
     let (thread, shows_own_pending) = match source {

@@ -481,6 +481,8 @@ async fn a_new_slug_redirects_the_old_address_and_the_comments_stay() {
         .await,
     );
     approve(&app, &http, &csrf, comment).await;
+    // A reader opens the post and is still writing when its address changes.
+    let open_form = app.form_token("old-name").await;
 
     let response = post(
         &app,
@@ -491,6 +493,33 @@ async fn a_new_slug_redirects_the_old_address_and_the_comments_stay() {
     )
     .await;
     assert_eq!(response.status(), 303);
+    let late = app
+        .post_form(
+            "/posts/old-name/comments",
+            &[
+                ("form_token", open_form.as_str()),
+                ("name", "Late Reader"),
+                ("email", "late@example.com"),
+                ("body", "Written before the move, sent after it"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status(), 303, "the comment is taken, not lost");
+    let late_id = comment_id_from(&late);
+    assert_eq!(
+        location(&late),
+        format!("/posts/new-name#comment-{late_id}")
+    );
+    let stored_on: i32 = app
+        .db(move |conn| {
+            use lectern::db::schema::comments;
+            Ok(comments::table
+                .find(late_id)
+                .select(comments::post_id)
+                .first(conn)?)
+        })
+        .await;
+    assert_eq!(stored_on, id);
     let moved = app.get("/posts/old-name?cpage=1").await;
     assert_eq!(moved.status(), 301);
     assert_eq!(location(&moved), "/posts/new-name?cpage=1");
