@@ -183,6 +183,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_reset_requests (id) {
+        id -> Integer,
+        user_id -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));
@@ -208,5 +216,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     notify_addresses,
     used_tokens,
-    blocks
+    blocks,
+    password_reset_requests
 );

@@ -412,6 +412,14 @@ pub async fn reset_request(
             let Some(user) = users::find_by_email(conn, &email)?.filter(|u| !u.disabled) else {
                 return Ok(());
             };
+            if !users::note_reset_request(conn, user.id, now)? {
+                // Answered like any other request, so the page tells a stranger nothing.
+                tracing::warn!(
+                    user_id = user.id,
+                    "password reset not sent: too many this hour"
+                );
+                return Ok(());
+            }
             let link = Link::PasswordReset {
                 user_id: user.id,
                 stamp: password_stamp(&user.password_hash),

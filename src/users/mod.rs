@@ -190,6 +190,36 @@ pub fn insert(conn: &mut DbConn, new_user: &NewUser<'_>) -> Result<User, DbError
         .get_result(conn)?)
 }
 
+/// Password reset emails an account may be sent in an hour.
+pub const RESETS_PER_HOUR: i64 = 3;
+
+/// Records a password reset request for `user_id` and says whether an email may go out: no more
+/// than `RESETS_PER_HOUR`, so a stranger who knows a staff address cannot fill its inbox.
+pub fn note_reset_request(
+    conn: &mut DbConn,
+    user_id: i32,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, DbError> {
+    use crate::db::schema::password_reset_requests as requests;
+    let recent: i64 = requests::table
+        .filter(requests::user_id.eq(user_id))
+        .filter(requests::created_at.gt(now - chrono::Duration::hours(1)))
+        .count()
+        .get_result(conn)?;
+    if recent >= RESETS_PER_HOUR {
+        return Ok(false);
+    }
+    diesel::insert_into(requests::table)
+        .values((requests::user_id.eq(user_id), requests::created_at.eq(now)))
+        .execute(conn)?;
+    // Older rows serve no purpose; trimming here keeps the table small without a job.
+    diesel::delete(
+        requests::table.filter(requests::created_at.lt(now - chrono::Duration::days(1))),
+    )
+    .execute(conn)?;
+    Ok(true)
+}
+
 pub fn set_password_hash(conn: &mut DbConn, user_id: i32, hash: &str) -> Result<(), DbError> {
     diesel::update(users::table.find(user_id))
         .set((

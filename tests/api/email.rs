@@ -546,6 +546,61 @@ async fn password_reset_answers_the_same_for_any_address_and_its_link_works_once
     assert_eq!(again.status(), 410);
 }
 
+#[tokio::test]
+async fn password_reset_mails_an_account_at_most_three_times_an_hour() {
+    let smtp = SmtpServer::start().await;
+    let app = site(&smtp).await;
+    let http = client();
+    let page = http
+        .get(app.url("/admin/password-reset"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::common::hidden_value(&page, "csrf_token").unwrap();
+    let ask = || async {
+        let response = http
+            .post(app.url("/admin/password-reset"))
+            .form(&[("email", "mod@example.com"), ("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let resets_queued = || {
+        app.db(|conn| {
+            use diesel::prelude::*;
+            use lectern::db::schema::outbox;
+            Ok(outbox::table
+                .filter(outbox::kind.eq("password-reset"))
+                .filter(outbox::to_address.eq("mod@example.com"))
+                .count()
+                .get_result::<i64>(conn)?)
+        })
+    };
+    let first = ask().await;
+    for _ in 0..4 {
+        app.advance(60);
+        let again = ask().await;
+        assert_eq!(
+            again.replace(char::is_whitespace, ""),
+            first.replace(char::is_whitespace, ""),
+            "a throttled request is answered like any other"
+        );
+    }
+    assert_eq!(resets_queued().await, 3);
+    app.advance(3600);
+    ask().await;
+    assert_eq!(
+        resets_queued().await,
+        4,
+        "an hour later a new link can be asked for"
+    );
+}
+
 /// The outbox statuses once no message is in the middle of being sent (bounded wait).
 async fn settled_statuses(app: &TestApp) -> Vec<String> {
     for _ in 0..500 {
