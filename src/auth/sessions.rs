@@ -133,3 +133,16 @@ pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<(), DbError> {
 pub fn end_by_id(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
     end(conn, &token_hash(id))
 }
+
+/// Deletes sessions past either timeout, which `lookup` would refuse anyway: a session nobody
+/// comes back to would otherwise keep its address and browser forever.
+pub fn delete_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(diesel::delete(
+        sessions::table.filter(
+            sessions::last_seen_at
+                .lt(now - Duration::minutes(IDLE_TIMEOUT_MINUTES))
+                .or(sessions::created_at.lt(now - Duration::hours(ABSOLUTE_TIMEOUT_HOURS))),
+        ),
+    )
+    .execute(conn)?)
+}

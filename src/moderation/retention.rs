@@ -1,5 +1,7 @@
-//! Retention: spam and trash are purged after `retention_days`, and comments' IP addresses are
-//! dropped after at most 30 days (DESIGN.md's privacy promise), by a task beside the server.
+//! Retention: spam and trash are purged after `retention_days`, and IP addresses (commenters'
+//! and the staff's in the moderation log) are dropped after at most 30 days (DESIGN.md's privacy
+//! promise), by a task beside the server. It also deletes expired staff sessions and mail sent
+//! more than 30 days ago, which hold addresses and text nobody needs any more.
 //!
 //! Work is done in small batches, each its own write transaction, so a large backlog never
 //! holds SQLite's write lock long enough to stall comment submissions.
@@ -14,7 +16,7 @@ use tokio::sync::Notify;
 use super::{Actor, Via};
 use crate::comments::CommentStatus;
 use crate::comments::queries::adjust_status_count;
-use crate::db::schema::comments;
+use crate::db::schema::{comments, moderation_log};
 use crate::db::{Db, DbConn, DbError};
 use crate::site::DiscussionSettings;
 use crate::startup::Clock;
@@ -23,6 +25,8 @@ use crate::startup::Clock;
 const EVERY: StdDuration = StdDuration::from_secs(3600);
 /// IP addresses are never kept longer than this, whatever `retention_days` says.
 pub const MAX_IP_DAYS: u32 = 30;
+/// Sent mail stays visible on the admin's mail page this long.
+pub const SENT_MAIL_DAYS: i64 = 30;
 const BATCH: i64 = 200;
 
 /// What one run did.
@@ -32,6 +36,10 @@ pub struct PurgeReport {
     pub trash_deleted: usize,
     pub ips_dropped: usize,
     pub blocks_expired: usize,
+    /// Moderation log rows whose (staff) IP address was dropped.
+    pub log_ips_dropped: usize,
+    pub sessions_deleted: usize,
+    pub sent_mail_deleted: usize,
 }
 
 impl PurgeReport {
@@ -61,13 +69,34 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
     report.blocks_expired = db
         .write(move |conn| super::blocks::delete_expired(conn, now))
         .await?;
+    report.log_ips_dropped = drain(db, move |conn| drop_log_ip_batch(conn, ip_cutoff)).await?;
+    report.sessions_deleted = db
+        .write(move |conn| crate::auth::sessions::delete_expired(conn, now))
+        .await?;
+    let mail_cutoff = now - chrono::Duration::days(SENT_MAIL_DAYS);
+    report.sent_mail_deleted = drain(db, move |conn| {
+        let deleted = crate::notify::outbox::delete_sent_before(conn, mail_cutoff, BATCH)?;
+        Ok((deleted, deleted as i64 == BATCH))
+    })
+    .await?;
     if !report.is_empty() {
-        let detail = format!(
+        let mut detail = format!(
             "deleted {} spam and {} trashed comments older than {days} days; \
              dropped the IP address of {} comments older than {ip_days} days; \
              removed {} expired blocks",
             report.spam_deleted, report.trash_deleted, report.ips_dropped, report.blocks_expired
         );
+        let housekeeping = [
+            (
+                report.log_ips_dropped,
+                "moderation log entries' IP addresses dropped",
+            ),
+            (report.sessions_deleted, "expired sessions deleted"),
+            (report.sent_mail_deleted, "sent emails deleted"),
+        ];
+        for (n, what) in housekeeping.into_iter().filter(|(n, _)| *n > 0) {
+            detail.push_str(&format!("; {n} {what}"));
+        }
         let system = Actor {
             user_id: None,
             via: Via::System,
@@ -168,6 +197,24 @@ fn drop_ip_batch(conn: &mut DbConn, cutoff: NaiveDateTime) -> Result<(usize, boo
     Ok((dropped, ids.len() as i64 == BATCH))
 }
 
+/// Drops the IP address of up to one batch of moderation log entries made before `cutoff`.
+fn drop_log_ip_batch(conn: &mut DbConn, cutoff: NaiveDateTime) -> Result<(usize, bool), DbError> {
+    let ids: Vec<i32> = moderation_log::table
+        .filter(moderation_log::created_at.lt(cutoff))
+        .filter(moderation_log::ip.is_not_null())
+        .select(moderation_log::id)
+        .order(moderation_log::id)
+        .limit(BATCH)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok((0, false));
+    }
+    let dropped = diesel::update(moderation_log::table.filter(moderation_log::id.eq_any(&ids)))
+        .set(moderation_log::ip.eq(None::<String>))
+        .execute(conn)?;
+    Ok((dropped, ids.len() as i64 == BATCH))
+}
+
 /// The background task: a run at start, then every hour or when woken.
 pub async fn run(db: Db, clock: Clock, wakeup: Arc<Notify>) {
     loop {
@@ -178,6 +225,9 @@ pub async fn run(db: Db, clock: Clock, wakeup: Arc<Notify>) {
                 trash = report.trash_deleted,
                 ips = report.ips_dropped,
                 blocks = report.blocks_expired,
+                log_ips = report.log_ips_dropped,
+                sessions = report.sessions_deleted,
+                sent_mail = report.sent_mail_deleted,
                 "retention: purged old spam and trash, dropped old IP addresses"
             ),
             Err(e) => tracing::error!(error = %e, "retention: purge failed"),

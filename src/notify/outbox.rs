@@ -176,3 +176,23 @@ pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<OutboxRow>, DbError> 
         .limit(limit)
         .load(conn)?)
 }
+
+/// Deletes up to `limit` messages sent before `cutoff`; returns how many. Failed and waiting
+/// messages stay until they are sent.
+pub fn delete_sent_before(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, DbError> {
+    let ids: Vec<i32> = outbox::table
+        .filter(outbox::status.eq("sent"))
+        .filter(outbox::sent_at.lt(cutoff))
+        .select(outbox::id)
+        .order(outbox::id)
+        .limit(limit)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)?)
+}

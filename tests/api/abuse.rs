@@ -1105,6 +1105,71 @@ async fn the_retention_task_purges_old_spam_and_trash_and_drops_old_ip_addresses
 }
 
 #[tokio::test]
+async fn the_retention_task_drops_staff_addresses_expired_sessions_and_old_sent_mail() {
+    use lectern::db::schema::{outbox, sessions};
+    let app = TestApp::spawn_with(&[NO_FLOOD]).await;
+    let (http, csrf) = moderator(&app).await;
+    // Two held comments, each mailed to the moderator (as .eml files: no SMTP is set).
+    let first = comment_id_from(&submit(&app, &person("Ada", "ada@example.com", "one"), &[]).await);
+    comment_id_from(&submit(&app, &person("Bea", "bea@example.com", "two"), &[]).await);
+    moderate(&app, &http, &csrf, first, "approve").await;
+    let outbox_statuses = || {
+        app.db(|conn| {
+            Ok(outbox::table
+                .select(outbox::status)
+                .order(outbox::id)
+                .load::<String>(conn)?)
+        })
+    };
+    eventually("both emails sent", || async {
+        outbox_statuses().await == ["sent", "sent"]
+    })
+    .await;
+    // One of them failed later on a retry; a failed message waits for a person, however old.
+    app.db(|conn| {
+        let newest: i32 = outbox::table
+            .select(outbox::id)
+            .order(outbox::id.desc())
+            .first(conn)?;
+        Ok(diesel::update(outbox::table.find(newest))
+            .set(outbox::status.eq("failed"))
+            .execute(conn)?)
+    })
+    .await;
+    let logged_ips = || {
+        app.db(|conn| {
+            Ok(moderation_log::table
+                .filter(moderation_log::ip.is_not_null())
+                .count()
+                .get_result::<i64>(conn)?)
+        })
+    };
+    assert!(
+        logged_ips().await > 0,
+        "the approval logged the moderator's address"
+    );
+
+    app.advance(31 * 24 * 3600);
+    let report = lectern::moderation::retention::purge(&app.state.db, app.state.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.sessions_deleted, 1);
+    assert_eq!(report.sent_mail_deleted, 1);
+    assert!(report.log_ips_dropped > 0);
+    assert_eq!(logged_ips().await, 0);
+    assert_eq!(outbox_statuses().await, ["failed"]);
+    let sessions_left: i64 = app
+        .db(|conn| Ok(sessions::table.count().get_result(conn)?))
+        .await;
+    assert_eq!(sessions_left, 0);
+    let detail = log_rows(&app).await.pop().unwrap().2;
+    assert!(
+        detail.contains("1 expired sessions deleted") && detail.contains("1 sent emails deleted"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
 async fn ip_addresses_go_after_30_days_even_when_spam_is_kept_longer() {
     let app = TestApp::spawn_with(&[NO_FLOOD]).await;
     set_settings(&app, |s| {
