@@ -108,7 +108,9 @@ impl Application {
                 if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
                     tracing::info!("new site: published the welcome post");
                 }
-                let setup_token = db.write_blocking(crate::auth::handlers::issue_setup_token)?;
+                let setup_token = db.write_blocking(|conn| {
+                    crate::auth::handlers::issue_setup_token(conn, &signer)
+                })?;
                 Ok((db, secret, setup_token))
             })
             .await

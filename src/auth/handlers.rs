@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 use super::guard::anonymous_form_page;
 use super::{Staff, safe_next, sessions, throttle};
-use crate::crypto::{constant_time_eq, token_hash};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
@@ -273,18 +272,38 @@ struct SetupPage {
     errors: Vec<String>,
 }
 
-const SETUP_TOKEN_SETTING: &str = "setup_token_hash";
+/// A random value kept while no enabled admin exists; the setup link's token is derived from it.
+pub const SETUP_NONCE_SETTING: &str = "setup_nonce";
+/// Where versions before the nonce kept the hash of a random token.
+const LEGACY_SETUP_SETTING: &str = "setup_token_hash";
 
-/// While no enabled admin exists, a fresh single-use setup token (its hash is stored).
-pub fn issue_setup_token(conn: &mut crate::db::DbConn) -> Result<Option<String>, DbError> {
+/// While no enabled admin exists, the single-use setup token. It is the site key's signature of
+/// a stored random nonce, so every server on a shared database prints the same working link,
+/// and a restart keeps the link printed before it; creating the admin deletes the nonce.
+pub fn issue_setup_token(
+    conn: &mut crate::db::DbConn,
+    signer: &crate::crypto::Signer,
+) -> Result<Option<String>, DbError> {
     crate::db::startup_lock(conn)?;
+    crate::site::delete(conn, LEGACY_SETUP_SETTING)?;
     if users::count_enabled_admins(conn)? > 0 {
-        crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
+        crate::site::delete(conn, SETUP_NONCE_SETTING)?;
         return Ok(None);
     }
-    let token = crate::crypto::random_token(24);
-    crate::site::put(conn, SETUP_TOKEN_SETTING, &token_hash(&token))?;
-    Ok(Some(token))
+    let nonce = match crate::site::get(conn, SETUP_NONCE_SETTING)? {
+        Some(nonce) => nonce,
+        None => {
+            let nonce = crate::crypto::random_token(24);
+            crate::site::put(conn, SETUP_NONCE_SETTING, &nonce)?;
+            nonce
+        }
+    };
+    Ok(Some(signer.sign("setup-link", &nonce)))
+}
+
+/// Whether `token` is the setup link's token for the stored nonce.
+fn is_setup_token(signer: &crate::crypto::Signer, nonce: Option<&str>, token: &str) -> bool {
+    nonce.is_some_and(|nonce| signer.verify("setup-link", nonce, token))
 }
 
 /// Checks a setup token: 410 once an admin exists (or it was used), 404 when forged.
@@ -294,7 +313,7 @@ async fn check_setup_token(state: &AppState, token: &str) -> AppResult<()> {
         .read(|conn| {
             Ok((
                 users::count_enabled_admins(conn)?,
-                crate::site::get(conn, SETUP_TOKEN_SETTING)?,
+                crate::site::get(conn, SETUP_NONCE_SETTING)?,
             ))
         })
         .await?;
@@ -303,9 +322,10 @@ async fn check_setup_token(state: &AppState, token: &str) -> AppResult<()> {
             "The site already has an administrator, so the setup link no longer works. Log in instead.",
         ));
     }
-    match stored {
-        Some(hash) if constant_time_eq(&hash, &token_hash(token)) => Ok(()),
-        _ => Err(AppError::NotFound),
+    if is_setup_token(&state.signer, stored.as_deref(), token) {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
     }
 }
 
@@ -401,14 +421,15 @@ pub async fn setup(
     let (ip, _) = client_network(&state, &req);
     let agent = user_agent(&req);
     let token = form.token.clone();
+    let signer = state.signer.clone();
     let outcome = state
         .db
         .write(
             move |conn| -> Result<Result<String, &'static str>, DbError> {
                 // Checked again inside the transaction: two tabs cannot both create an admin.
-                let stored = crate::site::get(conn, SETUP_TOKEN_SETTING)?;
+                let stored = crate::site::get(conn, SETUP_NONCE_SETTING)?;
                 if users::count_enabled_admins(conn)? > 0
-                    || !stored.is_some_and(|h| constant_time_eq(&h, &token_hash(&token)))
+                    || !is_setup_token(&signer, stored.as_deref(), &token)
                 {
                     return Ok(Err("used"));
                 }
@@ -421,7 +442,7 @@ pub async fn setup(
                 let Some(user) = users::create(conn, &staff, now)? else {
                     return Ok(Err("email"));
                 };
-                crate::site::delete(conn, SETUP_TOKEN_SETTING)?;
+                crate::site::delete(conn, SETUP_NONCE_SETTING)?;
                 crate::site::welcome::adopt_welcome_post(conn, user.id)?;
                 Ok(Ok(sessions::create(
                     conn,

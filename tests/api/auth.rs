@@ -36,17 +36,27 @@ async fn status_of(http: &reqwest::Client, url: String) -> u16 {
 async fn the_setup_link_creates_the_first_admin_once() {
     let app = TestApp::spawn().await;
     let row: Option<String> = app
-        .db(|conn| lectern::site::get(conn, "setup_token_hash"))
+        .db(|conn| lectern::site::get(conn, lectern::auth::handlers::SETUP_NONCE_SETTING))
         .await;
     assert!(row.is_some(), "a new site has a setup token");
-    // The token itself is only printed; build a fresh one the way start-up does.
     let token = app
+        .setup_url
+        .as_deref()
+        .unwrap()
+        .rsplit_once("token=")
+        .unwrap()
+        .1
+        .to_string();
+    // Deriving it again, as a restart or a second server does, gives the same link.
+    let signer = app.state.signer.clone();
+    let again = app
         .state
         .db
-        .write(lectern::auth::handlers::issue_setup_token)
+        .write(move |conn| lectern::auth::handlers::issue_setup_token(conn, &signer))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(again, token);
     let http = client();
     assert_eq!(
         status_of(&http, app.url("/admin/setup?token=forged")).await,

@@ -39,6 +39,15 @@ async fn two_servers_starting_at_once_migrate_safely_and_share_logins_limits_and
         })
         .await;
     assert_eq!(welcome_posts, 1, "one welcome post, not one per server");
+    let token = |app: &TestApp| {
+        let url = app.setup_url.clone().expect("no admin yet: a setup link");
+        url.rsplit_once("token=").unwrap().1.to_string()
+    };
+    assert_eq!(
+        token(&a),
+        token(&b),
+        "both servers print a working setup link"
+    );
 
     // A login made through one server is valid on the other.
     a.create_user("mod@example.com", "Mo", "moderator", PASSWORD)

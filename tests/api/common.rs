@@ -14,6 +14,8 @@ pub struct TestApp {
     pub handle: actix_web::dev::ServerHandle,
     pub database_url: String,
     pub test_db: Option<TestDb>,
+    /// The `setup: URL` line start-up printed, while no admin exists.
+    pub setup_url: Option<String>,
 }
 
 /// A fresh database for one test: a SQLite file in a temporary folder, or, when
@@ -179,6 +181,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state();
         let handle = app.handle();
+        let setup_url = app.setup_url();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
@@ -187,6 +190,7 @@ impl TestApp {
             handle,
             database_url: database_url.to_string(),
             test_db: None,
+            setup_url,
         }
     }
 
