@@ -503,8 +503,6 @@ fn render_thread(
     Ok(RenderedThread {
         html: SafeHtml::from_stored(html),
         has_comments,
-        page: page.page,
-        pages: page.pages,
         repliable,
     })
 }

@@ -55,8 +55,6 @@ pub struct RenderedThread {
     /// The comment list and its page links; empty when there are no comments.
     pub html: SafeHtml,
     pub has_comments: bool,
-    pub page: u32,
-    pub pages: u32,
     /// Comments on this page that take replies, by id, with their authors' names: the form
     /// says "Reply to {name}" for `?replytocom=ID`.
     pub repliable: Vec<(i32, String)>,
@@ -173,8 +171,6 @@ mod tests {
         Arc::new(RenderedThread {
             html: SafeHtml::from_stored("x".repeat(bytes)),
             has_comments: true,
-            page: 1,
-            pages: 1,
             repliable: vec![(1, "Ann".into())],
         })
     }
