@@ -231,6 +231,12 @@ impl TestApp {
         self.get(path).await.text().await.unwrap()
     }
 
+    /// `get_text` from another browser (`http` keeps its own cookies).
+    pub async fn get_text_as(&self, http: &reqwest::Client, path: &str) -> String {
+        let response = http.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.client
             .post(self.url(path))
@@ -251,14 +257,7 @@ impl TestApp {
     }
 
     async fn form_token_as(&self, http: &reqwest::Client, slug: &str) -> String {
-        let page = http
-            .get(self.url(&format!("/posts/{slug}")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = self.get_text_as(http, &format!("/posts/{slug}")).await;
         let token = hidden_value(&page, "form_token").expect("the page has a comment form");
         self.advance(5);
         token

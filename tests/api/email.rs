@@ -475,20 +475,18 @@ async fn a_crlf_injection_in_the_name_adds_no_header_and_no_recipient() {
     assert!(to_header.ends_with("<zoe@example.com>"), "{to_header}");
 }
 
+/// The CSRF token of the password reset form, as `http`'s browser gets it.
+async fn reset_form_csrf(app: &TestApp, http: &reqwest::Client) -> String {
+    let page = app.get_text_as(http, "/admin/password-reset").await;
+    crate::common::hidden_value(&page, "csrf_token").unwrap()
+}
+
 #[tokio::test]
 async fn password_reset_answers_the_same_for_any_address_and_its_link_works_once() {
     let smtp = SmtpServer::start().await;
     let app = site(&smtp).await;
     let http = client();
-    let page = http
-        .get(app.url("/admin/password-reset"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = crate::common::hidden_value(&page, "csrf_token").unwrap();
+    let csrf = reset_form_csrf(&app, &http).await;
     let ask = |email: &'static str| {
         let http = http.clone();
         let csrf = csrf.clone();
@@ -551,15 +549,7 @@ async fn password_reset_mails_an_account_at_most_three_times_an_hour() {
     let smtp = SmtpServer::start().await;
     let app = site(&smtp).await;
     let http = client();
-    let page = http
-        .get(app.url("/admin/password-reset"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = crate::common::hidden_value(&page, "csrf_token").unwrap();
+    let csrf = reset_form_csrf(&app, &http).await;
     let ask = || async {
         let response = http
             .post(app.url("/admin/password-reset"))
