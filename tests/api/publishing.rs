@@ -959,6 +959,55 @@ async fn feeds_and_the_sitemap_answer_a_conditional_get_with_304() {
 }
 
 #[tokio::test]
+async fn a_post_that_becomes_a_page_keeps_its_comments_but_takes_no_new_ones() {
+    let app = TestApp::spawn().await;
+    let (http, csrf) = admin(&app).await;
+    let id = create(&app, &http, &csrf, &fields("Colophon", &[])).await;
+    let response = app
+        .comment(
+            "colophon",
+            &[
+                ("name", "Early Reader"),
+                ("email", "early@example.com"),
+                ("body", "Said while it was a post"),
+            ],
+        )
+        .await;
+    let comment = comment_id_from(&response);
+    approve(&app, &http, &csrf, comment).await;
+    let token = app.form_token("colophon").await;
+    let edit = format!("/admin/posts/{id}/edit");
+    let response = post(
+        &app,
+        &http,
+        &csrf,
+        &edit,
+        &fields("Colophon", &[("kind", "page")]),
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+
+    let page = app.get_text("/pages/colophon").await;
+    assert!(page.contains("Said while it was a post"));
+    assert!(!page.contains("form_token"), "no form that could only fail");
+    assert!(!page.contains("comment-reply-link"));
+    let before = app.comment_count().await;
+    let refused = app
+        .post_form(
+            "/posts/colophon/comments",
+            &[
+                ("form_token", token.as_str()),
+                ("name", "Late Reader"),
+                ("email", "late@example.com"),
+                ("body", "Too late"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), 404);
+    assert_eq!(app.comment_count().await, before);
+}
+
+#[tokio::test]
 async fn the_sitemap_lists_public_posts_pages_tags_and_authors() {
     let app = TestApp::spawn().await;
     let (http, csrf) = admin(&app).await;
