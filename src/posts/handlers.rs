@@ -418,6 +418,9 @@ enum ThreadSource {
 /// page costs one trip to the database thread pool.
 pub struct PageData {
     settings: DiscussionSettings,
+    /// `accepts_comments` at the moment the thread was looked up: the page and the kept thread
+    /// agree on it, even at the instant comments close.
+    open: bool,
     thread: ThreadSource,
     cpage: u32,
     tags: Vec<Tag>,
@@ -436,10 +439,10 @@ fn load_page_data(
     let settings = DiscussionSettings::load(conn)?;
     let tags = queries::tags_for_post(conn, post.id)?;
     let own = comment_queries::own_pending(conn, post.id, own_ids)?;
-    let keep_as = cache.filter(|_| own.is_empty()).map(|_| {
-        let replies_open = accepts_comments(post, &settings, now);
-        ThreadKey::new(post, &settings, cpage, replies_open)
-    });
+    let open = accepts_comments(post, &settings, now);
+    let keep_as = cache
+        .filter(|_| own.is_empty())
+        .map(|_| ThreadKey::new(post, &settings, cpage, open));
     let cached = cache
         .zip(keep_as.as_ref())
         .and_then(|(cache, key)| cache.get(key));
@@ -453,6 +456,7 @@ fn load_page_data(
     };
     Ok(PageData {
         settings,
+        open,
         thread,
         cpage,
         tags,
@@ -521,6 +525,7 @@ async fn post_page(
     let preview = preview_tags.is_some();
     let PageData {
         settings,
+        open,
         thread: source,
         cpage,
         tags: stored_tags,
@@ -530,9 +535,7 @@ async fn post_page(
         None => stored_tags.iter().map(TagView::from).collect(),
     };
     let tz = state.config.timezone;
-    let now = state.clock.now();
     let is_page = post.kind == PostKind::Page.as_str();
-    let open = accepts_comments(&post, &settings, now);
     let replies_open = open && !preview;
 
     let (thread, shows_own_pending) = match source {
