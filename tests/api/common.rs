@@ -276,13 +276,18 @@ impl TestApp {
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
         let token = self.form_token_as(http, slug).await;
-        let mut form: Vec<(&str, &str)> = vec![("form_token", token.as_str())];
-        form.extend_from_slice(fields);
-        http.post(self.url(&format!("/posts/{slug}/comments")))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
+        submit_comment_form(self, http, slug, &token, fields).await
+    }
+
+    /// Sends the comment form of `slug` with a `token` from a page opened earlier, as a reader
+    /// who kept the page open (or a bot reusing a token) would.
+    pub async fn comment_with_token(
+        &self,
+        slug: &str,
+        token: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        submit_comment_form(self, &self.client, slug, token, fields).await
     }
 
     /// Runs a query against the app's database.
@@ -312,6 +317,22 @@ impl TestApp {
         })
         .await
     }
+}
+
+async fn submit_comment_form(
+    app: &TestApp,
+    http: &reqwest::Client,
+    slug: &str,
+    token: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form: Vec<(&str, &str)> = vec![("form_token", token)];
+    form.extend_from_slice(fields);
+    http.post(app.url(&format!("/posts/{slug}/comments")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The `value` of `<input ... name="NAME" value="...">` in a page.

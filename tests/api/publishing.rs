@@ -494,10 +494,10 @@ async fn a_new_slug_redirects_the_old_address_and_the_comments_stay() {
     .await;
     assert_eq!(response.status(), 303);
     let late = app
-        .post_form(
-            "/posts/old-name/comments",
+        .comment_with_token(
+            "old-name",
+            &open_form,
             &[
-                ("form_token", open_form.as_str()),
                 ("name", "Late Reader"),
                 ("email", "late@example.com"),
                 ("body", "Written before the move, sent after it"),
@@ -993,10 +993,10 @@ async fn a_post_that_becomes_a_page_keeps_its_comments_but_takes_no_new_ones() {
     assert!(!page.contains("comment-reply-link"));
     let before = app.comment_count().await;
     let refused = app
-        .post_form(
-            "/posts/colophon/comments",
+        .comment_with_token(
+            "colophon",
+            &token,
             &[
-                ("form_token", token.as_str()),
                 ("name", "Late Reader"),
                 ("email", "late@example.com"),
                 ("body", "Too late"),
@@ -1097,10 +1097,10 @@ async fn a_post_with_comments_closed_refuses_a_comment_with_403_and_stores_nothi
     let token = app.form_token(WELCOME).await;
     let before = app.comment_count().await;
     let response = app
-        .post_form(
-            "/posts/quiet-please/comments",
+        .comment_with_token(
+            "quiet-please",
+            &token,
             &[
-                ("form_token", token.as_str()),
                 ("name", "Late"),
                 ("email", "late@example.com"),
                 ("body", "Let me in"),
@@ -1130,10 +1130,10 @@ async fn comments_close_after_the_configured_number_of_days() {
     app.advance(3 * 24 * 3600);
     let before = app.comment_count().await;
     let response = app
-        .post_form(
-            "/posts/aging/comments",
+        .comment_with_token(
+            "aging",
+            &token,
             &[
-                ("form_token", token.as_str()),
                 ("name", "Late"),
                 ("email", "late@example.com"),
                 ("body", "Three days on"),
