@@ -109,8 +109,22 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     let base = format!("http://{}", server.addr);
     // VmHWM never falls, so reading it after each scenario shows which one raised it.
     let mut peaks = vec![("start", server.peak_rss_kb()?)];
-    let post = measure(&format!("{base}/posts/bench-thread"), None, warmup, secs)?;
+    let post_url = format!("{base}/posts/bench-thread");
+    let post = measure(&post_url, None, warmup, secs)?;
     peaks.push(("post page", server.peak_rss_kb()?));
+    let compressed = Load {
+        headers: vec![BROWSER_ENCODINGS],
+        ..Load::default()
+    };
+    let post_gzip = measure_as(&post_url, None, &compressed, warmup, secs)?;
+    // One browser on one kept-alive connection: its latency, not the server's throughput.
+    let one_browser = Load {
+        headers: vec![BROWSER_ENCODINGS],
+        threads: 1,
+        connections: 1,
+    };
+    let post_gzip_one = measure_as(&post_url, None, &one_browser, warmup, secs)?;
+    peaks.push(("compressed post page", server.peak_rss_kb()?));
     let index = measure(&format!("{base}/"), None, warmup, secs)?;
     peaks.push(("index", server.peak_rss_kb()?));
 
@@ -140,18 +154,22 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
         "queue: {queue_size} pending comments added in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let cookie = format!("lectern_session={session}");
+    let cookie = format!("Cookie: lectern_session={session}");
+    let staff = Load {
+        headers: vec![&cookie],
+        ..Load::default()
+    };
     let queue = measure_as(
         &format!("{base}/admin/comments"),
         None,
-        Some(&cookie),
+        &staff,
         warmup,
         secs,
     )?;
     let deep = measure_as(
         &format!("{base}/admin/comments?status=pending&before={deep_cursor}"),
         None,
-        Some(&cookie),
+        &staff,
         warmup,
         secs,
     )?;
@@ -180,6 +198,8 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
             &post,
             format!("{} ≥ 5,000 req/s, p99 < 50 ms", verdict(post_ok)),
         ),
+        ("post page, gzip/br asked", &post_gzip, "-".to_string()),
+        ("  the same, 1 connection", &post_gzip_one, "-".to_string()),
         ("index page", &index, "-".to_string()),
         (
             "comment submission",
@@ -695,23 +715,43 @@ struct WrkResult {
 
 /// A warm-up run (figures dropped), then the counted run.
 fn measure(url: &str, script: Option<&Path>, warmup: u64, secs: u64) -> Result<WrkResult> {
-    measure_as(url, script, None, warmup, secs)
+    measure_as(url, script, &Load::default(), warmup, secs)
 }
 
-/// `measure` with a `Cookie` header (a staff session for the queue).
+/// How wrk loads the server beyond the URL: extra request headers and the connection count.
+struct Load<'a> {
+    headers: Vec<&'a str>,
+    threads: u32,
+    connections: u32,
+}
+
+impl Default for Load<'_> {
+    fn default() -> Self {
+        Load {
+            headers: Vec::new(),
+            threads: THREADS,
+            connections: CONNECTIONS,
+        }
+    }
+}
+
+/// What every browser sends: the page figures that readers actually get.
+const BROWSER_ENCODINGS: &str = "Accept-Encoding: gzip, deflate, br";
+
+/// `measure` with request headers (a staff session's cookie, compression) or other concurrency.
 fn measure_as(
     url: &str,
     script: Option<&Path>,
-    cookie: Option<&str>,
+    load: &Load<'_>,
     warmup: u64,
     secs: u64,
 ) -> Result<WrkResult> {
     let (mut sent, mut errs) = (0, 0);
     if warmup > 0 {
-        let w = wrk(url, script, cookie, "warm", warmup)?;
+        let w = wrk(url, script, load, "warm", warmup)?;
         (sent, errs) = (w.total_sent, w.errors);
     }
-    let mut r = wrk(url, script, cookie, "main", secs)?;
+    let mut r = wrk(url, script, load, "main", secs)?;
     r.total_sent += sent;
     r.total_errors = r.errors + errs;
     Ok(r)
@@ -720,17 +760,17 @@ fn measure_as(
 fn wrk(
     url: &str,
     script: Option<&Path>,
-    cookie: Option<&str>,
+    load: &Load<'_>,
     run: &str,
     secs: u64,
 ) -> Result<WrkResult> {
     let mut cmd = Command::new("wrk");
-    cmd.arg(format!("-t{THREADS}"))
-        .arg(format!("-c{CONNECTIONS}"))
+    cmd.arg(format!("-t{}", load.threads))
+        .arg(format!("-c{}", load.connections))
         .arg(format!("-d{secs}s"))
         .arg("--latency");
-    if let Some(cookie) = cookie {
-        cmd.arg("-H").arg(format!("Cookie: {cookie}"));
+    for header in &load.headers {
+        cmd.arg("-H").arg(header);
     }
     if let Some(script) = script {
         cmd.arg("-s").arg(script);
