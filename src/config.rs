@@ -38,6 +38,9 @@ pub struct Config {
     pub smtp_url: Option<Url>,
     pub mail_from: String,
     pub mail_retry_secs: u64,
+    /// The deadline of each SMTP step (greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, the
+    /// final reply); the mail worker's lease is a few of them.
+    pub smtp_timeout: std::time::Duration,
     pub mail_dir: PathBuf,
     pub secret_key: Option<Vec<u8>>,
     pub trusted_proxies: Vec<IpNet>,
@@ -71,6 +74,7 @@ const KEYS: &[&str] = &[
     "LECTERN_SMTP_URL",
     "LECTERN_MAIL_FROM",
     "LECTERN_MAIL_RETRY_SECS",
+    "LECTERN_SMTP_TIMEOUT_SECS",
     "LECTERN_MAIL_DIR",
     "LECTERN_SECRET_KEY",
     "LECTERN_TRUSTED_PROXIES",
@@ -199,6 +203,21 @@ impl Config {
                 })?,
         };
 
+        let smtp_timeout_secs = match get("LECTERN_SMTP_TIMEOUT_SECS") {
+            None => 15,
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=300).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "LECTERN_SMTP_TIMEOUT_SECS",
+                        "must be a whole number of seconds from 1 to 300",
+                    )
+                })?,
+        };
+        let smtp_timeout = std::time::Duration::from_secs(smtp_timeout_secs);
+
         let mail_dir = PathBuf::from(get("LECTERN_MAIL_DIR").unwrap_or_else(|| "mail".into()));
 
         let secret_key = match get("LECTERN_SECRET_KEY") {
@@ -265,6 +284,7 @@ impl Config {
             smtp_url,
             mail_from,
             mail_retry_secs,
+            smtp_timeout,
             mail_dir,
             secret_key,
             trusted_proxies,
@@ -347,6 +367,7 @@ mod tests {
             ("LECTERN_TIMEZONE", "Mars/Olympus"),
             ("LECTERN_BASE_URL", "ftp://x"),
             ("LECTERN_MAIL_RETRY_SECS", "-1"),
+            ("LECTERN_SMTP_TIMEOUT_SECS", "0"),
             ("LECTERN_FLOOD_LIMITS", "maybe"),
             ("LECTERN_SQLITE_SYNC", "off"),
             ("LECTERN_TRUSTED_PROXIES", "10.0.0.0/99"),

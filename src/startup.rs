@@ -19,7 +19,7 @@ use crate::http::{errors, middleware};
 use crate::notify::MailContext;
 use crate::notify::handlers as notify;
 use crate::notify::transport::Transport;
-use crate::notify::worker::Worker;
+use crate::notify::worker::{MailFaults, Worker};
 use crate::posts::thread_cache::ThreadCache;
 use crate::{comments, posts, site};
 
@@ -63,6 +63,8 @@ pub struct AppState {
     pub mail: MailContext,
     /// Wakes the mail worker after a transaction added mail.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Faults tests inject into the mail worker (none unless a test sets them).
+    pub mail_faults: Arc<MailFaults>,
     /// Where mail goes, for the admin's mail page.
     pub mail_transport: String,
     /// Wakes the scheduler after a post was scheduled (or the test clock moved).
@@ -87,6 +89,10 @@ pub struct Application {
     state: web::Data<AppState>,
     setup_token: Option<String>,
     worker: tokio::task::JoinHandle<()>,
+    /// Tells the mail worker to release what it has not handed over and stop.
+    stop_mail: tokio::sync::watch::Sender<bool>,
+    /// How long the mail worker may take to finish a message being handed over.
+    mail_grace: std::time::Duration,
     scheduler: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
 }
@@ -136,14 +142,29 @@ impl Application {
             .mail_from
             .parse()
             .map_err(|e| anyhow::anyhow!("LECTERN_MAIL_FROM: {e}"))?;
-        let transport = Transport::from_settings(config.smtp_url.as_ref(), &config.mail_dir)
-            .map_err(anyhow::Error::msg)?;
+        let transport = Arc::new(
+            Transport::from_settings(
+                config.smtp_url.as_ref(),
+                &config.mail_dir,
+                config.smtp_timeout,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
         let mail_transport = transport.describe();
         tracing::info!("mail goes to {mail_transport}");
-        if let Err(e) = transport.check().await {
-            // Not a bad setting: mail waits in the outbox until the server answers.
-            tracing::warn!(error = %e, "the mail server does not answer yet; mail will be queued");
-        }
+        // In the background: a server that accepts connections and never answers must not
+        // delay serving by even one deadline. Not a bad setting either way: mail waits in the
+        // outbox until the server answers.
+        let checked = transport.clone();
+        tokio::spawn(async move {
+            match checked.check().await {
+                Ok(()) => tracing::info!("the mail server answers"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the mail server does not answer yet; mail will be queued"
+                ),
+            }
+        });
         let signer = Signer::new(secret);
         let mail = MailContext {
             signer: signer.clone(),
@@ -154,6 +175,9 @@ impl Application {
         let mail_wakeup = Arc::new(tokio::sync::Notify::new());
         let clock = Clock::default();
         let retry_secs = config.mail_retry_secs;
+        let step_timeout = config.smtp_timeout;
+        let mail_faults = Arc::new(MailFaults::default());
+        let (stop_mail, mail_shutdown) = tokio::sync::watch::channel(false);
 
         let state = web::Data::new(AppState {
             db,
@@ -166,6 +190,7 @@ impl Application {
             password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
             mail,
             mail_wakeup: mail_wakeup.clone(),
+            mail_faults: mail_faults.clone(),
             mail_transport,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
             thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
@@ -184,11 +209,14 @@ impl Application {
         let worker = tokio::spawn(
             Worker {
                 db: state.db.clone(),
-                transport: Arc::new(transport),
+                transport,
                 from,
                 clock,
                 retry_secs,
+                step_timeout,
                 wakeup: mail_wakeup,
+                shutdown: mail_shutdown,
+                faults: mail_faults,
             }
             .run(),
         );
@@ -222,6 +250,9 @@ impl Application {
             state,
             setup_token,
             worker,
+            stop_mail,
+            // The final reply of a message being handed over, and its database write.
+            mail_grace: step_timeout + std::time::Duration::from_secs(5),
             scheduler,
             retention,
         })
@@ -246,9 +277,21 @@ impl Application {
             .map(|token| self.state.absolute(&format!("/admin/setup?token={token}")))
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.worker.abort();
+        // A message not yet handed over is released at once (due now, so the next server or
+        // the restarted one sends it without waiting for the lease to end); one being handed
+        // over is finished and recorded, within a grace period.
+        let _ = self.stop_mail.send(true);
+        if tokio::time::timeout(self.mail_grace, &mut self.worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the mail worker did not finish in time; its message waits for its lease"
+            );
+            self.worker.abort();
+        }
         self.scheduler.abort();
         self.retention.abort();
         result

@@ -2,14 +2,11 @@
 //! them, claimed by a worker with a lease (safe with several servers on one database), and
 //! marked sent, deferred or failed.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::outbox;
 use crate::db::{DbConn, DbError};
-
-/// A claimed row is the worker's for this long; after that another worker may retry it.
-const LEASE_SECS: i64 = 120;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
@@ -31,6 +28,7 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub lease_token: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -56,78 +54,161 @@ pub fn insert(conn: &mut DbConn, row: &NewOutboxRow<'_>) -> Result<i32, DbError>
         .get_result(conn)?)
 }
 
-/// Takes up to `limit` due messages for this worker. The UPDATE repeats the "claimable"
-/// condition, so when two servers race for a row only one UPDATE matches it.
-pub fn claim(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
+/// Takes the message due first for this worker, leased until `lease_until` under the fencing
+/// `token`. The UPDATE repeats the "claimable" condition, so when two servers race for a row
+/// only one UPDATE matches it. One row at a time: a lease covers one message's delivery, not
+/// a batch whose tail could outlive it.
+pub fn claim(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    token: &str,
+) -> Result<Option<OutboxRow>, DbError> {
     let claimable = outbox::status
         .eq("queued")
         .and(outbox::next_attempt_at.le(now))
         .or(outbox::status
             .eq("sending")
             .and(outbox::locked_until.lt(now)));
-    let candidates: Vec<i32> = outbox::table
+    let Some(candidate) = outbox::table
         .filter(claimable)
         .select(outbox::id)
-        .order(outbox::next_attempt_at.asc())
-        .limit(limit)
-        .load(conn)?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
+        .order((outbox::next_attempt_at.asc(), outbox::id.asc()))
+        .first::<i32>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
     Ok(diesel::update(
         outbox::table
-            .filter(outbox::id.eq_any(&candidates))
+            .filter(outbox::id.eq(candidate))
             .filter(claimable),
     )
     .set((
         outbox::status.eq("sending"),
-        outbox::locked_until.eq(Some(now + Duration::seconds(LEASE_SECS))),
+        outbox::locked_until.eq(Some(lease_until)),
+        outbox::lease_token.eq(Some(token)),
         outbox::attempts.eq(outbox::attempts + 1),
     ))
     .returning(outbox::all_columns)
-    .get_results(conn)?)
+    .get_result(conn)
+    .optional()?)
 }
 
-pub fn mark_sent(conn: &mut DbConn, id: i32, now: NaiveDateTime) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
+/// The row `id` while the worker holding `token` still owns it. Every write of a worker
+/// goes through this fence: one whose lease ran out and was taken by another worker changes
+/// nothing.
+macro_rules! leased {
+    ($id:expr, $token:expr) => {
+        outbox::table
+            .filter(outbox::id.eq($id))
+            .filter(outbox::status.eq("sending"))
+            .filter(outbox::lease_token.eq($token))
+    };
+}
+
+/// Extends the lease; false when it was lost (taken over, or settled by someone else).
+pub fn renew(
+    conn: &mut DbConn,
+    id: i32,
+    token: &str,
+    lease_until: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(leased!(id, token))
+        .set(outbox::locked_until.eq(Some(lease_until)))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// Gives a message back unsent (the server is stopping, or the lease is running out), due at
+/// once, so the next worker need not wait for the lease to end.
+pub fn release(
+    conn: &mut DbConn,
+    id: i32,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(leased!(id, token))
         .set((
+            outbox::status.eq("queued"),
+            outbox::next_attempt_at.eq(now),
+            outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::lease_token.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// Records that an SMTP server accepted the message. Returns whether this worker still held
+/// the lease. When it did not (the database was unreachable for longer than the lease), the
+/// row is marked sent all the same unless it already is: the server took the message, and
+/// saying so also ends the lease of any worker that took the row over, so that worker will
+/// not hand it over again.
+pub fn mark_sent(
+    conn: &mut DbConn,
+    id: i32,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let sent = || {
+        (
             outbox::status.eq("sent"),
             outbox::sent_at.eq(Some(now)),
             outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::lease_token.eq(None::<String>),
             outbox::last_error.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    Ok(())
+        )
+    };
+    if diesel::update(leased!(id, token))
+        .set(sent())
+        .execute(conn)?
+        > 0
+    {
+        return Ok(true);
+    }
+    diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(id))
+            .filter(outbox::status.ne("sent")),
+    )
+    .set(sent())
+    .execute(conn)?;
+    Ok(false)
 }
 
+/// Puts the message back in the queue for `retry_at`; false when the lease was lost.
 pub fn defer(
     conn: &mut DbConn,
     id: i32,
+    token: &str,
     error: &str,
     retry_at: NaiveDateTime,
     first_deferred_at: Option<NaiveDateTime>,
-) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
+) -> Result<bool, DbError> {
+    let changed = diesel::update(leased!(id, token))
         .set((
             outbox::status.eq("queued"),
             outbox::next_attempt_at.eq(retry_at),
             outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::lease_token.eq(None::<String>),
             outbox::first_deferred_at.eq(first_deferred_at),
             outbox::last_error.eq(Some(error)),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(changed > 0)
 }
 
-pub fn fail(conn: &mut DbConn, id: i32, error: &str) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
+/// Fails the message (visible at `/admin/mail`); false when the lease was lost.
+pub fn fail(conn: &mut DbConn, id: i32, token: &str, error: &str) -> Result<bool, DbError> {
+    let changed = diesel::update(leased!(id, token))
         .set((
             outbox::status.eq("failed"),
             outbox::locked_until.eq(None::<NaiveDateTime>),
+            outbox::lease_token.eq(None::<String>),
             outbox::last_error.eq(Some(error)),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// A failed (or waiting) message goes back to the front of the queue.

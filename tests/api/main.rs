@@ -9,6 +9,7 @@ mod cluster;
 mod commenting;
 mod common;
 mod email;
+mod mail_faults;
 mod moderation;
 mod publishing;
 mod reading;
