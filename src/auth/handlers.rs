@@ -166,16 +166,21 @@ pub async fn login(
     let now = state.clock.now();
     let (ip, network) = client_network(&state, &req);
 
+    // The attempt is reserved (counted as a failure) before the password is checked, in the
+    // transaction that checks the lock: parallel guesses cannot all slip past a read lock check.
     let lookup_email = email.clone();
-    let lookup_network = network.clone();
-    let (locked, user) = state
+    let (reservation, user) = state
         .db
-        .read(move |conn| {
-            let locked = throttle::locked_for(conn, &lookup_email, &lookup_network, now)?;
-            Ok((locked, users::find_by_email(conn, &lookup_email)?))
+        .write(move |conn| -> Result<_, DbError> {
+            let reservation = throttle::reserve_attempt(conn, &lookup_email, &network, now)?;
+            let user = match reservation {
+                throttle::Reservation::Reserved => users::find_by_email(conn, &lookup_email)?,
+                throttle::Reservation::Locked { .. } => None,
+            };
+            Ok((reservation, user))
         })
         .await?;
-    if let Some(retry) = locked {
+    if let throttle::Reservation::Locked { retry_after_secs } = reservation {
         let mut response = login_page(
             &state,
             &req,
@@ -184,22 +189,20 @@ pub async fn login(
             email,
             Some(format!(
                 "Too many failed attempts. Please wait {} minutes and try again.",
-                retry.div_ceil(60)
+                retry_after_secs.div_ceil(60)
             )),
             None,
         )?;
-        response.headers_mut().insert(RETRY_AFTER, retry.into());
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after_secs.into());
         return Ok(response);
     }
 
     if form.password.len() > crate::users::password::MAX_PASSWORD_BYTES
         || !check_password(&state, user.as_ref(), &form.password).await?
     {
-        let failed_email = email.clone();
-        state
-            .db
-            .write(move |conn| throttle::record_failure(conn, &failed_email, &network, now))
-            .await?;
+        // The reservation stays: it is this attempt's recorded failure.
         tracing::info!("failed login");
         return login_page(
             &state,
@@ -234,6 +237,7 @@ pub async fn login(
             if let Some(old) = old_session {
                 sessions::end_by_id(conn, &old)?;
             }
+            // Clears this attempt's reservation along with the account's earlier failures.
             throttle::clear_for_account(conn, &email)?;
             if let Some(hash) = rehash {
                 users::set_password_hash(conn, user_id, &hash)?;
