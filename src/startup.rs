@@ -58,8 +58,8 @@ pub struct AppState {
     /// Over an https base URL: Secure cookies, `__Host-` names and HSTS.
     pub secure_cookies: bool,
     pub clock: Clock,
-    /// At most this many argon2 verifications at once (each takes 19 MiB and ~50 ms).
-    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Every argon2 run: two threads, each reusing one 19 MiB block.
+    pub passwords: crate::users::password::PasswordWorkers,
     pub mail: MailContext,
     /// Wakes the mail worker after a transaction added mail.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
@@ -163,7 +163,8 @@ impl Application {
             signer,
             secure_cookies,
             clock: clock.clone(),
-            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+            passwords: crate::users::password::PasswordWorkers::start(2)
+                .context("starting the password hashing threads")?,
             mail,
             mail_wakeup: mail_wakeup.clone(),
             mail_transport,
