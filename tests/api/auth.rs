@@ -521,3 +521,60 @@ async fn a_login_form_posted_from_another_site_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 403, "login without a token");
 }
+
+#[tokio::test]
+async fn a_next_with_a_control_character_logs_in_to_the_dashboard_with_one_session() {
+    use diesel::prelude::*;
+    use lectern::db::schema::sessions;
+    let app = TestApp::spawn().await;
+    app.create_user("a@example.com", "A", "admin", PASSWORD)
+        .await;
+    for (n, next) in [
+        "/admin/comments\r\nSet-Cookie: planted=1",
+        "/admin\n",
+        "/admin\u{7f}",
+        "/admin/caf\u{e9}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let http = client();
+        let page = http
+            .get(app.url("/admin/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden_value(&page, "csrf_token").unwrap();
+        let response = http
+            .post(app.url("/admin/login"))
+            .form(&[
+                ("email", "a@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "next {next:?}");
+        assert_eq!(response.headers()["location"], "/admin", "next {next:?}");
+        let count: i64 = app
+            .db(|conn| Ok(sessions::table.count().get_result(conn)?))
+            .await;
+        assert_eq!(count, n as i64 + 1, "one session per login, none orphaned");
+        // Already logged in, the login page sends the same `next` to the dashboard too.
+        let again = http
+            .get(app.url(&format!(
+                "/admin/login?next={}",
+                lectern::auth::urlencode(next)
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 303, "next {next:?}");
+        assert_eq!(again.headers()["location"], "/admin", "next {next:?}");
+    }
+}
