@@ -89,7 +89,7 @@ pub async fn refuse_cross_site_posts(
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
         if foreign_origin || cross_site {
-            tracing::warn!(path = %req.path(), "refused a cross-site POST");
+            tracing::warn!(path = %loggable_path(req.path()), "refused a cross-site POST");
             let (req, _) = req.into_parts();
             let res = actix_web::ResponseError::error_response(&AppError::Forbidden(
                 "This form was sent from another site, so it was refused and nothing changed.",
