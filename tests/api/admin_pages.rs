@@ -806,3 +806,49 @@ async fn every_known_route_answers_other_methods_with_405_and_allow_and_admin_pa
         404
     );
 }
+
+#[tokio::test]
+async fn regex_keywords_too_large_together_are_refused_with_a_reason_and_nothing_is_saved() {
+    let app = TestApp::spawn().await;
+    let admin = app.staff_client("admin").await;
+    let fine = app
+        .staff_post(
+            &admin,
+            "/admin/settings",
+            &settings_form(&[("moderation_keywords", "casino\n/v[i1]agra/")]),
+        )
+        .await;
+    assert_eq!(fine.status(), 303);
+    // Each line is small; 400 of them together pass the compiled-size limit.
+    let huge: String = (0..400)
+        .map(|n| format!("/\\w{{8}}x{n}\\w{{8}}/\n"))
+        .collect();
+    let refused = app
+        .staff_post(
+            &admin,
+            "/admin/settings",
+            &settings_form(&[("disallowed_keywords", &huge), ("thread_depth", "2")]),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("too large together"), "{page}");
+    let stored = app.db(lectern::site::DiscussionSettings::load).await;
+    assert!(stored.disallowed_keywords.is_empty(), "nothing was saved");
+    assert_eq!(stored.thread_depth, 5);
+    // The saved lists still classify: the regex line holds a comment.
+    let held = app
+        .comment(
+            WELCOME,
+            &[
+                ("name", "Vic"),
+                ("email", "vic@example.com"),
+                ("body", "cheap V1AGRA"),
+            ],
+        )
+        .await;
+    let id = comment_id_from(&held);
+    let (status, reason, _) = app.stored_comment(id).await;
+    assert_eq!(status, "pending");
+    assert_eq!(reason.as_deref(), Some("moderation keyword: /v[i1]agra/"));
+}
