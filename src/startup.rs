@@ -58,8 +58,8 @@ pub struct AppState {
     /// Over an https base URL: Secure cookies, `__Host-` names and HSTS.
     pub secure_cookies: bool,
     pub clock: Clock,
-    /// At most this many argon2 verifications at once (each takes 19 MiB and ~50 ms).
-    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Every argon2 run: two threads, each reusing one 19 MiB block.
+    pub passwords: crate::users::password::PasswordWorkers,
     pub mail: MailContext,
     /// Wakes the mail worker after a transaction added mail.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
@@ -187,7 +187,8 @@ impl Application {
             signer,
             secure_cookies,
             clock: clock.clone(),
-            password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
+            passwords: crate::users::password::PasswordWorkers::start(2)
+                .context("starting the password hashing threads")?,
             mail,
             mail_wakeup: mail_wakeup.clone(),
             mail_faults: mail_faults.clone(),
@@ -417,10 +418,110 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
     ]
 }
 
+/// Every route outside `/admin`, in matching order (a literal path before a pattern that would
+/// also match it).
+pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
+    use crate::feeds;
+    vec![
+        (Method::GET, "/", || web::get().to(posts::handlers::index)),
+        (Method::GET, "/posts/{slug}", || {
+            web::get().to(posts::handlers::show_post)
+        }),
+        (Method::POST, "/posts/{slug}/comments", || {
+            web::post().to(comments::handlers::submit_comment)
+        }),
+        (Method::GET, "/pages/{slug}", || {
+            web::get().to(posts::handlers::show_page)
+        }),
+        (Method::GET, "/feed.xml", || {
+            web::get().to(feeds::posts_feed)
+        }),
+        (Method::GET, "/comments/feed.xml", || {
+            web::get().to(feeds::comments_feed)
+        }),
+        (Method::GET, "/posts/{slug}/feed.xml", || {
+            web::get().to(feeds::post_comments_feed)
+        }),
+        (Method::GET, "/tags/{tag}/feed.xml", || {
+            web::get().to(feeds::tag_feed)
+        }),
+        (Method::GET, "/sitemap.xml", || {
+            web::get().to(feeds::sitemap)
+        }),
+        (Method::GET, "/tags/{tag}", || {
+            web::get().to(posts::handlers::tag_index)
+        }),
+        (Method::GET, "/authors/{slug}", || {
+            web::get().to(posts::handlers::author_index)
+        }),
+        (Method::GET, "/healthz", || web::get().to(healthz)),
+        (Method::GET, "/moderate/{token}", || {
+            web::get().to(notify::moderate_page)
+        }),
+        (Method::POST, "/moderate/{token}", || {
+            web::post().to(notify::moderate)
+        }),
+        (Method::GET, "/confirm/{token}", || {
+            web::get().to(notify::confirm_page)
+        }),
+        (Method::POST, "/confirm/{token}", || {
+            web::post().to(notify::confirm)
+        }),
+        (Method::GET, "/unsubscribe/{token}", || {
+            web::get().to(notify::unsubscribe_page)
+        }),
+        (Method::POST, "/unsubscribe/{token}", || {
+            web::post().to(notify::unsubscribe)
+        }),
+        (Method::GET, "/static/style.css", || {
+            web::get().to(stylesheet)
+        }),
+        (Method::GET, "/robots.txt", || web::get().to(robots)),
+    ]
+}
+
+/// One resource per path with all of its methods, in the table's order. Any other method on
+/// a known path is 405 with `Allow` (GET implies HEAD, which `head_as_get` answers), not the
+/// 404 that separate one-method routes would fall through to.
+fn resources(table: Vec<(Method, &'static str, RouteFactory)>) -> Vec<actix_web::Resource> {
+    let mut paths: Vec<(&'static str, Vec<(Method, RouteFactory)>)> = Vec::new();
+    for (method, path, route) in table {
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push((method, route)),
+            None => paths.push((path, vec![(method, route)])),
+        }
+    }
+    paths
+        .into_iter()
+        .map(|(path, routes)| {
+            let mut allow: Vec<String> = Vec::new();
+            let mut resource = web::resource(path);
+            for (method, route) in routes {
+                if method == Method::GET {
+                    allow.extend(["GET".to_string(), "HEAD".to_string()]);
+                } else {
+                    allow.push(method.to_string());
+                }
+                resource = resource.route(route());
+            }
+            let allow = allow.join(", ");
+            resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((actix_web::http::header::ALLOW, allow))
+                        .content_type("text/plain; charset=utf-8")
+                        .body("This address does not answer that method.\n")
+                }
+            }))
+        })
+        .collect()
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     let mut admin = web::scope("/admin").wrap(from_fn(crate::auth::guard::admin_guard));
-    for (_, path, route) in admin_routes() {
-        admin = admin.route(path, route());
+    for resource in resources(admin_routes()) {
+        admin = admin.service(resource);
     }
     cfg.app_data(
         web::FormConfig::default()
@@ -432,45 +533,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PayloadConfig::default().limit(crate::auth::guard::MAX_ADMIN_FORM_BYTES))
     .service(admin);
-    cfg.route("/", web::get().to(posts::handlers::index))
-        .route("/posts/{slug}", web::get().to(posts::handlers::show_post))
-        .route(
-            "/posts/{slug}/comments",
-            web::post().to(comments::handlers::submit_comment),
-        )
-        .route("/pages/{slug}", web::get().to(posts::handlers::show_page))
-        .route("/feed.xml", web::get().to(crate::feeds::posts_feed))
-        .route(
-            "/comments/feed.xml",
-            web::get().to(crate::feeds::comments_feed),
-        )
-        .route(
-            "/posts/{slug}/feed.xml",
-            web::get().to(crate::feeds::post_comments_feed),
-        )
-        .route(
-            "/tags/{tag}/feed.xml",
-            web::get().to(crate::feeds::tag_feed),
-        )
-        .route("/sitemap.xml", web::get().to(crate::feeds::sitemap))
-        .route("/tags/{tag}", web::get().to(posts::handlers::tag_index))
-        .route(
-            "/authors/{slug}",
-            web::get().to(posts::handlers::author_index),
-        )
-        .route("/healthz", web::get().to(healthz))
-        .route("/moderate/{token}", web::get().to(notify::moderate_page))
-        .route("/moderate/{token}", web::post().to(notify::moderate))
-        .route("/confirm/{token}", web::get().to(notify::confirm_page))
-        .route("/confirm/{token}", web::post().to(notify::confirm))
-        .route(
-            "/unsubscribe/{token}",
-            web::get().to(notify::unsubscribe_page),
-        )
-        .route("/unsubscribe/{token}", web::post().to(notify::unsubscribe))
-        .route("/static/style.css", web::get().to(stylesheet))
-        .route("/robots.txt", web::get().to(robots))
-        .default_service(web::to(not_found));
+    for resource in resources(public_routes()) {
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(not_found));
 }
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {

@@ -212,12 +212,16 @@ async fn change_password(
     let email = staff.user.email.clone();
     let (_, network) = client_network(state, req);
     let now = state.clock.now();
-    let (lookup_email, lookup_network) = (email.clone(), network.clone());
-    let locked = state
+    // Reserved as a failure before the check, like a login attempt (see `throttle`).
+    let lookup_email = email.clone();
+    let reservation = state
         .db
-        .read(move |conn| throttle::locked_for(conn, &lookup_email, &lookup_network, now))
+        .write(move |conn| throttle::reserve_attempt(conn, &lookup_email, &network, now))
         .await?;
-    if let Some(retry) = locked {
+    if let throttle::Reservation::Locked {
+        retry_after_secs: retry,
+    } = reservation
+    {
         let message = format!(
             "Too many failed attempts. Please wait {} minutes and try again.",
             retry.div_ceil(60)
@@ -235,10 +239,6 @@ async fn change_password(
         return Ok(response);
     }
     if !check_password(state, Some(&staff.user), current).await? {
-        state
-            .db
-            .write(move |conn| throttle::record_failure(conn, &email, &network, now))
-            .await?;
         return refused(
             state,
             staff,

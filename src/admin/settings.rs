@@ -176,7 +176,7 @@ fn parse_number(text: &str, min: u32, max: u32) -> Result<u32, String> {
 }
 
 /// One keyword per line (blank lines dropped); every `/regex/` must compile, and the message
-/// names the line that does not.
+/// names the line that does not; all of them together must fit the compiled-size limit.
 fn parse_keywords(text: &str) -> Result<Vec<String>, String> {
     let mut keywords = Vec::new();
     let mut problems = Vec::new();
@@ -191,11 +191,18 @@ fn parse_keywords(text: &str) -> Result<Vec<String>, String> {
             Err(e) => problems.push(format!("Line {}: {e}.", index + 1)),
         }
     }
-    if problems.is_empty() {
-        Ok(keywords)
-    } else {
-        Err(problems.join(" "))
+    if !problems.is_empty() {
+        return Err(problems.join(" "));
     }
+    // Each line compiles alone; together they must also fit the compiled-size limit.
+    check_keywords(&keywords).map_err(|e| {
+        let mut message = e;
+        if let Some(first) = message.get(..1) {
+            message = first.to_uppercase() + &message[1..];
+        }
+        format!("{message}. Nothing was saved.")
+    })?;
+    Ok(keywords)
 }
 
 #[derive(Template)]

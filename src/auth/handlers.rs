@@ -1,7 +1,5 @@
 //! Login, logout and the first-admin setup page.
 
-use std::sync::OnceLock;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{LOCATION, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,7 +11,7 @@ use super::{Staff, safe_next, sessions, throttle};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::startup::AppState;
-use crate::users::password::{Password, hash_password, needs_rehash, verify_password};
+use crate::users::password::{Password, needs_rehash};
 use crate::users::{self, NewStaff, Role, User};
 use crate::views::Layout;
 
@@ -95,46 +93,21 @@ pub struct LoginForm {
 
 const INVALID_LOGIN: &str = "Invalid email or password.";
 
-/// A hash to verify against when the account does not exist, so the answer takes as long.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        Password::parse("not a real password, never matches")
-            .ok()
-            .and_then(|p| hash_password(&p).ok())
-            .unwrap_or_default()
-    })
-}
-
-/// Verifies on a blocking thread, at most a few at a time (each argon2 check takes 19 MiB).
+/// Verifies on the password workers (`PasswordWorkers`); an unknown or disabled account is
+/// checked against a dummy hash on the same path, so the answer takes as long.
 pub async fn check_password(
     state: &AppState,
     user: Option<&User>,
     password: &str,
 ) -> AppResult<bool> {
-    let permit = state
-        .password_checks
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
     let stored = user
         .filter(|u| !u.disabled)
         .map(|u| u.password_hash.clone());
-    let password = password.to_string();
-    let matched = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        match stored {
-            Some(hash) => verify_password(&password, &hash),
-            None => {
-                verify_password(&password, dummy_hash());
-                false
-            }
-        }
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(matched)
+    state
+        .passwords
+        .verify(password.to_string(), stored)
+        .await
+        .map_err(AppError::Internal)
 }
 
 pub fn client_network(state: &AppState, req: &HttpRequest) -> (Option<String>, String) {
@@ -166,16 +139,21 @@ pub async fn login(
     let now = state.clock.now();
     let (ip, network) = client_network(&state, &req);
 
+    // The attempt is reserved (counted as a failure) before the password is checked, in the
+    // transaction that checks the lock: parallel guesses cannot all slip past a read lock check.
     let lookup_email = email.clone();
-    let lookup_network = network.clone();
-    let (locked, user) = state
+    let (reservation, user) = state
         .db
-        .read(move |conn| {
-            let locked = throttle::locked_for(conn, &lookup_email, &lookup_network, now)?;
-            Ok((locked, users::find_by_email(conn, &lookup_email)?))
+        .write(move |conn| -> Result<_, DbError> {
+            let reservation = throttle::reserve_attempt(conn, &lookup_email, &network, now)?;
+            let user = match reservation {
+                throttle::Reservation::Reserved => users::find_by_email(conn, &lookup_email)?,
+                throttle::Reservation::Locked { .. } => None,
+            };
+            Ok((reservation, user))
         })
         .await?;
-    if let Some(retry) = locked {
+    if let throttle::Reservation::Locked { retry_after_secs } = reservation {
         let mut response = login_page(
             &state,
             &req,
@@ -184,22 +162,20 @@ pub async fn login(
             email,
             Some(format!(
                 "Too many failed attempts. Please wait {} minutes and try again.",
-                retry.div_ceil(60)
+                retry_after_secs.div_ceil(60)
             )),
             None,
         )?;
-        response.headers_mut().insert(RETRY_AFTER, retry.into());
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after_secs.into());
         return Ok(response);
     }
 
     if form.password.len() > crate::users::password::MAX_PASSWORD_BYTES
         || !check_password(&state, user.as_ref(), &form.password).await?
     {
-        let failed_email = email.clone();
-        state
-            .db
-            .write(move |conn| throttle::record_failure(conn, &failed_email, &network, now))
-            .await?;
+        // The reservation stays: it is this attempt's recorded failure.
         tracing::info!("failed login");
         return login_page(
             &state,
@@ -217,12 +193,11 @@ pub async fn login(
         )));
     };
 
-    let rehash = if needs_rehash(&user.password_hash) {
-        Password::parse(&form.password)
-            .ok()
-            .and_then(|p| hash_password(&p).ok())
-    } else {
-        None
+    let rehash = match Password::parse(&form.password) {
+        Ok(password) if needs_rehash(&user.password_hash) => {
+            state.passwords.hash(password).await.ok()
+        }
+        _ => None,
     };
     // A new session id at every login: an id planted before login is never the one after.
     let old_session = sessions::session_id_from(&req, state.secure_cookies);
@@ -234,6 +209,7 @@ pub async fn login(
             if let Some(old) = old_session {
                 sessions::end_by_id(conn, &old)?;
             }
+            // Clears this attempt's reservation along with the account's earlier failures.
             throttle::clear_for_account(conn, &email)?;
             if let Some(hash) = rehash {
                 users::set_password_hash(conn, user_id, &hash)?;
@@ -475,19 +451,11 @@ pub async fn setup(
     }
 }
 
-/// Hashes on a blocking thread, holding one of the few argon2 permits (19 MiB each).
+/// Hashes on the password workers, in their reused memory.
 pub async fn hash_off_thread(state: &AppState, password: Password) -> AppResult<String> {
-    let permit = state
-        .password_checks
-        .clone()
-        .acquire_owned()
+    state
+        .passwords
+        .hash(password)
         .await
-        .map_err(|e| AppError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        hash_password(&password)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?
-    .map_err(AppError::Internal)
+        .map_err(AppError::Internal)
 }

@@ -73,12 +73,25 @@ pub fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A `next` parameter that stays inside the admin (no open redirects).
+/// A `next` or `back` parameter that stays inside the admin (no open redirects) and can be sent
+/// as a `Location` header: only visible ASCII, as a browser sends a path (percent-encoded). A
+/// CR, LF, DEL or any other byte the header would refuse falls back to `/admin`; callers decide
+/// it before acting, so the answer can never fail after the action ran.
 pub fn safe_next(next: Option<&str>) -> String {
+    safe_next_or(next, "/admin")
+}
+
+/// `safe_next` with another default page (the queue, for queue actions).
+pub fn safe_next_or(next: Option<&str>, default: &str) -> String {
     match next {
-        Some(n) if n.starts_with("/admin") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/admin")
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_string()
         }
-        _ => "/admin".to_string(),
+        _ => default.to_string(),
     }
 }

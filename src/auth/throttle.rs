@@ -1,5 +1,9 @@
 //! Login throttling: too many failures for one account or from one network lock further
 //! attempts, even with the right password, until the oldest counted failure ages out.
+//!
+//! Every attempt is reserved as a failure before its password is checked, in the same write
+//! transaction as the lock check, so however many attempts arrive at once, at most
+//! `MAX_FAILURES` per window are ever checked; a successful login then clears the account's rows.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -44,7 +48,35 @@ pub fn locked_for(
         .map(|w| ((w.num_milliseconds() + 999) / 1000).max(1) as u64))
 }
 
-pub fn record_failure(
+/// What a login attempt may do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt is counted as a failure until the password proves right.
+    Reserved,
+    /// Locked: seconds until another attempt is allowed.
+    Locked { retry_after_secs: u64 },
+}
+
+/// Checks the lock and, if the attempt may go on, records it as a failure, in one transaction
+/// (run it inside `Db::write`). SQLite has one writer at a time; on PostgreSQL an advisory lock
+/// makes concurrent reservations take turns, so no two can both see nine failures and proceed.
+pub fn reserve_attempt(
+    conn: &mut DbConn,
+    email: &str,
+    ip_network: &str,
+    now: NaiveDateTime,
+) -> Result<Reservation, DbError> {
+    if let DbConn::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7310011)").execute(pg)?;
+    }
+    if let Some(retry_after_secs) = locked_for(conn, email, ip_network, now)? {
+        return Ok(Reservation::Locked { retry_after_secs });
+    }
+    record_failure(conn, email, ip_network, now)?;
+    Ok(Reservation::Reserved)
+}
+
+fn record_failure(
     conn: &mut DbConn,
     email: &str,
     ip_network: &str,

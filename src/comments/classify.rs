@@ -1,6 +1,8 @@
 //! Deciding a new comment's status. The rules run in DESIGN.md's order, first match wins, and
 //! every outcome except a plain approval says why in `held_reason`.
 
+use std::sync::{Arc, Mutex};
+
 use super::CommentStatus;
 use super::domain::FormTokenCheck;
 use crate::site::DiscussionSettings;
@@ -20,6 +22,8 @@ pub struct Submission<'a> {
     pub user_agent: &'a str,
     /// An earlier approved comment with the same email and name exists.
     pub returning_commenter: bool,
+    /// Made before the write transaction by `keyword_hits` over the same fields.
+    pub keywords: &'a KeywordHits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +59,10 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
         }
         FormTokenCheck::Valid | FormTokenCheck::Expired => {}
     }
-    let fields = [
-        s.body,
-        s.name,
-        s.email,
-        s.website.unwrap_or(""),
-        s.ip,
-        s.user_agent,
-    ];
-    if let Some(word) = first_match(&settings.disallowed_keywords, &fields) {
+    if let Some(word) = &s.keywords.disallowed {
         return verdict(CommentStatus::Spam, format!("disallowed keyword: {word}"));
     }
-    if let Some(word) = first_match(&settings.moderation_keywords, &fields) {
+    if let Some(word) = &s.keywords.moderation {
         return verdict(
             CommentStatus::Pending,
             format!("moderation keyword: {word}"),
@@ -96,23 +92,154 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
     }
 }
 
-/// The first keyword found in any field. A keyword matches as a whole word, ignoring case;
-/// `/pattern/` is a regular expression (linear-time engine, size-limited).
-pub fn first_match<'k>(keywords: &'k [String], fields: &[&str]) -> Option<&'k str> {
-    let lowered: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
-    keywords
-        .iter()
-        .map(String::as_str)
-        .find(|keyword| match regex_keyword(keyword) {
-            Some(pattern) => match compile(pattern) {
-                Some(re) => fields.iter().any(|f| re.is_match(f)),
-                None => false,
-            },
-            None => {
-                let needle = keyword.trim().to_lowercase();
-                !needle.is_empty() && lowered.iter().any(|f| contains_word(f, &needle))
+/// Total compiled size allowed for one list's regular expressions together. 1,500 ordinary
+/// patterns fit; one list cannot make every comment slow or the server large.
+const KEYWORD_SET_BYTES: usize = 8 << 20;
+
+/// A keyword list ready to match: its `/regex/` lines compiled once into one `RegexSet`
+/// (linear-time engine, size-limited), its plain words lowered once.
+#[derive(Debug)]
+pub struct KeywordList {
+    keywords: Vec<String>,
+    /// Per keyword: its index in `regexes`, or `None` for a plain word.
+    regex_index: Vec<Option<usize>>,
+    words: Vec<String>,
+    regexes: regex::RegexSet,
+}
+
+impl KeywordList {
+    /// Compiles a list; an invalid expression, or a list whose expressions together pass the
+    /// size limit, is an error that names the problem.
+    pub fn compile(keywords: &[String]) -> Result<KeywordList, String> {
+        let mut patterns = Vec::new();
+        let mut regex_index = Vec::with_capacity(keywords.len());
+        let mut words = Vec::with_capacity(keywords.len());
+        for keyword in keywords {
+            match regex_keyword(keyword) {
+                Some(pattern) => {
+                    if compile(pattern).is_none() {
+                        return Err(format!(
+                            "{keyword} is not a valid regular expression (or too large)"
+                        ));
+                    }
+                    regex_index.push(Some(patterns.len()));
+                    patterns.push(pattern);
+                    words.push(String::new());
+                }
+                None => {
+                    regex_index.push(None);
+                    words.push(keyword.trim().to_lowercase());
+                }
             }
+        }
+        let regexes = regex::RegexSetBuilder::new(&patterns)
+            .case_insensitive(true)
+            .size_limit(KEYWORD_SET_BYTES)
+            .dfa_size_limit(KEYWORD_SET_BYTES)
+            .build()
+            .map_err(|_| {
+                format!(
+                    "the {} regular expressions of this list are too large together \
+                     (at most {} MiB compiled): use fewer or simpler ones",
+                    patterns.len(),
+                    KEYWORD_SET_BYTES >> 20
+                )
+            })?;
+        Ok(KeywordList {
+            keywords: keywords.to_vec(),
+            regex_index,
+            words,
+            regexes,
         })
+    }
+
+    /// The compiled form of `keywords`, compiled once per list content (that is, once per
+    /// settings version) and shared by every comment after that. A list that no longer
+    /// compiles (saved before the size limit) matches with its plain words only.
+    pub fn cached(keywords: &[String]) -> Arc<KeywordList> {
+        static CACHE: Mutex<Vec<Arc<KeywordList>>> = Mutex::new(Vec::new());
+        // A poisoned cache only means a thread panicked while holding it; the entries are whole.
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = cache.iter().find(|list| list.keywords == keywords) {
+            return found.clone();
+        }
+        let list = KeywordList::compile(keywords).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a keyword list's regular expressions are ignored");
+            let words: Vec<String> = keywords
+                .iter()
+                .filter(|k| regex_keyword(k).is_none())
+                .cloned()
+                .collect();
+            let mut list = KeywordList::compile(&words).unwrap_or_else(|_| KeywordList::empty());
+            list.keywords = keywords.to_vec();
+            list
+        });
+        let list = Arc::new(list);
+        // The moderation and the disallowed list, and a version or two being replaced.
+        if cache.len() >= 4 {
+            cache.remove(0);
+        }
+        cache.push(list.clone());
+        list
+    }
+
+    fn empty() -> KeywordList {
+        KeywordList {
+            keywords: Vec::new(),
+            regex_index: Vec::new(),
+            words: Vec::new(),
+            regexes: regex::RegexSet::empty(),
+        }
+    }
+
+    /// The first keyword, in list order, found in any field. A word matches as a whole word,
+    /// ignoring case.
+    pub fn first_match(&self, fields: &[&str]) -> Option<&str> {
+        let lowered: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
+        let mut regex_hits = vec![false; self.regexes.len()];
+        if !self.regexes.is_empty() {
+            for field in fields {
+                for hit in self.regexes.matches(field).iter() {
+                    regex_hits[hit] = true;
+                }
+            }
+        }
+        self.keywords
+            .iter()
+            .zip(self.regex_index.iter().zip(&self.words))
+            .find(|(_, (regex, word))| match regex {
+                Some(index) => regex_hits.get(*index).copied().unwrap_or(false),
+                None => !word.is_empty() && lowered.iter().any(|f| contains_word(f, word)),
+            })
+            .map(|(keyword, _)| keyword.as_str())
+    }
+}
+
+/// The keyword checks of a submission, made before the write transaction: keyword lists can
+/// be long, and nothing else may wait on them.
+pub fn keyword_hits(settings: &DiscussionSettings, fields: &[&str]) -> KeywordHits {
+    KeywordHits {
+        disallowed: KeywordList::cached(&settings.disallowed_keywords)
+            .first_match(fields)
+            .map(str::to_string),
+        moderation: KeywordList::cached(&settings.moderation_keywords)
+            .first_match(fields)
+            .map(str::to_string),
+    }
+}
+
+/// The first disallowed and the first moderation keyword a submission contains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeywordHits {
+    pub disallowed: Option<String>,
+    pub moderation: Option<String>,
+}
+
+/// The first keyword found in any field (`KeywordList::first_match` of the cached list).
+pub fn first_match(keywords: &[String], fields: &[&str]) -> Option<String> {
+    KeywordList::cached(keywords)
+        .first_match(fields)
+        .map(str::to_string)
 }
 
 fn regex_keyword(keyword: &str) -> Option<&str> {
@@ -146,18 +273,10 @@ fn contains_word(haystack: &str, needle: &str) -> bool {
     false
 }
 
-/// Checks a keyword list for an admin form: every `/regex/` must compile within the limits.
+/// Checks a keyword list for an admin form: every `/regex/` must compile within the limits,
+/// alone and together.
 pub fn check_keywords(keywords: &[String]) -> Result<(), String> {
-    for keyword in keywords {
-        if let Some(pattern) = regex_keyword(keyword)
-            && compile(pattern).is_none()
-        {
-            return Err(format!(
-                "{keyword} is not a valid regular expression (or too large)"
-            ));
-        }
-    }
-    Ok(())
+    KeywordList::compile(keywords).map(|_| ())
 }
 
 #[cfg(test)]
@@ -168,9 +287,25 @@ mod tests {
     fn keywords_match_whole_words_ignoring_case() {
         let words = vec!["press".to_string()];
         assert_eq!(first_match(&words, &["I use WordPress"]), None);
-        assert_eq!(first_match(&words, &["Hot off the PRESS!"]), Some("press"));
+        assert_eq!(
+            first_match(&words, &["Hot off the PRESS!"]).as_deref(),
+            Some("press")
+        );
         let regex = vec!["/v[i1]agra/".to_string()];
-        assert_eq!(first_match(&regex, &["cheap V1AGRA"]), Some("/v[i1]agra/"));
+        assert_eq!(
+            first_match(&regex, &["cheap V1AGRA"]).as_deref(),
+            Some("/v[i1]agra/")
+        );
+        let mixed = vec![
+            "/z{3}/".to_string(),
+            "pills".to_string(),
+            "/cheap/".to_string(),
+        ];
+        assert_eq!(
+            first_match(&mixed, &["cheap pills"]).as_deref(),
+            Some("pills"),
+            "the first keyword in list order wins"
+        );
     }
 
     #[test]
@@ -179,5 +314,15 @@ mod tests {
         let input = "a".repeat(50_000) + "!";
         assert_eq!(first_match(&hostile, &[&input]), None);
         assert!(check_keywords(&["/(unclosed/".to_string()]).is_err());
+    }
+
+    #[test]
+    fn regex_lines_that_are_too_large_together_are_refused_with_a_reason() {
+        let each_fits: Vec<String> = (0..400)
+            .map(|n| format!("/\\w{{8}}x{n}\\w{{8}}/"))
+            .collect();
+        assert!(check_keywords(&each_fits[..1]).is_ok());
+        let error = check_keywords(&each_fits).unwrap_err();
+        assert!(error.contains("too large together"), "{error}");
     }
 }

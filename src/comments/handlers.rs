@@ -5,7 +5,7 @@ use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
-use super::classify::{Submission, Verdict, classify};
+use super::classify::{KeywordHits, Submission, Verdict, classify, keyword_hits};
 use super::cookies::{self, RememberedCommenter};
 use super::domain::{self, CommentInput, FormTokenCheck, MAX_FORM_BYTES, RawCommentForm};
 use super::{CommentStatus, NewComment, queries, thread};
@@ -152,6 +152,30 @@ pub async fn submit_comment(
     let settings_for_store = settings.clone();
     let mail = state.mail.clone();
 
+    // Keyword lists are matched here, off the async threads and before the write transaction
+    // (a list is compiled once per version, but a new version's first compile can take a while).
+    let keywords = {
+        let settings = settings.clone();
+        let fields: Vec<String> = vec![
+            input.body.as_str().to_string(),
+            input.name.as_str().to_string(),
+            input.email.as_str().to_string(),
+            input
+                .website
+                .as_ref()
+                .map(|w| w.as_str().to_string())
+                .unwrap_or_default(),
+            ip_text.clone().unwrap_or_default(),
+            user_agent.clone(),
+        ];
+        tokio::task::spawn_blocking(move || {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            keyword_hits(&settings, &fields)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+    };
+
     let outcome = state
         .db
         .write_retrying(move |conn| -> Result<Outcome, DbError> {
@@ -171,6 +195,7 @@ pub async fn submit_comment(
                     flood_limits,
                     now,
                     mail: &mail,
+                    keywords: &keywords,
                 },
             )
         })
@@ -277,6 +302,7 @@ pub struct StoreRequest<'a> {
     pub flood_limits: bool,
     pub now: chrono::NaiveDateTime,
     pub mail: &'a crate::notify::MailContext,
+    pub keywords: &'a KeywordHits,
 }
 
 /// The checks that need the database, then the insert, all in one write transaction so two
@@ -334,6 +360,7 @@ fn store_comment(
             ip: r.ip.unwrap_or(""),
             user_agent: r.user_agent,
             returning_commenter,
+            keywords: r.keywords,
         },
     );
     let body_html = crate::render::render_comment(body);

@@ -37,6 +37,8 @@ pub async fn security_headers(
     let https = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.secure_cookies);
+    // Admin pages (login and reset forms included) have no business in a search index.
+    let admin = req.path() == "/admin" || req.path().starts_with("/admin/");
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     let mut set = |name: HeaderName, value: &'static str| {
@@ -60,6 +62,9 @@ pub async fn security_headers(
         HeaderName::from_static("cross-origin-resource-policy"),
         "same-origin",
     );
+    if admin {
+        set(HeaderName::from_static("x-robots-tag"), "noindex");
+    }
     if https {
         set(
             header::STRICT_TRANSPORT_SECURITY,
@@ -89,7 +94,7 @@ pub async fn refuse_cross_site_posts(
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
         if foreign_origin || cross_site {
-            tracing::warn!(path = %req.path(), "refused a cross-site POST");
+            tracing::warn!(path = %loggable_path(req.path()), "refused a cross-site POST");
             let (req, _) = req.into_parts();
             let res = actix_web::ResponseError::error_response(&AppError::Forbidden(
                 "This form was sent from another site, so it was refused and nothing changed.",

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::Actor;
 use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
-use crate::auth::{Staff, safe_next};
+use crate::auth::{Staff, safe_next_or};
 use crate::comments::domain::CommenterEmail;
 use crate::db::schema::{blocks, comments, users};
 use crate::db::{DbConn, DbError};
@@ -506,6 +506,7 @@ async fn block_from_queue(
     actor: Actor,
     now: NaiveDateTime,
 ) -> AppResult<HttpResponse> {
+    let back = safe_next_or(form.get("back"), "/admin/comments");
     let (kind, comment_id) = spec
         .split_once(':')
         .and_then(|(kind, id)| Some((BlockKind::parse(kind)?, id.parse::<i32>().ok()?)))
@@ -540,9 +541,7 @@ async fn block_from_queue(
              so it cannot be blocked. Nothing was changed."
                 .into(),
         )),
-        Some(true) => Ok(see_other(&safe_next(
-            form.get("back").or(Some("/admin/comments")),
-        ))),
+        Some(true) => Ok(see_other(&back)),
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::queries::{self, LogRow, QueueFilter, QueueRow, Tab};
 use super::{Action, Actor, Moved, Refused};
 use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor as actor};
-use crate::auth::{Staff, safe_next};
+use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
 use crate::db::DbError;
@@ -244,6 +244,11 @@ async fn act_on(state: &AppState, actor: Actor, ids: Vec<i32>, action: Action) -
     }
 }
 
+/// Where a queue action goes back to, decided before it acts.
+fn back_to(form: &FormFields) -> String {
+    safe_next_or(form.get("back"), "/admin/comments")
+}
+
 pub async fn act(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -254,10 +259,9 @@ pub async fn act(
     let (id, action) = path.into_inner();
     let action = Action::parse(&action).ok_or(AppError::NotFound)?;
     let form = FormFields::parse(&body)?;
+    let back = back_to(&form);
     act_on(&state, actor(&state, &req, &staff), vec![id], action).await?;
-    Ok(see_other(&safe_next(
-        form.get("back").or(Some("/admin/comments")),
-    )))
+    Ok(see_other(&back))
 }
 
 pub async fn bulk(
@@ -267,6 +271,7 @@ pub async fn bulk(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let form = FormFields::parse(&body)?;
+    let back = back_to(&form);
     let action = form
         .get("action")
         .and_then(Action::parse)
@@ -286,9 +291,7 @@ pub async fn bulk(
     if !ids.is_empty() {
         act_on(&state, actor(&state, &req, &staff), ids, action).await?;
     }
-    Ok(see_other(&safe_next(
-        form.get("back").or(Some("/admin/comments")),
-    )))
+    Ok(see_other(&back))
 }
 
 pub async fn reply(
@@ -300,6 +303,7 @@ pub async fn reply(
 ) -> AppResult<HttpResponse> {
     let parent_id = path.into_inner();
     let form = FormFields::parse(&body)?;
+    let back = back_to(&form);
     let text = crate::text::normalize_newlines(form.get("body").unwrap_or(""));
     let body = CommentBody::parse(&text)
         .map_err(|e| AppError::Unprocessable(format!("Your reply was not posted: {e}")))?;
@@ -316,9 +320,7 @@ pub async fn reply(
         .await?;
     state.mail_wakeup.notify_one();
     match outcome {
-        Ok(_) => Ok(see_other(&safe_next(
-            form.get("back").or(Some("/admin/comments")),
-        ))),
+        Ok(_) => Ok(see_other(&back)),
         Err(Refused::NotFound) => Err(AppError::NotFound),
         Err(Refused::NotAllowed { from }) => Err(AppError::Conflict(format!(
             "This comment is marked {}; restore it before replying. Your reply was not posted.",
@@ -380,7 +382,7 @@ pub async fn edit_form(
             website: row.author_url.unwrap_or_default(),
             body: row.body,
             errors: Vec::new(),
-            back: safe_next(Some(&back)),
+            back: safe_next_or(Some(&back), "/admin/comments"),
         },
         StatusCode::OK,
     )
@@ -415,7 +417,7 @@ pub async fn edit(
     let parsed_body = CommentBody::parse(&text)
         .map_err(|e| errors.push(("body", e)))
         .ok();
-    let back = safe_next(form.get("back").or(Some("/admin/comments")));
+    let back = back_to(&form);
     let (Some(n), Some(e), Some(w), Some(b), true) = (
         parsed_name,
         parsed_email,

@@ -196,6 +196,63 @@ async fn throttling_locks_even_the_right_password_and_expires_by_itself() {
 }
 
 #[tokio::test]
+async fn parallel_wrong_guesses_are_checked_at_most_ten_times_and_lock_out_the_right_password() {
+    let app = TestApp::spawn().await;
+    app.create_user("a@example.com", "A", "admin", PASSWORD)
+        .await;
+    let http = client();
+    let page = http
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_value(&page, "csrf_token").unwrap();
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let (http, url, csrf) = (http.clone(), app.url("/admin/login"), csrf.clone());
+        guesses.spawn(async move {
+            let guess = format!("wrong guess number {n}");
+            let form = [
+                ("email", "a@example.com"),
+                ("password", guess.as_str()),
+                ("csrf_token", csrf.as_str()),
+            ];
+            http.post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let statuses = guesses.join_all().await;
+    // A 401 is a guess whose password was checked; the rest were refused before any check.
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let locked = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + locked, 40, "{statuses:?}");
+    assert!(
+        checked <= 10,
+        "{checked} guesses were checked: {statuses:?}"
+    );
+    let recorded: i64 = app
+        .db(|conn| {
+            use diesel::prelude::*;
+            use lectern::db::schema::login_failures;
+            Ok(login_failures::table.count().get_result(conn)?)
+        })
+        .await;
+    assert!(recorded <= 10, "{recorded} failures recorded");
+
+    let right = login_attempt(&app, &http, "a@example.com", PASSWORD).await;
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
 async fn a_session_id_planted_before_login_is_not_the_one_after() {
     let app = TestApp::spawn().await;
     app.create_user("a@example.com", "A", "admin", PASSWORD)
@@ -463,4 +520,61 @@ async fn a_login_form_posted_from_another_site_is_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403, "login without a token");
+}
+
+#[tokio::test]
+async fn a_next_with_a_control_character_logs_in_to_the_dashboard_with_one_session() {
+    use diesel::prelude::*;
+    use lectern::db::schema::sessions;
+    let app = TestApp::spawn().await;
+    app.create_user("a@example.com", "A", "admin", PASSWORD)
+        .await;
+    for (n, next) in [
+        "/admin/comments\r\nSet-Cookie: planted=1",
+        "/admin\n",
+        "/admin\u{7f}",
+        "/admin/caf\u{e9}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let http = client();
+        let page = http
+            .get(app.url("/admin/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden_value(&page, "csrf_token").unwrap();
+        let response = http
+            .post(app.url("/admin/login"))
+            .form(&[
+                ("email", "a@example.com"),
+                ("password", PASSWORD),
+                ("csrf_token", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "next {next:?}");
+        assert_eq!(response.headers()["location"], "/admin", "next {next:?}");
+        let count: i64 = app
+            .db(|conn| Ok(sessions::table.count().get_result(conn)?))
+            .await;
+        assert_eq!(count, n as i64 + 1, "one session per login, none orphaned");
+        // Already logged in, the login page sends the same `next` to the dashboard too.
+        let again = http
+            .get(app.url(&format!(
+                "/admin/login?next={}",
+                lectern::auth::urlencode(next)
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 303, "next {next:?}");
+        assert_eq!(again.headers()["location"], "/admin", "next {next:?}");
+    }
 }

@@ -611,3 +611,133 @@ async fn settled_statuses(app: &TestApp) -> Vec<String> {
     }
     panic!("a message stayed in 'sending'");
 }
+
+/// The last path segment of a link: the token.
+fn token_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap().to_string()
+}
+
+/// GET, a POST refused as cross-site, then a POST that acts, as a browser would send them.
+async fn walk_token_route(app: &TestApp, path: &str, fields: &[(&str, &str)]) {
+    let http = client();
+    let page = http.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), 200, "GET {path}");
+    let page = page.text().await.unwrap();
+    let csrf = crate::common::hidden_value(&page, "csrf_token");
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    if let Some(csrf) = &csrf {
+        form.push(("csrf_token", csrf));
+    }
+    let refused = http
+        .post(app.url(path))
+        .header("origin", "https://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "cross-site POST {path}");
+    let accepted = http.post(app.url(path)).form(&form).send().await.unwrap();
+    assert!(
+        accepted.status().is_success() || accepted.status().is_redirection(),
+        "POST {path}: {}",
+        accepted.status()
+    );
+}
+
+#[tokio::test]
+async fn the_log_of_every_token_route_holds_no_token_and_no_email_address() {
+    let log = crate::common::captured_log();
+    let mut secrets: Vec<String> = vec![
+        "logprobe-rita@example.net".into(),
+        "logprobe-setup@example.net".into(),
+        "mod@example.com".into(),
+    ];
+
+    // The setup link, refused cross-site and then used.
+    let fresh = TestApp::spawn().await;
+    let setup = fresh.setup_url.clone().expect("a setup link");
+    let setup_path = setup.trim_start_matches(&fresh.address).to_string();
+    let setup_token = setup_path.rsplit("token=").next().unwrap().to_string();
+    secrets.push(setup_token.clone());
+    walk_token_route(
+        &fresh,
+        &setup_path,
+        &[
+            ("token", &setup_token),
+            ("name", "Probe"),
+            ("email", "logprobe-setup@example.net"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ],
+    )
+    .await;
+
+    // Moderation, confirmation and unsubscribe links, from the emails they come in.
+    let smtp = SmtpServer::start().await;
+    let app = site(&smtp).await;
+    comment(
+        &app,
+        "Rita",
+        "logprobe-rita@example.net",
+        "Tell me about replies",
+        &[("notify", "1")],
+    )
+    .await;
+    let held = smtp.wait_for(2).await;
+    let moderate = held[0].link("/moderate/").unwrap();
+    let moderate = moderate.trim_start_matches(&app.address).to_string();
+    secrets.push(token_of(&moderate));
+    walk_token_route(&app, &moderate, &[]).await;
+    // Approved: the post's author is told, and Rita gets the opt-in email.
+    let mails = smtp.wait_for(4).await;
+    let confirm_mail = mails
+        .iter()
+        .find(|m| to(m).contains("logprobe-rita"))
+        .expect("the opt-in email");
+    for prefix in ["/confirm/", "/unsubscribe/"] {
+        let link = confirm_mail.link(prefix).unwrap();
+        let path = link.trim_start_matches(&app.address).to_string();
+        secrets.push(token_of(&path));
+        walk_token_route(&app, &path, &[]).await;
+    }
+
+    // A password reset link.
+    let http = client();
+    let csrf = reset_form_csrf(&app, &http).await;
+    let before = smtp.mails().len();
+    let asked = http
+        .post(app.url("/admin/password-reset"))
+        .form(&[("email", "mod@example.com"), ("csrf_token", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    let mails = smtp.wait_for(before + 1).await;
+    let reset = mails
+        .iter()
+        .find_map(|m| m.link("/admin/password-reset/"))
+        .unwrap();
+    let reset = reset.trim_start_matches(&app.address).to_string();
+    secrets.push(token_of(&reset));
+    walk_token_route(
+        &app,
+        &reset,
+        &[
+            ("password", "a brand new password"),
+            ("password_confirm", "a brand new password"),
+        ],
+    )
+    .await;
+
+    let text = log.text();
+    assert!(
+        text.contains("refused a cross-site POST"),
+        "the log was captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "the log holds {secret}:\n{text}"
+        );
+    }
+}

@@ -436,3 +436,56 @@ async fn a_moderator_commenting_while_logged_in_is_approved_at_once() {
     );
     assert!(public_page(&app).await.contains("Staff here"));
 }
+
+/// `back` values a header cannot carry: each must fall back to the queue, never a 500.
+const UNSENDABLE_BACKS: &[&str] = &[
+    "/admin/comments\r\nSet-Cookie: planted=1",
+    "/admin/comments\n",
+    "/admin/comments\u{7f}",
+    "/admin/comments?q=caf\u{e9}",
+];
+
+#[tokio::test]
+async fn a_back_with_a_control_character_goes_to_the_queue_after_every_action() {
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("admin").await;
+    for (n, back) in UNSENDABLE_BACKS.iter().enumerate() {
+        let id = pending_comment(&app, n as u32).await;
+        let id_text = id.to_string();
+        let block_spec = format!("email:{id}");
+        let calls: Vec<(String, Vec<(&str, &str)>)> = vec![
+            (
+                format!("/admin/comments/{id}/edit"),
+                vec![
+                    ("name", "Edited"),
+                    ("email", "edited@example.com"),
+                    ("website", ""),
+                    ("body", "Edited body"),
+                ],
+            ),
+            (format!("/admin/comments/{id}/approve"), vec![]),
+            (
+                format!("/admin/comments/{id}/reply"),
+                vec![("body", "A staff reply")],
+            ),
+            (
+                "/admin/comments/bulk".to_string(),
+                vec![("action", "unapprove"), ("ids", id_text.as_str())],
+            ),
+            (
+                "/admin/blocks".to_string(),
+                vec![("block", block_spec.as_str()), ("duration", "1")],
+            ),
+        ];
+        for (path, mut fields) in calls {
+            fields.push(("back", back));
+            let response = app.staff_post(&http, &path, &fields).await;
+            assert_eq!(response.status(), 303, "{path} with back {back:?}");
+            assert_eq!(
+                response.headers()["location"],
+                "/admin/comments",
+                "{path} with back {back:?}"
+            );
+        }
+    }
+}
