@@ -430,12 +430,20 @@ async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
 }
 
-/// 200 when the database answers, else 503; the body also counts failed emails.
+/// 200 when the database answers, else 503; the body also says how much mail failed, how much
+/// waits to be sent and for how long the oldest of it has waited (a dead SMTP server shows here
+/// as a growing age long before anyone notices missing mail).
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let (status, body) = match state.db.read(crate::notify::outbox::count_failed).await {
-        Ok(failed) => (
+    let now = state.clock.now();
+    let (status, body) = match state.db.read(crate::notify::outbox::queue_summary).await {
+        Ok(mail) => (
             StatusCode::OK,
-            format!("ok\ndatabase: ok\nfailed_emails: {failed}\n"),
+            format!(
+                "ok\ndatabase: ok\nfailed_emails: {}\nqueued_emails: {}\noldest_queued_secs: {}\n",
+                mail.failed,
+                mail.queued,
+                mail.oldest_queued_secs(now)
+            ),
         ),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");

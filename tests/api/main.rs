@@ -10,6 +10,7 @@ mod commenting;
 mod common;
 mod email;
 mod moderation;
+mod operations;
 mod publishing;
 mod reading;
 mod schema;
