@@ -48,6 +48,10 @@ pub struct Config {
     pub sqlite_sync: SqliteSync,
     pub pool_size: u32,
     pub log_filter: String,
+    /// How long a request waits for a database connection while every one is busy.
+    pub database_timeout: std::time::Duration,
+    /// `/healthz`'s wait for the database, and how soon an outage (or its end) is noticed.
+    pub database_probe: std::time::Duration,
 }
 
 /// A setting that cannot be used, named as the user wrote it.
@@ -81,6 +85,8 @@ const KEYS: &[&str] = &[
     "LECTERN_FLOOD_LIMITS",
     "LECTERN_SQLITE_SYNC",
     "LECTERN_DATABASE_POOL_SIZE",
+    "LECTERN_DATABASE_TIMEOUT_SECS",
+    "LECTERN_DATABASE_PROBE_MS",
     "RUST_LOG",
 ];
 
@@ -176,6 +182,27 @@ impl Config {
                         "must be smtp://host[:port] or smtps://host[:port]",
                     ));
                 }
+                // The mail library reads `tls` itself; checked here so that a typo stops
+                // start-up like any other bad setting, before anything is opened.
+                let tls = url
+                    .query_pairs()
+                    .find(|(key, _)| key == "tls")
+                    .map(|(_, value)| value.into_owned());
+                match (url.scheme(), tls.as_deref()) {
+                    (_, None | Some("required")) | ("smtp", Some("opportunistic")) => {}
+                    ("smtps", Some(other)) => {
+                        return Err(bad(
+                            "LECTERN_SMTP_URL",
+                            format!("tls={other:?}: smtps:// is always TLS; leave tls out"),
+                        ));
+                    }
+                    (_, Some(other)) => {
+                        return Err(bad(
+                            "LECTERN_SMTP_URL",
+                            format!("tls={other:?} must be required or opportunistic"),
+                        ));
+                    }
+                }
                 Some(url)
             }
         };
@@ -267,6 +294,33 @@ impl Config {
                 })?,
         };
 
+        let database_timeout = match get("LECTERN_DATABASE_TIMEOUT_SECS") {
+            None => 10,
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=300).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "LECTERN_DATABASE_TIMEOUT_SECS",
+                        "must be a whole number of seconds from 1 to 300",
+                    )
+                })?,
+        };
+        let database_probe = match get("LECTERN_DATABASE_PROBE_MS") {
+            None => 1000,
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (50..=10_000).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "LECTERN_DATABASE_PROBE_MS",
+                        "must be a whole number of milliseconds from 50 to 10000",
+                    )
+                })?,
+        };
+
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             return Err(bad(
@@ -292,6 +346,8 @@ impl Config {
             sqlite_sync,
             pool_size,
             log_filter,
+            database_timeout: std::time::Duration::from_secs(database_timeout),
+            database_probe: std::time::Duration::from_millis(database_probe),
         })
     }
 }
@@ -361,6 +417,19 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_modes_of_the_mail_library_are_accepted() {
+        for url in [
+            "smtp://mail.example.com",
+            "smtp://u:p@mail.example.com:587?tls=required",
+            "smtp://mail.example.com:587?tls=opportunistic",
+            "smtps://mail.example.com",
+            "smtps://mail.example.com?tls=required",
+        ] {
+            assert!(config(&[("LECTERN_SMTP_URL", url)]).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         for (key, value) in [
             ("LECTERN_BIND", "nowhere"),
@@ -373,6 +442,13 @@ mod tests {
             ("LECTERN_TRUSTED_PROXIES", "10.0.0.0/99"),
             ("LECTERN_DATABASE_URL", "mysql://x"),
             ("LECTERN_SECRET_KEY", "short"),
+            ("LECTERN_SMTP_URL", "smtp://mail.example.com?tls=yes"),
+            (
+                "LECTERN_SMTP_URL",
+                "smtps://mail.example.com?tls=opportunistic",
+            ),
+            ("LECTERN_DATABASE_TIMEOUT_SECS", "0"),
+            ("LECTERN_DATABASE_PROBE_MS", "1"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.name, key);

@@ -45,6 +45,11 @@ impl From<DbError> for AppError {
                 "That conflicts with something that already exists (it may have just been created). Nothing was changed.".into(),
             );
         }
+        // The database is down or saturated: the start and end of an outage are logged by the
+        // pool, so each refused request is not.
+        if e.is_unavailable() {
+            return AppError::Unavailable;
+        }
         AppError::Internal(anyhow::Error::new(e))
     }
 }
@@ -72,6 +77,19 @@ impl From<diesel::result::Error> for AppError {
 pub struct ErrorMessage {
     pub title: &'static str,
     pub detail: String,
+}
+
+/// Seconds a client is asked to wait before trying again while the database does not answer.
+const RETRY_UNAVAILABLE_SECS: u64 = 5;
+
+/// Whether an internal error is in fact the database being unreachable (it reached the handler
+/// through `anyhow`, outside `From<DbError>`).
+fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unavailable)
+    })
 }
 
 impl AppError {
@@ -110,6 +128,7 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
+            AppError::Internal(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Gone(_) => StatusCode::GONE,
@@ -126,6 +145,9 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         if let AppError::Internal(e) = self {
+            if is_unavailable(e) {
+                return AppError::Unavailable.error_response();
+            }
             tracing::error!(error = ?e, "request failed");
         }
         if let AppError::LoginRequired(location) = self {
@@ -137,6 +159,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status_code());
         if let AppError::TooManyRequests { retry_after_secs } = self {
             response.insert_header((RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        if let AppError::Unavailable = self {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_SECS)));
         }
         let mut response = response.finish();
         response.extensions_mut().insert(self.page());

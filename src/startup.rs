@@ -12,9 +12,9 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::crypto::Signer;
-use crate::db::Db;
+use crate::db::{Db, Waits};
 use crate::http::{errors, middleware};
 use crate::notify::MailContext;
 use crate::notify::handlers as notify;
@@ -98,29 +98,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the database (running migrations), binds the listener and prepares the server.
+    /// Checks the mail settings, binds the listener, opens the database (running migrations
+    /// and the first-start work) and prepares the server. A bad setting or a port in use stops
+    /// start-up before anything is written to the database.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let url = config.database_url.clone();
-        let sync = config.sqlite_sync;
-        let pool_size = config.pool_size;
-        let configured_secret = config.secret_key.clone();
-        type Opened = (Db, Vec<u8>, Option<String>);
-        let (db, secret, setup_token) =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
-                let db = Db::open(&url, sync, pool_size)?;
-                let secret =
-                    db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
-                let signer = Signer::new(secret.clone());
-                if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
-                    tracing::info!("new site: published the welcome post");
-                }
-                let setup_token = db.write_blocking(|conn| {
-                    crate::auth::handlers::issue_setup_token(conn, &signer)
-                })?;
-                Ok((db, secret, setup_token))
-            })
-            .await
-            .context("opening the database")??;
+        let from: lettre::message::Mailbox = config.mail_from.parse().map_err(|e| ConfigError {
+            name: "LECTERN_MAIL_FROM",
+            problem: format!("{e}"),
+        })?;
+        let transport = Arc::new(
+            Transport::from_settings(
+                config.smtp_url.as_ref(),
+                &config.mail_dir,
+                config.smtp_timeout,
+            )
+            .map_err(setting_error)?,
+        );
 
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("LECTERN_BIND: cannot listen on {}", config.bind))?;
@@ -138,18 +131,33 @@ impl Application {
         let origin = base_url.origin().ascii_serialization();
         let secure_cookies = base_url.scheme() == "https";
 
-        let from: lettre::message::Mailbox = config
-            .mail_from
-            .parse()
-            .map_err(|e| anyhow::anyhow!("LECTERN_MAIL_FROM: {e}"))?;
-        let transport = Arc::new(
-            Transport::from_settings(
-                config.smtp_url.as_ref(),
-                &config.mail_dir,
-                config.smtp_timeout,
-            )
-            .map_err(anyhow::Error::msg)?,
-        );
+        let url = config.database_url.clone();
+        let sync = config.sqlite_sync;
+        let pool_size = config.pool_size;
+        let waits = Waits {
+            busy: config.database_timeout,
+            probe: config.database_probe,
+        };
+        let configured_secret = config.secret_key.clone();
+        type Opened = (Db, Vec<u8>, Option<String>);
+        let (db, secret, setup_token) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
+                let db = Db::open_with(&url, sync, pool_size, waits)?;
+                let secret =
+                    db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
+                let signer = Signer::new(secret.clone());
+                if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
+                    tracing::info!("new site: published the welcome post");
+                }
+                let setup_token = db.write_blocking(|conn| {
+                    crate::auth::handlers::issue_setup_token(conn, &signer)
+                })?;
+                Ok((db, secret, setup_token))
+            })
+            .await
+            .context("opening the database")?
+            .context("LECTERN_DATABASE_URL")?;
+
         let mail_transport = transport.describe();
         tracing::info!("mail goes to {mail_transport}");
         // In the background: a server that accepts connections and never answers must not
@@ -302,6 +310,24 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// The transport names the setting it could not use at the start of its message; as a
+/// `ConfigError`, it exits like every other bad setting.
+fn setting_error(message: String) -> anyhow::Error {
+    for name in ["LECTERN_SMTP_URL", "LECTERN_MAIL_DIR"] {
+        if let Some(problem) = message
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+        {
+            return ConfigError {
+                name,
+                problem: problem.to_string(),
+            }
+            .into();
+        }
+    }
+    anyhow::anyhow!(message)
 }
 
 /// A route's handler, as a plain function so the table below can list it.
@@ -543,12 +569,20 @@ async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
 }
 
-/// 200 when the database answers, else 503; the body also counts failed emails.
+/// 200 when the database answers, else 503; the body also says how much mail failed, how much
+/// waits to be sent and for how long the oldest of it has waited (a dead SMTP server shows here
+/// as a growing age long before anyone notices missing mail).
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let (status, body) = match state.db.read(crate::notify::outbox::count_failed).await {
-        Ok(failed) => (
+    let now = state.clock.now();
+    let (status, body) = match state.db.probe(crate::notify::outbox::queue_summary).await {
+        Ok(mail) => (
             StatusCode::OK,
-            format!("ok\ndatabase: ok\nfailed_emails: {failed}\n"),
+            format!(
+                "ok\ndatabase: ok\nfailed_emails: {}\nqueued_emails: {}\noldest_queued_secs: {}\n",
+                mail.failed,
+                mail.queued,
+                mail.oldest_queued_secs(now)
+            ),
         ),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");

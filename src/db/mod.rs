@@ -3,8 +3,9 @@
 
 pub mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -43,6 +44,19 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// No connection could be had (the database is down, or every connection stayed busy), or
+    /// the one in hand was closed under the query: the request may work in a moment.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Pool(_)
+                | DbError::Query(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+        )
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
@@ -54,11 +68,68 @@ impl DbError {
     }
 }
 
+/// libpq explains a refused connection over several lines ("…failed: Connection refused",
+/// then a tab and "Is the server running on that host…?"); a start-up error and a log field
+/// are one line each.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How long a request waits for a database connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// While the database answers and every connection is busy: wait for one to come free.
+    pub busy: Duration,
+    /// `/healthz`'s whole wait, and the first wait of a request when the database stops
+    /// answering. Also how often the pool tries again to connect while it does not.
+    pub probe: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Waits {
+        Waits {
+            busy: Duration::from_secs(10),
+            probe: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Whether the last attempt to open a connection failed. While it did, requests do not wait
+/// for a connection (they answer 503 at once); the pool keeps trying to connect in the
+/// background, and its first success ends that.
+#[derive(Default)]
+pub struct Health {
+    down: AtomicBool,
+}
+
+impl Health {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    fn connected(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("the database answers again");
+        }
+    }
+
+    fn failed(&self, error: &DbError) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::error!(error = %error, "the database does not answer; requests get 503 until it does");
+        }
+    }
+}
+
 /// Opens connections for the pool, setting SQLite's per-connection pragmas.
 pub struct ConnectionManager {
     backend: Backend,
     target: String,
     sync: SqliteSync,
+    health: Arc<Health>,
 }
 
 impl ConnectionManager {
@@ -68,11 +139,13 @@ impl ConnectionManager {
                 backend: Backend::Sqlite,
                 target: path.to_string(),
                 sync,
+                health: Arc::default(),
             },
             None => ConnectionManager {
                 backend: Backend::Postgres,
                 target: url.to_string(),
                 sync,
+                health: Arc::default(),
             },
         }
     }
@@ -81,11 +154,22 @@ impl ConnectionManager {
         self.backend
     }
 
+    /// Opens a connection, and records whether that worked for the fast path of `Db`.
     pub fn connect(&self) -> Result<DbConn, DbError> {
+        let outcome = self.establish();
+        match &outcome {
+            Ok(_) => self.health.connected(),
+            Err(e) => self.health.failed(e),
+        }
+        outcome
+    }
+
+    fn establish(&self) -> Result<DbConn, DbError> {
         match self.backend {
             Backend::Sqlite => {
-                let mut conn = SqliteConnection::establish(&self.target)
-                    .map_err(|e| DbError::Connect(format!("{}: {e}", self.target)))?;
+                let mut conn = SqliteConnection::establish(&self.target).map_err(|e| {
+                    DbError::Connect(format!("{}: {}", self.target, one_line(&e.to_string())))
+                })?;
                 // busy_timeout makes a writer wait for another process's write instead of
                 // failing, and comes first: switching a new database to WAL (which lets readers
                 // run beside the one writer) needs a lock another process may hold.
@@ -95,7 +179,9 @@ impl ConnectionManager {
                      PRAGMA temp_store = MEMORY;",
                     self.sync.pragma()
                 ))
-                .map_err(|e| DbError::Connect(format!("{}: {e}", self.target)))?;
+                .map_err(|e| {
+                    DbError::Connect(format!("{}: {}", self.target, one_line(&e.to_string())))
+                })?;
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => {
@@ -105,11 +191,11 @@ impl ConnectionManager {
                 // its work was done). This initialises OpenSSL without that handler, once.
                 openssl_sys::init();
                 let mut conn = PgConnection::establish(&self.target)
-                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                    .map_err(|e| DbError::Connect(one_line(&e.to_string())))?;
                 // Timestamps are written by lectern in UTC; keep the session in UTC so that
                 // CURRENT_TIMESTAMP agrees with them.
                 conn.batch_execute("SET TIME ZONE 'UTC'")
-                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                    .map_err(|e| DbError::Connect(one_line(&e.to_string())))?;
                 Ok(DbConn::Postgresql(conn))
             }
         }
@@ -138,6 +224,7 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
+type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// How many times a write transaction runs at most when PostgreSQL aborts it for a conflict.
 const WRITE_TRIES: u32 = 4;
@@ -175,6 +262,8 @@ impl Retryable for anyhow::Error {
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    waits: Waits,
+    health: Arc<Health>,
     /// SQLite has one writer at a time; queueing this process's writers here is fair and cheap,
     /// where many connections spinning in busy_timeout are neither.
     write_gate: Arc<Mutex<()>>,
@@ -187,19 +276,36 @@ impl Db {
     /// Connects once (so a bad URL fails at once with the real message), runs pending
     /// migrations, then builds the pool.
     pub fn open(url: &str, sync: SqliteSync, pool_size: u32) -> Result<Db, DbError> {
+        Db::open_with(url, sync, pool_size, Waits::default())
+    }
+
+    /// `open`, with the server's waits for a connection.
+    pub fn open_with(
+        url: &str,
+        sync: SqliteSync,
+        pool_size: u32,
+        waits: Waits,
+    ) -> Result<Db, DbError> {
         let manager = ConnectionManager::new(url, sync);
         let backend = manager.backend();
-        let mut first = manager.connect()?;
+        let health = manager.health.clone();
+        // Not `connect`: a database that cannot be opened at start-up is the start-up error
+        // itself, not an outage to log.
+        let mut first = manager.establish()?;
         run_migrations(&mut first)?;
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            // r2d2 retries a failed connection after at most half of this: while the database
+            // is down, that is how soon its return is noticed.
+            .connection_timeout(waits.probe * 2)
             .build(manager)?;
         Ok(Db {
             pool,
             backend,
+            waits,
+            health,
             write_gate: Arc::new(Mutex::new(())),
             jobs: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
         })
@@ -207,6 +313,60 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether the last attempt to connect to the database failed.
+    pub fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    /// A pooled connection. While the database answers, a request waits up to the busy wait
+    /// for a free connection (the pool may just be busy). It stops waiting as soon as a
+    /// connection attempt fails, and while the last one failed it does not wait at all: a page
+    /// then answers 503 at once instead of holding its reader (and a thread) for seconds.
+    fn checkout(&self, longest: Duration) -> Result<PooledConn, DbError> {
+        if self.health.is_down() {
+            return Ok(self.pool.get_timeout(Duration::ZERO)?);
+        }
+        let deadline = Instant::now() + longest;
+        loop {
+            // In slices, so that a connection attempt failing meanwhile ends the wait.
+            let slice = self
+                .waits
+                .probe
+                .min(deadline.saturating_duration_since(Instant::now()));
+            match self.pool.get_timeout(slice) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if self.health.is_down() => return Err(e.into()),
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(waited = ?longest, "every database connection stayed busy");
+                    return Err(e.into());
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// `read` for `/healthz`: waits at most the probe wait, for the job slot and the connection
+    /// together, so a load balancer hears 503 quickly during an outage.
+    pub async fn probe<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let started = Instant::now();
+        let probe = self.waits.probe;
+        let permit = tokio::time::timeout(probe, self.job_permit())
+            .await
+            .map_err(|_| DbError::Task("no database job slot came free in time".into()))??;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = db.checkout(probe.saturating_sub(started.elapsed()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
     }
 
     async fn job_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DbError> {
@@ -273,7 +433,7 @@ impl Db {
     where
         F: FnOnce(&mut DbConn) -> Result<T, DbError>,
     {
-        let mut conn = self.pool.get()?;
+        let mut conn = self.checkout(self.waits.busy)?;
         f(&mut conn)
     }
 
@@ -282,7 +442,7 @@ impl Db {
         E: From<DbError>,
         F: FnOnce(&mut DbConn) -> Result<T, E>,
     {
-        let mut conn = self.pool.get().map_err(DbError::from)?;
+        let mut conn = self.checkout(self.waits.busy)?;
         let _gate = self.write_gate();
         immediate_transaction(&mut conn, f)
     }
@@ -301,7 +461,7 @@ impl Db {
         E: From<DbError> + Retryable,
         F: FnMut(&mut DbConn) -> Result<T, E>,
     {
-        let mut conn = self.pool.get().map_err(DbError::from)?;
+        let mut conn = self.checkout(self.waits.busy)?;
         let _gate = self.write_gate();
         let mut tries = 0;
         loop {
@@ -372,7 +532,7 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<(), DbError> {
             result
         }
     };
-    outcome.map_err(|e| DbError::Connect(format!("migrations failed: {e}")))
+    outcome.map_err(|e| DbError::Connect(format!("migrations failed: {}", one_line(&e))))
 }
 
 /// Makes servers that start at once on one PostgreSQL database take turns with the first-start

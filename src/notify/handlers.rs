@@ -569,8 +569,22 @@ struct MailPage {
     layout: AdminLayout,
     transport: String,
     failed: i64,
+    /// Messages not sent yet (waiting or being sent), and how long the oldest has waited.
+    queued: i64,
+    oldest_waited: String,
     notice: Option<String>,
     rows: Vec<OutboxView>,
+}
+
+/// "45 seconds", "1 minute", "3 hours", "2 days": how long mail has waited, in the largest unit.
+fn waited_for(secs: i64) -> String {
+    let (n, unit) = match secs.max(0) {
+        s if s < 60 => (s, "second"),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[derive(Deserialize)]
@@ -583,9 +597,9 @@ pub async fn mail_page(
     admin: Admin,
     query: web::Query<MailQuery>,
 ) -> AppResult<HttpResponse> {
-    let (rows, failed) = state
+    let (rows, summary) = state
         .db
-        .read(|conn| Ok((outbox::recent(conn, 100)?, outbox::count_failed(conn)?)))
+        .read(|conn| Ok((outbox::recent(conn, 100)?, outbox::queue_summary(conn)?)))
         .await?;
     let tz = state.config.timezone;
     let rows = rows
@@ -614,7 +628,9 @@ pub async fn mail_page(
         MailPage {
             layout: AdminLayout::new(&state, &admin.0, "Mail", "mail").await?,
             transport: state.mail_transport.clone(),
-            failed,
+            failed: summary.failed,
+            queued: summary.queued,
+            oldest_waited: waited_for(summary.oldest_queued_secs(state.clock.now())),
             notice,
             rows,
         },

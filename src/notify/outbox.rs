@@ -277,3 +277,39 @@ pub fn delete_sent_before(
     }
     Ok(diesel::delete(outbox::table.filter(outbox::id.eq_any(&ids))).execute(conn)?)
 }
+
+/// What `/healthz` and the admin's mail page say about the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub failed: i64,
+    /// Messages not sent yet: waiting for their next attempt, or being sent right now.
+    pub queued: i64,
+    /// When the oldest of them was written.
+    pub oldest_queued_at: Option<NaiveDateTime>,
+}
+
+impl QueueSummary {
+    /// How long the oldest unsent message has waited at `now`; 0 when nothing waits.
+    pub fn oldest_queued_secs(&self, now: NaiveDateTime) -> i64 {
+        self.oldest_queued_at
+            .map_or(0, |at| (now - at).num_seconds().max(0))
+    }
+}
+
+pub fn queue_summary(conn: &mut DbConn) -> Result<QueueSummary, DbError> {
+    let failed = count_failed(conn)?;
+    // A row being sent counts as queued: with a dead server it stays in that state for the
+    // whole SMTP deadline, and it is still mail that has not left.
+    let (queued, oldest_queued_at): (i64, Option<NaiveDateTime>) = outbox::table
+        .filter(outbox::status.eq_any(["queued", "sending"]))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(outbox::created_at),
+        ))
+        .first(conn)?;
+    Ok(QueueSummary {
+        failed,
+        queued,
+        oldest_queued_at,
+    })
+}

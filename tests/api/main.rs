@@ -11,6 +11,7 @@ mod common;
 mod email;
 mod mail_faults;
 mod moderation;
+mod operations;
 mod publishing;
 mod reading;
 mod schema;
