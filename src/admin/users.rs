@@ -17,7 +17,7 @@ use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::moderation::{self};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};
 

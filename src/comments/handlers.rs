@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::posts::handlers::{FormState, accepts_comments, render_post_page};
 use crate::posts::{PostKind, queries as post_queries};
 use crate::site::DiscussionSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Reads the request body, refusing it as soon as it passes `limit` bytes.
 async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<Vec<u8>> {
@@ -276,7 +276,7 @@ pub struct StoreRequest<'a> {
     pub avatar_seed: i32,
     pub flood_limits: bool,
     pub now: chrono::NaiveDateTime,
-    pub mail: &'a crate::notify::MailContext,
+    pub mail: &'a crate::state::MailContext,
 }
 
 /// The checks that need the database, then the insert, all in one write transaction so two

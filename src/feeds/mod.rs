@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::posts::handlers::moved_permanently;
 use crate::posts::queries::{self as post_queries, PublicAuthor};
 use crate::posts::{Post, PostKind, Tag};
-use crate::startup::AppState;
+use crate::state::AppState;
 use queries::{CommentedPost, FeedComment};
 
 const POSTS_IN_FEED: i64 = 20;

@@ -164,7 +164,7 @@ pub fn log(
 /// the caller's write transaction.
 pub fn apply(
     conn: &mut DbConn,
-    mail: &crate::notify::MailContext,
+    mail: &crate::state::MailContext,
     comment_id: i32,
     action: Action,
     actor: &Actor,
@@ -271,7 +271,7 @@ fn delete_permanently(
 #[allow(clippy::too_many_arguments)]
 pub fn reply_as_staff(
     conn: &mut DbConn,
-    mail: &crate::notify::MailContext,
+    mail: &crate::state::MailContext,
     parent_id: i32,
     staff: &crate::users::User,
     body: &crate::comments::domain::CommentBody,

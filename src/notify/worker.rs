@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use super::outbox::{self, OutboxRow};
 use super::transport::{SendError, Transport};
 use crate::db::{Db, DbError};
-use crate::startup::Clock;
+use crate::state::Clock;
 
 const BATCH: i64 = 10;
 const MAX_BACKOFF_SECS: i64 = 3600;

@@ -12,7 +12,7 @@ use super::{Post, PostKind, PostStatus};
 use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
 use crate::auth::{Admin, Staff};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::comment_date;
 
 const POSTS_PER_PAGE: i64 = 50;

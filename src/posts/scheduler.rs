@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::PostStatus;
 use crate::db::schema::posts;
 use crate::db::{Db, DbConn, DbError};
-use crate::startup::Clock;
+use crate::state::Clock;
 
 /// Another process (`lectern post publish`) may schedule a post; look at least this often.
 const POLL: StdDuration = StdDuration::from_secs(30);

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use actix_web::web;
 use lectern::config::Config;
-use lectern::startup::{AppState, Application};
+use lectern::startup::Application;
+use lectern::state::AppState;
 
 pub struct TestApp {
     pub address: String,
