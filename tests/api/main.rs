@@ -13,6 +13,7 @@ mod cluster;
 mod commenting;
 mod common;
 mod email;
+mod layers;
 mod moderation;
 mod publishing;
 mod reading;
