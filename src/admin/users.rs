@@ -360,10 +360,7 @@ pub async fn change_role(
                 guard_last_admin(conn, actor_id, &target, "demote")?;
             }
             diesel::update(users_table::table.find(target.id))
-                .set((
-                    users_table::role.eq(role.as_str()),
-                    users_table::updated_at.eq(now),
-                ))
+                .set((users_table::role.eq(role), users_table::updated_at.eq(now)))
                 .execute(conn)?;
             let detail = format!(
                 "{}: {} → {}",

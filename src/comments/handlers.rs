@@ -348,7 +348,7 @@ fn store_comment(
             author_url: input.website.as_ref().map(|w| w.as_str()),
             body,
             body_html: body_html.as_str(),
-            status: status.as_str(),
+            status,
             held_reason: reason.as_deref(),
             ip: r.ip,
             ip_network: r.ip_network,

@@ -138,7 +138,7 @@ fn delete_batch(
 ) -> Result<(usize, bool), DbError> {
     let due = || {
         comments::table
-            .filter(comments::status.eq(status.as_str()))
+            .filter(comments::status.eq(status))
             .filter(comments::deleted_at.is_null())
             .filter(comments::updated_at.lt(cutoff))
     };

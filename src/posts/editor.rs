@@ -407,8 +407,8 @@ pub fn save(
         body_html: body_html.as_str(),
         excerpt: &excerpt,
         author_id: valid.author_id,
-        kind: valid.kind.as_str(),
-        status: status.as_str(),
+        kind: valid.kind,
+        status,
         published_at,
         comments_open: valid.comments_open,
         updated_at: now,
@@ -514,7 +514,7 @@ pub fn trash(
     }
     diesel::update(posts::table.find(id))
         .set((
-            posts::status.eq(PostStatus::Trash.as_str()),
+            posts::status.eq(PostStatus::Trash),
             posts::status_before_trash.eq(Some(post.status.as_str())),
         ))
         .execute(conn)?;

@@ -13,13 +13,16 @@ use diesel::prelude::*;
 
 use crate::db::schema::{posts, tags};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum PostStatus {
     Draft,
     Published,
     Scheduled,
     Trash,
 }
+
+crate::db::text_column_enum!(PostStatus);
 
 impl PostStatus {
     pub fn as_str(self) -> &'static str {
@@ -43,11 +46,14 @@ impl PostStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum PostKind {
     Post,
     Page,
 }
+
+crate::db::text_column_enum!(PostKind);
 
 impl PostKind {
     pub fn as_str(self) -> &'static str {
@@ -124,8 +130,8 @@ pub struct NewPost<'a> {
     pub body_html: &'a str,
     pub excerpt: &'a str,
     pub author_id: i32,
-    pub kind: &'a str,
-    pub status: &'a str,
+    pub kind: PostKind,
+    pub status: PostStatus,
     pub published_at: NaiveDateTime,
     pub comments_open: bool,
     pub updated_at: NaiveDateTime,
