@@ -55,7 +55,7 @@ pub struct PublicComment {
     pub author_name: String,
     pub author_url: Option<String>,
     pub body_html: String,
-    pub status: String,
+    pub status: CommentStatus,
     pub avatar_seed: i32,
     pub created_at: NaiveDateTime,
 }

@@ -416,6 +416,13 @@ macro_rules! text_column_enum {
         $crate::db::text_column_enum!(@backend $ty, diesel::pg::Pg);
         $crate::db::text_column_enum!(@backend $ty, diesel::sqlite::Sqlite);
 
+        /// As stored: `pending`, `draft`, `admin`, ….
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
         impl diesel::serialize::ToSql<diesel::sql_types::Text, $crate::db::MultiBackend> for $ty {
             fn to_sql<'b>(
                 &'b self,

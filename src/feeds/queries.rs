@@ -68,7 +68,7 @@ pub fn site_started(conn: &mut DbConn) -> Result<Option<NaiveDateTime>, DbError>
 #[diesel(table_name = posts)]
 pub struct SitemapPost {
     pub slug: String,
-    pub kind: String,
+    pub kind: PostKind,
     pub published_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }

@@ -535,7 +535,7 @@ async fn post_page(
         None => stored_tags.iter().map(TagView::from).collect(),
     };
     let tz = state.config.timezone;
-    let is_page = post.kind == PostKind::Page.as_str();
+    let is_page = post.kind == PostKind::Page;
     let replies_open = open && !preview;
 
     let (thread, shows_own_pending) = match source {

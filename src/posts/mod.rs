@@ -88,9 +88,9 @@ pub struct Post {
     pub body_html: String,
     pub excerpt: String,
     pub author_id: i32,
-    pub kind: String,
-    pub status: String,
-    pub status_before_trash: Option<String>,
+    pub kind: PostKind,
+    pub status: PostStatus,
+    pub status_before_trash: Option<PostStatus>,
     pub published_at: NaiveDateTime,
     pub comments_open: bool,
     pub approved_comment_count: i32,
@@ -104,15 +104,15 @@ pub struct Post {
 impl Post {
     /// Whether readers can see it at `now`.
     pub fn is_visible(&self, now: NaiveDateTime) -> bool {
-        self.status == PostStatus::Published.as_str() && self.published_at <= now
+        self.status == PostStatus::Published && self.published_at <= now
     }
 
     pub fn kind(&self) -> PostKind {
-        PostKind::parse(&self.kind).unwrap_or(PostKind::Post)
+        self.kind
     }
 
     pub fn status(&self) -> PostStatus {
-        PostStatus::parse(&self.status).unwrap_or(PostStatus::Draft)
+        self.status
     }
 
     /// The public address of the post (whether or not readers can see it yet).

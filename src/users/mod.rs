@@ -41,7 +41,7 @@ pub struct User {
     pub display_name: String,
     pub slug: String,
     pub bio: String,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: chrono::NaiveDateTime,
@@ -50,7 +50,7 @@ pub struct User {
 
 impl User {
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Moderator)
+        self.role
     }
 }
 
