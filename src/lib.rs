@@ -16,6 +16,7 @@ pub mod posts;
 pub mod render;
 pub mod site;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod text;
 pub mod users;

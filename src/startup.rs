@@ -2,86 +2,28 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use actix_web::dev::Server;
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Compress, ErrorHandlers, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use chrono::NaiveDateTime;
 use url::Url;
 
 use crate::config::{Config, ConfigError};
 use crate::crypto::Signer;
 use crate::db::{Db, Waits};
 use crate::http::{errors, middleware};
-use crate::notify::MailContext;
 use crate::notify::handlers as notify;
 use crate::notify::transport::Transport;
-use crate::notify::worker::{MailFaults, Worker};
+use crate::notify::worker::Worker;
 use crate::posts::thread_cache::ThreadCache;
+use crate::state::{AppState, Clock, MailContext, MailFaults};
 use crate::{comments, posts, site};
 
 /// What the rendered comment threads may weigh: the hundred-comment threads of a few dozen
 /// busy posts, well inside the server's memory target.
 const THREAD_CACHE_BYTES: usize = 8 << 20;
-
-/// The time as lectern sees it. Tests move it forward instead of sleeping.
-#[derive(Clone, Default)]
-pub struct Clock {
-    offset_secs: Arc<AtomicI64>,
-}
-
-impl Clock {
-    pub fn now(&self) -> NaiveDateTime {
-        crate::db::now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
-    }
-
-    pub fn unix(&self) -> i64 {
-        self.now().and_utc().timestamp()
-    }
-
-    pub fn advance(&self, secs: i64) {
-        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
-    }
-}
-
-/// What every handler can reach.
-pub struct AppState {
-    pub db: Db,
-    pub config: Config,
-    pub base_url: Url,
-    /// `scheme://host[:port]` of the base URL, for the origin check.
-    pub origin: String,
-    pub signer: Signer,
-    /// Over an https base URL: Secure cookies, `__Host-` names and HSTS.
-    pub secure_cookies: bool,
-    pub clock: Clock,
-    /// Every argon2 run: two threads, each reusing one 19 MiB block.
-    pub passwords: crate::users::password::PasswordWorkers,
-    pub mail: MailContext,
-    /// Wakes the mail worker after a transaction added mail.
-    pub mail_wakeup: Arc<tokio::sync::Notify>,
-    /// Faults tests inject into the mail worker (none unless a test sets them).
-    pub mail_faults: Arc<MailFaults>,
-    /// Where mail goes, for the admin's mail page.
-    pub mail_transport: String,
-    /// Wakes the scheduler after a post was scheduled (or the test clock moved).
-    pub publish_wakeup: Arc<tokio::sync::Notify>,
-    /// Rendered comment threads, checked against the post's thread version on every request.
-    pub thread_cache: Arc<ThreadCache>,
-    /// Wakes the retention task (purging old spam and trash, dropping old IP addresses).
-    pub retention_wakeup: Arc<tokio::sync::Notify>,
-}
-
-impl AppState {
-    /// An absolute URL for a site path (emails and feeds).
-    pub fn absolute(&self, path: &str) -> String {
-        let base = self.base_url.as_str().trim_end_matches('/');
-        format!("{base}{path}")
-    }
-}
 
 pub struct Application {
     port: u16,

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The parts of `base.html` that vary by page.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use crate::error::AppResult;
 use crate::moderation::queries::{Tab, tab_counts};
 use crate::moderation::{Actor, Via};
 use crate::posts::handlers::html_response;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// What `admin/base.html` needs.
 pub struct AdminLayout {

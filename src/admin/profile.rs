@@ -18,7 +18,7 @@ use crate::db::DbError;
 use crate::db::schema::users as users_table;
 use crate::error::{AppError, AppResult};
 use crate::moderation;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::{self, password::Password};
 
 pub const MAX_BIO_CHARS: usize = 2_000;

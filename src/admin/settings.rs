@@ -15,7 +15,7 @@ use crate::db::DbError;
 use crate::error::AppResult;
 use crate::moderation;
 use crate::site::{CommentOrder, DiscussionSettings};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The form as typed, so a refused form comes back exactly as it was sent.
 pub struct SettingsForm {

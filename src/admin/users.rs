@@ -17,7 +17,7 @@ use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::moderation::{self};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};
 
@@ -360,10 +360,7 @@ pub async fn change_role(
                 guard_last_admin(conn, actor_id, &target, "demote")?;
             }
             diesel::update(users_table::table.find(target.id))
-                .set((
-                    users_table::role.eq(role.as_str()),
-                    users_table::updated_at.eq(now),
-                ))
+                .set((users_table::role.eq(role), users_table::updated_at.eq(now)))
                 .execute(conn)?;
             let detail = format!(
                 "{}: {} → {}",

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::{Staff, sessions};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Admin forms may be large (a long post); above this the answer is 413.
 pub const MAX_ADMIN_FORM_BYTES: usize = 4 * 1024 * 1024;

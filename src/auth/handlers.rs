@@ -10,7 +10,7 @@ use super::guard::anonymous_form_page;
 use super::{Staff, safe_next, sessions, throttle};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::password::{Password, needs_rehash};
 use crate::users::{self, NewStaff, Role, User};
 use crate::views::Layout;

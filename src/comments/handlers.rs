@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::posts::handlers::{FormState, accepts_comments, render_post_page};
 use crate::posts::{PostKind, queries as post_queries};
 use crate::site::DiscussionSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Reads the request body, refusing it as soon as it passes `limit` bytes.
 async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<Vec<u8>> {
@@ -301,7 +301,7 @@ pub struct StoreRequest<'a> {
     pub avatar_seed: i32,
     pub flood_limits: bool,
     pub now: chrono::NaiveDateTime,
-    pub mail: &'a crate::notify::MailContext,
+    pub mail: &'a crate::state::MailContext,
     pub keywords: &'a KeywordHits,
 }
 
@@ -375,7 +375,7 @@ fn store_comment(
             author_url: input.website.as_ref().map(|w| w.as_str()),
             body,
             body_html: body_html.as_str(),
-            status: status.as_str(),
+            status,
             held_reason: reason.as_deref(),
             ip: r.ip,
             ip_network: r.ip_network,

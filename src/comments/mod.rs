@@ -12,13 +12,16 @@ use diesel::prelude::*;
 
 use crate::db::schema::comments;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum CommentStatus {
     Pending,
     Approved,
     Spam,
     Trash,
 }
+
+crate::db::text_column_enum!(CommentStatus);
 
 impl CommentStatus {
     pub fn as_str(self) -> &'static str {
@@ -52,7 +55,7 @@ pub struct PublicComment {
     pub author_name: String,
     pub author_url: Option<String>,
     pub body_html: String,
-    pub status: String,
+    pub status: CommentStatus,
     pub avatar_seed: i32,
     pub created_at: NaiveDateTime,
 }
@@ -68,7 +71,7 @@ pub struct NewComment<'a> {
     pub author_url: Option<&'a str>,
     pub body: &'a str,
     pub body_html: &'a str,
-    pub status: &'a str,
+    pub status: CommentStatus,
     pub held_reason: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub ip_network: Option<&'a str>,

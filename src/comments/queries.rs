@@ -14,7 +14,7 @@ use crate::db::{DbConn, DbError};
 pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>, DbError> {
     let mut thread: Vec<PublicComment> = comments::table
         .filter(comments::post_id.eq(post_id))
-        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .filter(comments::status.eq(CommentStatus::Approved))
         .order((comments::created_at.asc(), comments::id.asc()))
         .select(PublicComment::as_select())
         .load(conn)?;
@@ -55,7 +55,7 @@ pub fn own_pending(
     Ok(comments::table
         .filter(comments::post_id.eq(post_id))
         .filter(comments::id.eq_any(ids))
-        .filter(comments::status.eq(CommentStatus::Pending.as_str()))
+        .filter(comments::status.eq(CommentStatus::Pending))
         .select(PublicComment::as_select())
         .load(conn)?)
 }
@@ -71,7 +71,7 @@ pub fn approved_parent_depth(
     let parent: Option<(i32, Option<i32>)> = comments::table
         .filter(comments::id.eq(parent_id))
         .filter(comments::post_id.eq(post_id))
-        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .filter(comments::status.eq(CommentStatus::Approved))
         .select((comments::id, comments::parent_id))
         .first(conn)
         .optional()?;
@@ -152,7 +152,7 @@ pub fn is_returning_commenter(conn: &mut DbConn, email: &str, name: &str) -> Res
     let found: Option<i32> = comments::table
         .filter(comments::author_email.eq(email))
         .filter(comments::author_name.eq(name))
-        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .filter(comments::status.eq(CommentStatus::Approved))
         .select(comments::id)
         .first(conn)
         .optional()?;
@@ -186,10 +186,10 @@ pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<i32, Db
         .values(new_comment)
         .returning(comments::id)
         .get_result(conn)?;
-    if new_comment.status == CommentStatus::Approved.as_str() {
+    if new_comment.status == CommentStatus::Approved {
         adjust_approved_count(conn, new_comment.post_id, 1)?;
     }
-    adjust_status_count(conn, new_comment.status, 1)?;
+    adjust_status_count(conn, new_comment.status.as_str(), 1)?;
     Ok(id)
 }
 

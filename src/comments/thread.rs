@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::PublicComment;
+use super::{CommentStatus, PublicComment};
 use crate::site::CommentOrder;
 
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ impl Tree {
     fn is_removed(&self, id: i32) -> bool {
         self.by_id
             .get(&id)
-            .is_none_or(|c| c.status != "approved" && !self.own.contains(&id))
+            .is_none_or(|c| c.status != CommentStatus::Approved && !self.own.contains(&id))
     }
 
     /// A removed comment is shown only while something visible hangs from it.
@@ -98,7 +98,7 @@ impl Tree {
         let Some(comment) = self.by_id.remove(&id) else {
             return;
         };
-        let awaiting = self.own.contains(&id) && comment.status == "pending";
+        let awaiting = self.own.contains(&id) && comment.status == CommentStatus::Pending;
         out.push(ThreadItem {
             comment,
             depth,
@@ -188,7 +188,7 @@ mod tests {
             author_name: format!("c{id}"),
             author_url: None,
             body_html: String::new(),
-            status: status.into(),
+            status: CommentStatus::parse(status).unwrap(),
             avatar_seed: 0,
             created_at: chrono::DateTime::from_timestamp(i64::from(id), 0)
                 .unwrap()

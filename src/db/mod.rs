@@ -552,3 +552,62 @@ pub fn now() -> chrono::NaiveDateTime {
         .unwrap_or(now)
         .naive_utc()
 }
+
+/// Stores a status-like enum in a `Text` column (CHECK-constrained in both migration trees):
+/// `MultiConnection` cannot carry PostgreSQL enum types. The type needs
+/// `#[derive(diesel::AsExpression, diesel::FromSqlRow)] #[diesel(sql_type = Text)]`, and
+/// `as_str(self) -> &'static str` and `parse(&str) -> Option<Self>` methods.
+macro_rules! text_column_enum {
+    // A list of values (`eq_any`) is bound through each real backend's own `ToSql`.
+    (@backend $ty:ty, $backend:ty) => {
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, $backend> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, $backend>,
+            ) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, $backend>>::to_sql(
+                    self.as_str(),
+                    out,
+                )
+            }
+        }
+    };
+    ($ty:ty) => {
+        $crate::db::text_column_enum!(@backend $ty, diesel::pg::Pg);
+        $crate::db::text_column_enum!(@backend $ty, diesel::sqlite::Sqlite);
+
+        /// As stored: `pending`, `draft`, `admin`, ….
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, $crate::db::MultiBackend> for $ty {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, $crate::db::MultiBackend>,
+            ) -> diesel::serialize::Result {
+                out.set_value((diesel::sql_types::Text, self.as_str()));
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, $crate::db::MultiBackend>
+            for $ty
+        {
+            fn from_sql(
+                bytes: <$crate::db::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    $crate::db::MultiBackend,
+                >>::from_sql(bytes)?;
+                <$ty>::parse(&text).ok_or_else(|| {
+                    format!("{:?} is not a {}", text, stringify!($ty)).into()
+                })
+            }
+        }
+    };
+}
+pub(crate) use text_column_enum;

@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::posts::handlers::moved_permanently;
 use crate::posts::queries::{self as post_queries, PublicAuthor};
 use crate::posts::{Post, PostKind, Tag};
-use crate::startup::AppState;
+use crate::state::AppState;
 use queries::{CommentedPost, FeedComment};
 
 const POSTS_IN_FEED: i64 = 20;
@@ -363,7 +363,7 @@ pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
         .await?;
     let newest = posts
         .iter()
-        .filter(|p| p.kind == PostKind::Post.as_str())
+        .filter(|p| p.kind == PostKind::Post)
         .map(|p| p.updated_at.max(p.published_at))
         .max();
     let last_modified = posts
@@ -388,15 +388,9 @@ pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
     };
     urls.extend(listing("/tags", &tags));
     urls.extend(listing("/authors", &authors));
-    urls.extend(posts.iter().map(|p| {
-        SitemapUrl {
-            loc: state.absolute(
-                &PostKind::parse(&p.kind)
-                    .unwrap_or(PostKind::Post)
-                    .path(&p.slug),
-            ),
-            lastmod: Some(w3c(p.updated_at.max(p.published_at))),
-        }
+    urls.extend(posts.iter().map(|p| SitemapUrl {
+        loc: state.absolute(&p.kind.path(&p.slug)),
+        lastmod: Some(w3c(p.updated_at.max(p.published_at))),
     }));
     // One file holds at most 50,000 addresses; past that, the oldest posts are left out.
     urls.truncate(SITEMAP_MAX_URLS as usize);

@@ -39,10 +39,10 @@ pub fn latest_comments(
 ) -> Result<Vec<(FeedComment, CommentedPost)>, DbError> {
     let mut query = comments::table
         .inner_join(posts::table)
-        .filter(comments::status.eq(CommentStatus::Approved.as_str()))
+        .filter(comments::status.eq(CommentStatus::Approved))
         .filter(comments::deleted_at.is_null())
-        .filter(posts::kind.eq(PostKind::Post.as_str()))
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::kind.eq(PostKind::Post))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select((FeedComment::as_select(), CommentedPost::as_select()))
         // Ids follow arrival order and are indexed with the status (`comments_queue`).
@@ -68,7 +68,7 @@ pub fn site_started(conn: &mut DbConn) -> Result<Option<NaiveDateTime>, DbError>
 #[diesel(table_name = posts)]
 pub struct SitemapPost {
     pub slug: String,
-    pub kind: String,
+    pub kind: PostKind,
     pub published_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -80,7 +80,7 @@ pub fn sitemap_posts(
     limit: i64,
 ) -> Result<Vec<SitemapPost>, DbError> {
     Ok(posts::table
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select(SitemapPost::as_select())
         .order((posts::published_at.desc(), posts::id.desc()))
@@ -95,8 +95,8 @@ pub fn sitemap_tags(
 ) -> Result<Vec<(String, Option<NaiveDateTime>)>, DbError> {
     Ok(tags::table
         .inner_join(post_tags::table.inner_join(posts::table))
-        .filter(posts::kind.eq(PostKind::Post.as_str()))
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::kind.eq(PostKind::Post))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .group_by(tags::slug)
         .select((tags::slug, diesel::dsl::max(posts::updated_at)))
@@ -111,8 +111,8 @@ pub fn sitemap_authors(
 ) -> Result<Vec<(String, Option<NaiveDateTime>)>, DbError> {
     Ok(users::table
         .inner_join(posts::table)
-        .filter(posts::kind.eq(PostKind::Post.as_str()))
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::kind.eq(PostKind::Post))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .group_by(users::slug)
         .select((users::slug, diesel::dsl::max(posts::updated_at)))

@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::error::ErrorMessage;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::Layout;
 
 #[derive(Template)]

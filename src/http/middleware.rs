@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, web};
 
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";

@@ -23,7 +23,7 @@ use crate::comments::domain::CommenterEmail;
 use crate::db::schema::{blocks, comments, users};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::comment_date;
 
 const PAGE_SIZE: i64 = 100;

@@ -15,7 +15,7 @@ use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::comment_date;
 
 const QUEUE_PAGE_SIZE: i64 = 20;

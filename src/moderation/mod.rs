@@ -164,7 +164,7 @@ pub fn log(
 /// the caller's write transaction.
 pub fn apply(
     conn: &mut DbConn,
-    mail: &crate::notify::MailContext,
+    mail: &crate::state::MailContext,
     comment_id: i32,
     action: Action,
     actor: &Actor,
@@ -245,7 +245,7 @@ fn delete_permanently(
     if has_replies.is_some() {
         diesel::update(comments::table.find(comment_id))
             .set((
-                comments::status.eq(CommentStatus::Trash.as_str()),
+                comments::status.eq(CommentStatus::Trash),
                 comments::author_name.eq(""),
                 comments::author_email.eq(""),
                 comments::author_url.eq(None::<String>),
@@ -271,7 +271,7 @@ fn delete_permanently(
 #[allow(clippy::too_many_arguments)]
 pub fn reply_as_staff(
     conn: &mut DbConn,
-    mail: &crate::notify::MailContext,
+    mail: &crate::state::MailContext,
     parent_id: i32,
     staff: &crate::users::User,
     body: &crate::comments::domain::CommentBody,
@@ -319,7 +319,7 @@ pub fn reply_as_staff(
             author_url: None,
             body: body.as_str(),
             body_html: body_html.as_str(),
-            status: CommentStatus::Approved.as_str(),
+            status: CommentStatus::Approved,
             held_reason: None,
             ip: actor.ip.as_deref(),
             ip_network: None,

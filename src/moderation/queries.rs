@@ -51,13 +51,13 @@ impl Tab {
         }
     }
 
-    fn statuses(self) -> Vec<&'static str> {
+    fn statuses(self) -> Vec<CommentStatus> {
         match self {
-            Tab::All => vec!["pending", "approved"],
-            Tab::Pending => vec!["pending"],
-            Tab::Approved => vec!["approved"],
-            Tab::Spam => vec!["spam"],
-            Tab::Trash => vec!["trash"],
+            Tab::All => vec![CommentStatus::Pending, CommentStatus::Approved],
+            Tab::Pending => vec![CommentStatus::Pending],
+            Tab::Approved => vec![CommentStatus::Approved],
+            Tab::Spam => vec![CommentStatus::Spam],
+            Tab::Trash => vec![CommentStatus::Trash],
         }
     }
 }
@@ -183,10 +183,7 @@ pub fn author_history(
 ) -> Result<HashMap<String, (i64, i64)>, DbError> {
     let rows: Vec<(String, String, i64)> = comments::table
         .filter(comments::author_email.eq_any(emails))
-        .filter(comments::status.eq_any([
-            CommentStatus::Approved.as_str(),
-            CommentStatus::Spam.as_str(),
-        ]))
+        .filter(comments::status.eq_any([CommentStatus::Approved, CommentStatus::Spam]))
         .group_by((comments::author_email, comments::status))
         .select((
             comments::author_email,

@@ -19,7 +19,7 @@ use crate::comments::queries::adjust_status_count;
 use crate::db::schema::{comments, moderation_log};
 use crate::db::{Db, DbConn, DbError};
 use crate::site::DiscussionSettings;
-use crate::startup::Clock;
+use crate::state::Clock;
 
 /// How often the task runs on its own; `AppState::retention_wakeup` runs it sooner.
 const EVERY: StdDuration = StdDuration::from_secs(3600);
@@ -138,7 +138,7 @@ fn delete_batch(
 ) -> Result<(usize, bool), DbError> {
     let due = || {
         comments::table
-            .filter(comments::status.eq(status.as_str()))
+            .filter(comments::status.eq(status))
             .filter(comments::deleted_at.is_null())
             .filter(comments::updated_at.lt(cutoff))
     };

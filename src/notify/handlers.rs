@@ -20,7 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::moderation::queries::{self as mq, QueueRow};
 use crate::moderation::{Action, Actor, Moved, Refused, Via};
 use crate::posts::handlers::html_response;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::{self, password::Password};
 use crate::views::Layout;
 

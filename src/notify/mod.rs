@@ -15,28 +15,13 @@ use diesel::prelude::*;
 use self::emails::{Approved, Confirm, Email, Moderate, NewComment, Reply, Site};
 use self::tokens::Link;
 use crate::comments::CommentStatus;
-use crate::crypto::Signer;
 use crate::db::schema::{comments, notify_addresses, posts, users};
 use crate::db::{DbConn, DbError};
 use crate::moderation::Action;
+use crate::state::MailContext;
 use crate::users::User;
 
-/// What rendering and signing an email needs, taken from the application's state.
-#[derive(Debug, Clone)]
-pub struct MailContext {
-    pub signer: Signer,
-    /// Without a trailing slash.
-    pub base_url: String,
-    pub site_title: String,
-    /// The domain of the sender address, for Message-IDs.
-    pub domain: String,
-}
-
 impl MailContext {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-
     fn site(&self) -> Site {
         Site {
             title: self.site_title.clone(),

@@ -16,7 +16,6 @@
 //! thing done after the reply, so the window is one database round trip.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -29,7 +28,7 @@ use tokio::sync::{Notify, watch};
 use super::outbox::{self, OutboxRow};
 use super::transport::{Handover, SendError, Transport};
 use crate::db::{Db, DbError};
-use crate::startup::Clock;
+use crate::state::{Clock, MailFaults};
 
 const MAX_BACKOFF_SECS: i64 = 3600;
 const DEFERRAL_LIMIT_DAYS: i64 = 2;
@@ -44,21 +43,6 @@ const REMEMBERED_SENT: usize = 1024;
 const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
 const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(5);
 
-/// Faults a test can inject into the worker.
-#[derive(Default)]
-pub struct MailFaults {
-    /// The next this many attempts to record a sent message fail as if the database had not
-    /// answered (after the SMTP server accepted the message).
-    pub fail_mark_sent: AtomicU32,
-}
-
-impl MailFaults {
-    fn take(counter: &AtomicU32) -> bool {
-        counter
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
 
 pub struct Worker {
     pub db: Db,

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use super::editor::{self, FieldErrors, Moved, PostForm, SaveError};
 use super::handlers::{TagView, render_preview};
 use super::queries::{self, PublicAuthor};
-use super::{Post, PostKind, PostStatus};
+use super::{Post, PostStatus};
 use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
 use crate::auth::{Admin, Staff};
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::comment_date;
 
 const POSTS_PER_PAGE: i64 = 50;
@@ -114,8 +114,7 @@ pub async fn list(
     let rows = rows
         .into_iter()
         .map(|(post, author_name)| {
-            let status = PostStatus::parse(&post.status).unwrap_or(PostStatus::Draft);
-            let kind = PostKind::parse(&post.kind).unwrap_or(PostKind::Post);
+            let (status, kind) = (post.status, post.kind);
             let live = status == PostStatus::Published && post.published_at <= now;
             PostRow {
                 id: post.id,
@@ -470,8 +469,8 @@ pub async fn preview(
         body_markdown: valid.body.clone(),
         body_html: body_html.into_string(),
         author_id: author.id,
-        kind: valid.kind.as_str().into(),
-        status: PostStatus::Published.as_str().into(),
+        kind: valid.kind,
+        status: PostStatus::Published,
         status_before_trash: None,
         published_at,
         comments_open: valid.comments_open,

@@ -56,15 +56,12 @@ impl PostForm {
     pub fn from_post(post: &Post, tags: &[Tag], tz: Tz, now: NaiveDateTime) -> PostForm {
         let status = match post.status() {
             // A trashed post is shown with the status it will get back.
-            PostStatus::Trash => post
-                .status_before_trash
-                .clone()
-                .unwrap_or_else(|| PostStatus::Draft.as_str().into()),
-            other => other.as_str().into(),
+            PostStatus::Trash => post.status_before_trash.unwrap_or(PostStatus::Draft),
+            other => other,
         };
         // A draft's stored date is only a placeholder (its creation time) unless someone set a
         // future one; shown, it would backdate the post when it is finally published.
-        let show_date = status != PostStatus::Draft.as_str() || post.published_at > now;
+        let show_date = status != PostStatus::Draft || post.published_at > now;
         PostForm {
             title: post.title.clone(),
             slug: post.slug.clone(),
@@ -82,8 +79,8 @@ impl PostForm {
                 .collect::<Vec<_>>()
                 .join(", "),
             author: post.author_id.to_string(),
-            kind: post.kind.clone(),
-            status,
+            kind: post.kind.to_string(),
+            status: status.to_string(),
             publish_at: if show_date {
                 local_input(post.published_at, tz)
             } else {
@@ -407,8 +404,8 @@ pub fn save(
         body_html: body_html.as_str(),
         excerpt: &excerpt,
         author_id: valid.author_id,
-        kind: valid.kind.as_str(),
-        status: status.as_str(),
+        kind: valid.kind,
+        status,
         published_at,
         comments_open: valid.comments_open,
         updated_at: now,
@@ -514,8 +511,8 @@ pub fn trash(
     }
     diesel::update(posts::table.find(id))
         .set((
-            posts::status.eq(PostStatus::Trash.as_str()),
-            posts::status_before_trash.eq(Some(post.status.as_str())),
+            posts::status.eq(PostStatus::Trash),
+            posts::status_before_trash.eq(Some(post.status)),
         ))
         .execute(conn)?;
     let detail = format!("{} (was {})", log_name(&post), post.status);
@@ -541,14 +538,12 @@ pub fn restore(
     }
     let back = post
         .status_before_trash
-        .as_deref()
-        .and_then(PostStatus::parse)
         .filter(|s| *s != PostStatus::Trash)
         .unwrap_or(PostStatus::Draft);
     diesel::update(posts::table.find(id))
         .set((
-            posts::status.eq(back.as_str()),
-            posts::status_before_trash.eq(None::<String>),
+            posts::status.eq(back),
+            posts::status_before_trash.eq(None::<PostStatus>),
         ))
         .execute(conn)?;
     let detail = format!("{} → {}", log_name(&post), back.as_str());

@@ -18,7 +18,7 @@ use crate::comments::{cookies, queries as comment_queries};
 use crate::error::{AppError, AppResult};
 use crate::render::{SafeHtml, identicon_svg};
 use crate::site::DiscussionSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{ArticleMeta, Layout, comment_date, iso_date, post_date};
 
 const POSTS_PER_PAGE: i64 = 10;
@@ -535,7 +535,7 @@ async fn post_page(
         None => stored_tags.iter().map(TagView::from).collect(),
     };
     let tz = state.config.timezone;
-    let is_page = post.kind == PostKind::Page.as_str();
+    let is_page = post.kind == PostKind::Page;
     let replies_open = open && !preview;
 
     let (thread, shows_own_pending) = match source {

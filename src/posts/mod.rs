@@ -13,13 +13,16 @@ use diesel::prelude::*;
 
 use crate::db::schema::{posts, tags};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum PostStatus {
     Draft,
     Published,
     Scheduled,
     Trash,
 }
+
+crate::db::text_column_enum!(PostStatus);
 
 impl PostStatus {
     pub fn as_str(self) -> &'static str {
@@ -43,11 +46,14 @@ impl PostStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum PostKind {
     Post,
     Page,
 }
+
+crate::db::text_column_enum!(PostKind);
 
 impl PostKind {
     pub fn as_str(self) -> &'static str {
@@ -82,9 +88,9 @@ pub struct Post {
     pub body_html: String,
     pub excerpt: String,
     pub author_id: i32,
-    pub kind: String,
-    pub status: String,
-    pub status_before_trash: Option<String>,
+    pub kind: PostKind,
+    pub status: PostStatus,
+    pub status_before_trash: Option<PostStatus>,
     pub published_at: NaiveDateTime,
     pub comments_open: bool,
     pub approved_comment_count: i32,
@@ -98,15 +104,15 @@ pub struct Post {
 impl Post {
     /// Whether readers can see it at `now`.
     pub fn is_visible(&self, now: NaiveDateTime) -> bool {
-        self.status == PostStatus::Published.as_str() && self.published_at <= now
+        self.status == PostStatus::Published && self.published_at <= now
     }
 
     pub fn kind(&self) -> PostKind {
-        PostKind::parse(&self.kind).unwrap_or(PostKind::Post)
+        self.kind
     }
 
     pub fn status(&self) -> PostStatus {
-        PostStatus::parse(&self.status).unwrap_or(PostStatus::Draft)
+        self.status
     }
 
     /// The public address of the post (whether or not readers can see it yet).
@@ -124,8 +130,8 @@ pub struct NewPost<'a> {
     pub body_html: &'a str,
     pub excerpt: &'a str,
     pub author_id: i32,
-    pub kind: &'a str,
-    pub status: &'a str,
+    pub kind: PostKind,
+    pub status: PostStatus,
     pub published_at: NaiveDateTime,
     pub comments_open: bool,
     pub updated_at: NaiveDateTime,

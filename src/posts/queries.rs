@@ -39,8 +39,8 @@ pub fn find_visible(
     Ok(posts::table
         .inner_join(users::table)
         .filter(posts::slug.eq(slug))
-        .filter(posts::kind.eq(kind.as_str()))
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::kind.eq(kind))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
         .first(conn)
@@ -58,8 +58,8 @@ pub fn list_visible(
 ) -> Result<(Vec<(Post, PublicAuthor)>, bool), DbError> {
     let mut query = posts::table
         .inner_join(users::table)
-        .filter(posts::kind.eq(PostKind::Post.as_str()))
-        .filter(posts::status.eq(PostStatus::Published.as_str()))
+        .filter(posts::kind.eq(PostKind::Post))
+        .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
         .order((posts::published_at.desc(), posts::id.desc()))
@@ -191,7 +191,7 @@ pub fn find_moved(
         .filter(posts::slug.ne(slug));
     let other_kind = posts::table
         .filter(posts::slug.eq(slug))
-        .filter(posts::kind.ne(kind.as_str()));
+        .filter(posts::kind.ne(kind));
     let visible = |post: &Post| post.is_visible(now);
     if let Some(post) = renamed
         .select(Post::as_select())
@@ -262,8 +262,8 @@ pub struct AdminPostRow {
     pub id: i32,
     pub slug: String,
     pub title: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: PostKind,
+    pub status: PostStatus,
     pub published_at: NaiveDateTime,
     pub approved_comment_count: i32,
     pub updated_at: NaiveDateTime,
@@ -283,8 +283,8 @@ pub fn list_for_admin(
         .order((posts::updated_at.desc(), posts::id.desc()))
         .into_boxed();
     query = match status {
-        Some(status) => query.filter(posts::status.eq(status.as_str())),
-        None => query.filter(posts::status.ne(PostStatus::Trash.as_str())),
+        Some(status) => query.filter(posts::status.eq(status)),
+        None => query.filter(posts::status.ne(PostStatus::Trash)),
     };
     let mut rows = query
         .limit(per_page + 1)

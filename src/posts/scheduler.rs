@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::PostStatus;
 use crate::db::schema::posts;
 use crate::db::{Db, DbConn, DbError};
-use crate::startup::Clock;
+use crate::state::Clock;
 
 /// Another process (`lectern post publish`) may schedule a post; look at least this often.
 const POLL: StdDuration = StdDuration::from_secs(30);
@@ -21,11 +21,11 @@ const POLL: StdDuration = StdDuration::from_secs(30);
 pub fn publish_due(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::update(
         posts::table
-            .filter(posts::status.eq(PostStatus::Scheduled.as_str()))
+            .filter(posts::status.eq(PostStatus::Scheduled))
             .filter(posts::published_at.le(now)),
     )
     .set((
-        posts::status.eq(PostStatus::Published.as_str()),
+        posts::status.eq(PostStatus::Published),
         posts::updated_at.eq(now),
     ))
     .execute(conn)?)
@@ -33,7 +33,7 @@ pub fn publish_due(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbErr
 
 fn next_due(conn: &mut DbConn) -> Result<Option<NaiveDateTime>, DbError> {
     Ok(posts::table
-        .filter(posts::status.eq(PostStatus::Scheduled.as_str()))
+        .filter(posts::status.eq(PostStatus::Scheduled))
         .select(diesel::dsl::min(posts::published_at))
         .first(conn)?)
 }

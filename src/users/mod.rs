@@ -7,11 +7,14 @@ use diesel::prelude::*;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Role {
     Admin,
     Moderator,
 }
+
+crate::db::text_column_enum!(Role);
 
 impl Role {
     pub fn as_str(self) -> &'static str {
@@ -38,7 +41,7 @@ pub struct User {
     pub display_name: String,
     pub slug: String,
     pub bio: String,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: chrono::NaiveDateTime,
@@ -47,7 +50,7 @@ pub struct User {
 
 impl User {
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Moderator)
+        self.role
     }
 }
 
@@ -58,7 +61,7 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     pub slug: &'a str,
     pub bio: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub password_hash: &'a str,
     pub disabled: bool,
     pub created_at: chrono::NaiveDateTime,
@@ -118,7 +121,7 @@ pub fn find_by_slug(conn: &mut DbConn, slug: &str) -> Result<Option<User>, DbErr
 
 pub fn count_enabled_admins(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(users::table
-        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::role.eq(Role::Admin))
         .filter(users::disabled.eq(false))
         .count()
         .get_result(conn)?)
@@ -170,7 +173,7 @@ pub fn create(
             display_name: staff.display_name,
             slug: &slug,
             bio: "",
-            role: staff.role.as_str(),
+            role: staff.role,
             password_hash: staff.password_hash,
             disabled: false,
             created_at: now,

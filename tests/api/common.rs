@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use actix_web::web;
 use lectern::config::Config;
-use lectern::startup::{AppState, Application};
+use lectern::startup::Application;
+use lectern::state::AppState;
 
 pub struct TestApp {
     pub address: String,
@@ -366,7 +367,8 @@ impl TestApp {
     pub async fn create_user(&self, email: &str, name: &str, role: &str, password: &str) -> i32 {
         use lectern::users::password::{Password, hash_password};
         let hash = hash_password(&Password::parse(password).unwrap()).unwrap();
-        let (email, name, role) = (email.to_string(), name.to_string(), role.to_string());
+        let (email, name) = (email.to_string(), name.to_string());
+        let role = lectern::users::Role::parse(role).expect("the role is admin or moderator");
         self.state
             .db
             .write(move |conn| -> Result<i32, lectern::db::DbError> {
@@ -379,7 +381,7 @@ impl TestApp {
                         display_name: &name,
                         slug: &slug,
                         bio: "",
-                        role: &role,
+                        role,
                         password_hash: &hash,
                         disabled: false,
                         created_at: now,

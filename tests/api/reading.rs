@@ -212,7 +212,8 @@ async fn a_scheduled_post_appears_when_its_time_comes_without_a_request() {
             .db(|conn| {
                 Ok(lectern::posts::queries::find_by_slug(conn, "later")?
                     .unwrap()
-                    .status)
+                    .status
+                    .to_string())
             })
             .await;
         if status == "published" {
