@@ -62,7 +62,7 @@ pub fn hash_password(password: &Password) -> anyhow::Result<String> {
 
 /// Whether `password` matches the stored PHC string; a malformed hash never matches.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    verify_with(&mut Vec::new(), password.as_bytes(), stored)
+    verify_with(&mut [], password.as_bytes(), stored)
 }
 
 /// The argon2 working memory for today's parameters (19 MiB), allocated once per worker.
@@ -94,7 +94,7 @@ fn hash_with(memory: &mut [Block], password: &Password) -> anyhow::Result<String
 
 /// Verifies against a stored PHC string with the parameters it names, in `memory` when that is
 /// large enough (a hash made with a larger `m` gets a one-off allocation).
-fn verify_with(memory: &mut Vec<Block>, password: &[u8], stored: &str) -> bool {
+fn verify_with(memory: &mut [Block], password: &[u8], stored: &str) -> bool {
     let Ok(hash) = PasswordHash::new(stored) else {
         return false;
     };
