@@ -68,6 +68,11 @@ fn template(server: &str) -> &'static str {
         .load(&mut conn)
         .unwrap();
         drop(conn);
+        // Only those of test processes that are gone: suites from other checkouts may be
+        // running against the same server right now.
+        let stale = stale
+            .into_iter()
+            .filter(|db| !owner_is_running(&db.datname));
         for db in stale {
             admin_sql(server, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", db.datname));
         }
@@ -80,15 +85,38 @@ fn template(server: &str) -> &'static str {
     })
 }
 
+/// `lectern_t_{pid}_{random}`: the process id lets another run tell a database in use from one
+/// left behind.
+fn test_database_name() -> String {
+    format!(
+        "lectern_t_{}_{}",
+        std::process::id(),
+        lectern::crypto::random_token(9)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
+
+/// Whether the test process that made a `lectern_t_{pid}_…` or `lectern_tpl_{pid}` database is
+/// still alive (names without a process id are from older runs).
+fn owner_is_running(datname: &str) -> bool {
+    let rest = datname
+        .strip_prefix("lectern_tpl_")
+        .or_else(|| datname.strip_prefix("lectern_t_"))
+        .unwrap_or_default();
+    let pid = rest.split('_').next().and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => {
+            pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        None => false,
+    }
+}
+
 impl TestDb {
     /// A PostgreSQL database with nothing in it (not even migrations), for start-up races.
     pub fn empty_postgres(server: &str) -> TestDb {
-        let name = format!(
-            "lectern_t_{}",
-            lectern::crypto::random_token(9)
-                .to_lowercase()
-                .replace(['-', '_'], "x")
-        );
+        let name = test_database_name();
         admin_sql(server, &format!("CREATE DATABASE \"{name}\""));
         TestDb {
             url: with_database(server, &name),
@@ -107,12 +135,7 @@ impl TestDb {
             },
             Some(server) => {
                 let template = template(&server);
-                let name = format!(
-                    "lectern_t_{}",
-                    lectern::crypto::random_token(9)
-                        .to_lowercase()
-                        .replace(['-', '_'], "x")
-                );
+                let name = test_database_name();
                 admin_sql(
                     &server,
                     &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
