@@ -52,6 +52,8 @@ pub struct Config {
     pub database_timeout: std::time::Duration,
     /// `/healthz`'s wait for the database, and how soon an outage (or its end) is noticed.
     pub database_probe: std::time::Duration,
+    /// How long a request body may take to arrive; a slower one is answered 408 and dropped.
+    pub body_timeout: std::time::Duration,
 }
 
 /// A setting that cannot be used, named as the user wrote it.
@@ -60,6 +62,37 @@ pub struct Config {
 pub struct ConfigError {
     pub name: &'static str,
     pub problem: String,
+}
+
+/// A whole-number setting within `range` (`unit` names what it counts, or is empty).
+fn whole_number(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            let of = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" of {unit}")
+            };
+            bad(
+                name,
+                format!(
+                    "must be a whole number{of} from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -87,6 +120,7 @@ const KEYS: &[&str] = &[
     "LECTERN_DATABASE_POOL_SIZE",
     "LECTERN_DATABASE_TIMEOUT_SECS",
     "LECTERN_DATABASE_PROBE_MS",
+    "LECTERN_BODY_TIMEOUT_SECS",
     "RUST_LOG",
 ];
 
@@ -216,33 +250,11 @@ impl Config {
             ));
         }
 
-        let mail_retry_secs = match get("LECTERN_MAIL_RETRY_SECS") {
-            None => 60,
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=3600).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "LECTERN_MAIL_RETRY_SECS",
-                        "must be a whole number of seconds from 1 to 3600",
-                    )
-                })?,
-        };
+        let mail_retry_secs =
+            whole_number(&get, "LECTERN_MAIL_RETRY_SECS", 60, 1..=3600, "seconds")?;
 
-        let smtp_timeout_secs = match get("LECTERN_SMTP_TIMEOUT_SECS") {
-            None => 15,
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=300).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "LECTERN_SMTP_TIMEOUT_SECS",
-                        "must be a whole number of seconds from 1 to 300",
-                    )
-                })?,
-        };
+        let smtp_timeout_secs =
+            whole_number(&get, "LECTERN_SMTP_TIMEOUT_SECS", 15, 1..=300, "seconds")?;
         let smtp_timeout = std::time::Duration::from_secs(smtp_timeout_secs);
 
         let mail_dir = PathBuf::from(get("LECTERN_MAIL_DIR").unwrap_or_else(|| "mail".into()));
@@ -280,46 +292,24 @@ impl Config {
             Some(_) => return Err(bad("LECTERN_SQLITE_SYNC", "must be full or normal")),
         };
 
-        let pool_size = match get("LECTERN_DATABASE_POOL_SIZE") {
-            None => 8,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "LECTERN_DATABASE_POOL_SIZE",
-                        "must be a whole number from 1 to 256",
-                    )
-                })?,
-        };
+        let pool_size = whole_number(&get, "LECTERN_DATABASE_POOL_SIZE", 8, 1..=256, "")? as u32;
 
-        let database_timeout = match get("LECTERN_DATABASE_TIMEOUT_SECS") {
-            None => 10,
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=300).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "LECTERN_DATABASE_TIMEOUT_SECS",
-                        "must be a whole number of seconds from 1 to 300",
-                    )
-                })?,
-        };
-        let database_probe = match get("LECTERN_DATABASE_PROBE_MS") {
-            None => 1000,
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (50..=10_000).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "LECTERN_DATABASE_PROBE_MS",
-                        "must be a whole number of milliseconds from 50 to 10000",
-                    )
-                })?,
-        };
+        let database_timeout = whole_number(
+            &get,
+            "LECTERN_DATABASE_TIMEOUT_SECS",
+            10,
+            1..=300,
+            "seconds",
+        )?;
+        let database_probe = whole_number(
+            &get,
+            "LECTERN_DATABASE_PROBE_MS",
+            1000,
+            50..=10_000,
+            "milliseconds",
+        )?;
+
+        let body_timeout = whole_number(&get, "LECTERN_BODY_TIMEOUT_SECS", 30, 1..=30, "seconds")?;
 
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
@@ -348,6 +338,7 @@ impl Config {
             log_filter,
             database_timeout: std::time::Duration::from_secs(database_timeout),
             database_probe: std::time::Duration::from_millis(database_probe),
+            body_timeout: std::time::Duration::from_secs(body_timeout),
         })
     }
 }
@@ -448,6 +439,7 @@ mod tests {
                 "smtps://mail.example.com?tls=opportunistic",
             ),
             ("LECTERN_DATABASE_TIMEOUT_SECS", "0"),
+            ("LECTERN_BODY_TIMEOUT_SECS", "31"),
             ("LECTERN_DATABASE_PROBE_MS", "1"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();

@@ -25,6 +25,9 @@ pub enum AppError {
     Unprocessable(String),
     #[error("the submitted form is too large")]
     PayloadTooLarge,
+    /// The body did not arrive within `LECTERN_BODY_TIMEOUT_SECS`.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     /// Not signed in: 303 to the login page, which comes back here afterwards.
@@ -105,6 +108,12 @@ impl AppError {
                 "Too large",
                 "What you sent is larger than this site accepts. Nothing was saved.".into(),
             ),
+            AppError::RequestTimeout => (
+                "Too slow",
+                "What you sent took too long to arrive, so it was not read and nothing was \
+                 saved. Please try again."
+                    .into(),
+            ),
             AppError::TooManyRequests { retry_after_secs } => (
                 "Slow down",
                 format!(
@@ -136,6 +145,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +172,10 @@ impl ResponseError for AppError {
         }
         if let AppError::Unavailable = self {
             response.insert_header((RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_SECS)));
+        }
+        // The rest of the body may still be on its way: the connection cannot be reused.
+        if matches!(self, AppError::RequestTimeout | AppError::PayloadTooLarge) {
+            response.force_close();
         }
         let mut response = response.finish();
         response.extensions_mut().insert(self.page());

@@ -177,6 +177,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .wrap(from_fn(middleware::head_as_get))
+                .wrap(from_fn(middleware::body_deadline))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
                 .wrap(from_fn(middleware::refuse_cross_site_posts))
                 .wrap(from_fn(middleware::security_headers))

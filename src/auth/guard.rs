@@ -130,6 +130,9 @@ pub async fn admin_guard(
         req.extensions_mut().insert(staff.clone());
     }
     if req.method() == Method::POST {
+        if crate::http::middleware::declares_more_than(req.headers(), MAX_ADMIN_FORM_BYTES) {
+            return Ok(refuse(req, AppError::PayloadTooLarge));
+        }
         let mut body = Vec::new();
         let mut payload = req.take_payload();
         while let Some(chunk) = payload.next().await {

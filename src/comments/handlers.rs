@@ -17,7 +17,14 @@ use crate::site::DiscussionSettings;
 use crate::state::AppState;
 
 /// Reads the request body, refusing it as soon as it passes `limit` bytes.
-async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<Vec<u8>> {
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> AppResult<Vec<u8>> {
+    if crate::http::middleware::declares_more_than(req.headers(), limit) {
+        return Err(AppError::PayloadTooLarge);
+    }
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
@@ -70,7 +77,7 @@ pub async fn submit_comment(
         return Err(AppError::Forbidden("Comments are closed on this post."));
     }
 
-    let body = read_limited(payload, MAX_FORM_BYTES).await?;
+    let body = read_limited(&req, payload, MAX_FORM_BYTES).await?;
 
     let rejected = |raw: RawCommentForm, errors, notice| FormState::Rejected {
         raw: Box::new(raw),

@@ -1,14 +1,21 @@
-//! Middleware: HEAD answered as GET, security headers, the cross-site POST refusal, and one log
-//! line per request.
+//! Middleware: HEAD answered as GET, a deadline on request bodies, security headers, the
+//! cross-site POST refusal, and one log line per request.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, web};
+use actix_web::web::Bytes;
+use actix_web::{Error, HttpMessage, web};
+use futures_util::Stream;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -27,6 +34,74 @@ pub async fn head_as_get(
         req.head_mut().method = Method::GET;
     }
     next.call(req).await
+}
+
+/// Gives a request's body `LECTERN_BODY_TIMEOUT_SECS` to arrive, counted from the request's
+/// start: a client that declares 100 kB and sends 5 bytes would otherwise hold its connection
+/// (and a file descriptor) for ever. Whatever route was reading the body, the answer is 408 and
+/// the connection is closed.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(timeout) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.body_timeout)
+    else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let expired = Arc::new(AtomicBool::new(false));
+    let payload = DeadlinePayload {
+        inner: req.take_payload(),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        expired: expired.clone(),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(payload),
+    });
+    let res = next.call(req).await?;
+    if !expired.load(Ordering::Relaxed) {
+        return Ok(res.map_into_left_body());
+    }
+    tracing::info!(path = %loggable_path(res.request().path()), "a request body did not arrive in time");
+    let (req, _) = res.into_parts();
+    let res = actix_web::ResponseError::error_response(&AppError::RequestTimeout);
+    Ok(ServiceResponse::new(req, res).map_into_right_body())
+}
+
+/// A request body that ends in an error once its deadline has passed.
+struct DeadlinePayload {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Stream for DeadlinePayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body did not arrive in time",
+            )))));
+        }
+        Poll::Pending
+    }
+}
+
+/// Whether a request declares a body larger than `limit`: refused with 413 before a byte of
+/// it is read.
+pub fn declares_more_than(headers: &header::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|declared| declared > limit as u64)
 }
 
 /// Adds the security headers every response carries.

@@ -680,6 +680,74 @@ async fn a_form_over_256_kib_is_413_and_stores_nothing() {
     assert_eq!(app.comment_count().await, before);
 }
 
+/// Sends `head` (request line and headers) and `body` on a raw connection, then reads until the
+/// server closes it. The bound only keeps a broken server from hanging the suite.
+async fn raw_exchange(app: &TestApp, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = app.address.rsplit(':').next().unwrap();
+    let mut socket = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn form_post(path: &str, declared_length: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {declared_length}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_cut_off_with_408_at_the_deadline_and_stores_nothing() {
+    let app = TestApp::spawn_with(&[("LECTERN_BODY_TIMEOUT_SECS", "1")]).await;
+    let before = app.comment_count().await;
+    let comments = format!("/posts/{WELCOME}/comments");
+    for path in [comments.as_str(), "/admin/login"] {
+        let answer = raw_exchange(&app, &form_post(path, 100_000), b"name=").await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(
+            answer.contains("took too long to arrive"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(app.comment_count().await, before);
+    // The server still answers others.
+    assert_eq!(app.get("/").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_413_before_any_of_the_body_is_sent() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (format!("/posts/{WELCOME}/comments"), 256 * 1024 + 1),
+        ("/admin/login".to_string(), 4 * 1024 * 1024 + 1),
+    ];
+    for (path, declared) in cases {
+        let answer = raw_exchange(&app, &form_post(&path, declared), b"").await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+    }
+    // The order of checks still holds: an unknown post is 404 whatever it declares.
+    let answer = raw_exchange(
+        &app,
+        &form_post("/posts/no-such-post/comments", 1 << 30),
+        b"",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
+
 #[tokio::test]
 async fn control_characters_and_invalid_utf8_are_422_and_store_nothing() {
     let app = TestApp::spawn_with(&[NO_FLOOD]).await;
