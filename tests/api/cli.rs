@@ -409,3 +409,37 @@ async fn a_sentinel_email_appears_in_no_page_and_no_log_line() {
     assert!(log.contains("comment stored"), "the log was captured");
     assert!(!log.contains("sentinel-4f7a9c"), "the log leaks the email");
 }
+
+#[test]
+fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
+    let db = TestDb::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lectern"))
+        .current_dir(db.dir.path())
+        .env("LECTERN_DATABASE_URL", db.url.clone())
+        .env("LECTERN_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let done = line.contains("mail goes to");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("mail goes to")),
+        "the start-up log line was written: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "no escape codes in a piped log: {seen:?}"
+    );
+}
