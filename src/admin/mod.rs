@@ -4,17 +4,12 @@ pub mod profile;
 pub mod settings;
 pub mod users;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
-use actix_web::{HttpRequest, HttpResponse};
-use askama::Template;
+use actix_web::HttpRequest;
 
 use crate::auth::Staff;
-use crate::error::AppError;
 use crate::error::AppResult;
 use crate::moderation::queries::{Tab, tab_counts};
 use crate::moderation::{Actor, Via};
-use crate::posts::handlers::html_response;
 use crate::state::AppState;
 
 /// What `admin/base.html` needs.
@@ -64,38 +59,6 @@ impl AdminLayout {
     }
 }
 
-/// A urlencoded admin form as name/value pairs, for forms with repeated fields (`ids`).
-pub struct FormFields(pub Vec<(String, String)>);
-
-impl FormFields {
-    pub fn parse(body: &[u8]) -> Result<FormFields, crate::error::AppError> {
-        crate::comments::domain::decode_form(body)
-            .map(FormFields)
-            .map_err(crate::error::AppError::BadRequest)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-pub fn render(template: impl Template, status: StatusCode) -> AppResult<HttpResponse> {
-    let html = template
-        .render()
-        .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(html_response(status, html, true))
-}
-
 /// Who made a change from the admin, for the moderation log.
 pub fn web_actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
     Actor {
@@ -103,10 +66,4 @@ pub fn web_actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
         via: Via::Web,
         ip: crate::http::client_ip(req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
     }
-}
-
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((LOCATION, location))
-        .finish()
 }

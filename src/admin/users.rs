@@ -10,13 +10,15 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
+use crate::admin::{AdminLayout, web_actor};
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, Staff};
 use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::moderation::{self};
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::moderation;
 use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};
@@ -55,16 +57,7 @@ struct UsersPage {
     notice: Option<&'static str>,
     problem: Option<String>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl UsersPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
+    errors: FieldErrors,
 }
 
 fn list_users(conn: &mut DbConn) -> Result<Vec<User>, DbError> {
@@ -93,7 +86,7 @@ async fn users_page(
     notice: Option<&'static str>,
     problem: Option<String>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
 ) -> AppResult<HttpResponse> {
     let tz = state.config.timezone;
     let rows = state
@@ -144,7 +137,7 @@ pub async fn list(
         notice,
         None,
         AddForm::default(),
-        Vec::new(),
+        FieldErrors::new(),
     )
     .await
 }
@@ -184,7 +177,7 @@ pub async fn add(
         role: field("role"),
     };
     let password_text = field("password");
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let email = users::parse_staff_email(&typed.email)
         .map_err(|e| errors.push(("email", format!("Email: {e}."))))
         .ok();
@@ -243,7 +236,10 @@ pub async fn add(
                 None,
                 None,
                 typed,
-                vec![("email", "A user with this email already exists.".into())],
+                FieldErrors::from(vec![(
+                    "email",
+                    "A user with this email already exists.".into(),
+                )]),
             )
             .await
         }
@@ -270,7 +266,7 @@ async fn refusal_response(
                 None,
                 Some(message),
                 AddForm::default(),
-                Vec::new(),
+                FieldErrors::new(),
             )
             .await
         }

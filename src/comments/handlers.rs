@@ -11,6 +11,7 @@ use super::domain::{self, CommentInput, FormTokenCheck, MAX_FORM_BYTES, RawComme
 use super::{CommentStatus, NewComment, queries, thread};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
+use crate::http::forms::FieldErrors;
 use crate::posts::handlers::{FormState, accepts_comments, render_post_page};
 use crate::posts::{PostKind, queries as post_queries};
 use crate::site::DiscussionSettings;
@@ -77,10 +78,14 @@ pub async fn submit_comment(
         errors,
         notice,
     };
-    let raw = match domain::decode_form(&body) {
+    let raw = match crate::http::forms::decode_form(&body) {
         Ok(pairs) => RawCommentForm::from_pairs(pairs),
         Err(message) => {
-            let state_ = rejected(RawCommentForm::default(), vec![("body", message)], None);
+            let state_ = rejected(
+                RawCommentForm::default(),
+                FieldErrors::from(vec![("body", message)]),
+                None,
+            );
             return render_post_page(
                 &state,
                 &req,
@@ -122,7 +127,7 @@ pub async fn submit_comment(
             &req,
             post,
             author,
-            rejected(raw, Vec::new(), notice),
+            rejected(raw, FieldErrors::new(), notice),
             1,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -204,10 +209,10 @@ pub async fn submit_comment(
     let (id, status) = match outcome {
         Outcome::Stored { id, status } => (id, status),
         Outcome::BadParent => {
-            let errors = vec![(
+            let errors = FieldErrors::from(vec![(
                 "parent_id",
                 "The comment you are replying to is not available for replies.".to_string(),
-            )];
+            )]);
             return render_post_page(
                 &state,
                 &req,

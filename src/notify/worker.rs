@@ -43,7 +43,6 @@ const REMEMBERED_SENT: usize = 1024;
 const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_millis(100);
 const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(5);
 
-
 pub struct Worker {
     pub db: Db,
     pub transport: Arc<Transport>,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -12,10 +12,12 @@ use serde::Deserialize;
 use super::queries::{self, PublicAuthor};
 use super::thread_cache::{RenderedThread, ThreadCache, ThreadKey};
 use super::{Post, PostKind, Tag};
-use crate::comments::domain::{FieldErrors, HONEYPOT_FIELD, RawCommentForm, issue_form_token};
+use crate::comments::domain::{HONEYPOT_FIELD, RawCommentForm, issue_form_token};
 use crate::comments::thread::{self, ThreadItem};
 use crate::comments::{cookies, queries as comment_queries};
 use crate::error::{AppError, AppResult};
+use crate::http::forms::FieldErrors;
+use crate::http::response::{html_response, moved_permanently};
 use crate::render::{SafeHtml, identicon_svg};
 use crate::site::DiscussionSettings;
 use crate::state::AppState;
@@ -255,15 +257,6 @@ pub struct CommentFormView {
     pub form_token: String,
     pub honeypot_field: &'static str,
     pub cancel_href: String,
-}
-
-impl CommentFormView {
-    pub fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 #[derive(Template)]
@@ -587,7 +580,7 @@ async fn post_page(
                     parent_id: reply_to,
                     notify: false,
                     remember,
-                    errors: Vec::new(),
+                    errors: FieldErrors::new(),
                     notice: None,
                     form_token: token,
                     honeypot_field: HONEYPOT_FIELD,
@@ -686,36 +679,6 @@ fn comment_view(item: ThreadItem, post_author_id: i32, tz: chrono_tz::Tz) -> Com
         opens_children: item.opens_children,
         closes: item.closes,
     }
-}
-
-/// An HTML response; a page that shows the visitor their own data is never stored by caches.
-pub fn html_response(status: StatusCode, html: String, private: bool) -> HttpResponse {
-    let cache = if private {
-        "private, no-store"
-    } else {
-        "no-cache"
-    };
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static(cache)))
-        .body(html)
-}
-
-/// 301 to a post's current address, keeping the query (`?cpage=N`).
-pub fn moved_permanently(path: &str, query: &str) -> HttpResponse {
-    let location = if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{query}")
-    };
-    HttpResponse::MovedPermanently()
-        .insert_header((actix_web::http::header::LOCATION, location))
-        // Bounded, because an admin may give the old address to another post later.
-        .insert_header((
-            CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=86400"),
-        ))
-        .finish()
 }
 
 fn parse_cpage(text: Option<&str>) -> AppResult<u32> {
