@@ -1,6 +1,8 @@
 //! lectern: a server-rendered blog engine whose heart is the comment section.
 
+pub mod actions;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod comments;

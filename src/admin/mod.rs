@@ -6,10 +6,10 @@ pub mod users;
 
 use actix_web::HttpRequest;
 
+use crate::actions::{Actor, Via};
 use crate::auth::Staff;
 use crate::error::AppResult;
 use crate::moderation::queries::{Tab, tab_counts};
-use crate::moderation::{Actor, Via};
 use crate::state::AppState;
 
 /// What `admin/base.html` needs.

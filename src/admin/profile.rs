@@ -18,7 +18,6 @@ use crate::db::schema::users as users_table;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
-use crate::moderation;
 use crate::state::AppState;
 use crate::users::{self, password::Password};
 
@@ -177,7 +176,7 @@ async fn update_profile(
                 ))
                 .execute(conn)?;
             let detail = format!("{name} (user #{user_id})");
-            moderation::log(conn, None, "user-profile", &detail, &actor, now)
+            crate::audit::log(conn, None, "user-profile", &detail, &actor, now)
         })
         .await?;
     Ok(see_other("/admin/profile?saved=1"))
@@ -265,7 +264,7 @@ async fn change_password(
             users::end_sessions(conn, user_id)?;
             throttle::clear_for_account(conn, &email)?;
             let detail = format!("{name} (user #{user_id})");
-            moderation::log(conn, None, "user-password", &detail, &actor, now)
+            crate::audit::log(conn, None, "user-password", &detail, &actor, now)
         })
         .await?;
     Ok(HttpResponse::SeeOther()

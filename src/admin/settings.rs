@@ -14,7 +14,6 @@ use crate::db::DbError;
 use crate::error::AppResult;
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
-use crate::moderation;
 use crate::site::{CommentOrder, DiscussionSettings};
 use crate::state::AppState;
 
@@ -280,7 +279,7 @@ pub async fn save(
             } else {
                 format!("changed {}", changed.join(", "))
             };
-            moderation::log(conn, None, "settings", &detail, &actor, now)
+            crate::audit::log(conn, None, "settings", &detail, &actor, now)
         })
         .await?;
     Ok(see_other("/admin/settings?saved=1"))

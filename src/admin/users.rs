@@ -18,7 +18,6 @@ use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
-use crate::moderation;
 use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};
@@ -222,7 +221,7 @@ pub async fn add(
             };
             let user = users::create(conn, &staff, now)?.ok_or(Refusal::EmailTaken)?;
             let detail = format!("{} as {}", log_name(&user), role.as_str());
-            moderation::log(conn, None, "user-add", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-add", &detail, &actor, now)?;
             Ok(())
         })
         .await;
@@ -364,7 +363,7 @@ pub async fn change_role(
                 target.role().as_str(),
                 role.as_str()
             );
-            moderation::log(conn, None, "user-role", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-role", &detail, &actor, now)?;
             Ok("role")
         },
         user_id,
@@ -400,7 +399,7 @@ pub async fn disable(
                 .execute(conn)?;
             let ended = users::end_sessions(conn, target.id)?;
             let detail = format!("{} ({ended} sessions ended)", log_name(&target));
-            moderation::log(conn, None, "user-disable", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-disable", &detail, &actor, now)?;
             Ok("disabled")
         },
         user_id,
@@ -431,7 +430,7 @@ pub async fn enable(
                     users_table::updated_at.eq(now),
                 ))
                 .execute(conn)?;
-            moderation::log(conn, None, "user-enable", &log_name(&target), &actor, now)?;
+            crate::audit::log(conn, None, "user-enable", &log_name(&target), &actor, now)?;
             Ok("enabled")
         },
         user_id,

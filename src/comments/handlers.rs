@@ -393,9 +393,11 @@ fn store_comment(
     )?;
     // The emails are written in this same transaction: stored comment, stored mail.
     match status {
-        CommentStatus::Pending => crate::notify::comment_held(conn, r.mail, id, r.now)?,
+        CommentStatus::Pending => {
+            crate::comments::notifications::comment_held(conn, r.mail, id, r.now)?
+        }
         CommentStatus::Approved => {
-            crate::notify::comment_published(conn, r.mail, id, false, r.now)?
+            crate::comments::notifications::comment_published(conn, r.mail, id, false, r.now)?
         }
         CommentStatus::Spam | CommentStatus::Trash => {}
     }

@@ -4,6 +4,7 @@ pub mod classify;
 pub mod cookies;
 pub mod domain;
 pub mod handlers;
+pub mod notifications;
 pub mod queries;
 pub mod thread;
 

@@ -208,3 +208,14 @@ pub fn adjust_approved_count(conn: &mut DbConn, post_id: i32, delta: i32) -> Res
         .execute(conn)?;
     Ok(())
 }
+
+/// How many comments have `status`, from the maintained counts (no counting of the comments
+/// themselves).
+pub fn status_total(conn: &mut DbConn, status: CommentStatus) -> Result<i64, DbError> {
+    let total: Option<i32> = comment_counts::table
+        .find(status.as_str())
+        .select(comment_counts::total)
+        .first(conn)
+        .optional()?;
+    Ok(total.map_or(0, i64::from))
+}

@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::Actor;
+use crate::actions::Actor;
 use crate::admin::{AdminLayout, web_actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::domain::CommenterEmail;
@@ -227,7 +227,7 @@ pub fn block(
         BlockDuration::Forever => "forever".to_string(),
         other => format!("for {}", other.label()),
     };
-    super::log(
+    crate::audit::log(
         conn,
         from_comment,
         "block",
@@ -253,7 +253,7 @@ pub fn unblock(
         return Ok(false);
     };
     diesel::delete(blocks::table.find(id)).execute(conn)?;
-    super::log(
+    crate::audit::log(
         conn,
         None,
         "unblock",

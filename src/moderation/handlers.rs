@@ -8,7 +8,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, LogRow, QueueFilter, QueueRow, Tab};
-use super::{Action, Actor, Moved, Refused};
+use super::{Moved, Refused};
+use crate::actions::{Action, Actor};
 use crate::admin::{AdminLayout, web_actor as actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
@@ -462,7 +463,7 @@ pub async fn edit(
             ))
             .execute(conn)?;
             if changed > 0 {
-                super::log(conn, Some(id), "edit", "", &actor, now)?;
+                crate::audit::log(conn, Some(id), "edit", "", &actor, now)?;
             }
             Ok(changed > 0)
         })

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::emails::{PasswordReset, Site, TestEmail};
 use super::outbox;
 use super::tokens::{self, Link, LinkError};
+use crate::actions::{Action, Actor, Via};
 use crate::admin::AdminLayout;
 use crate::auth::guard::anonymous_form_page;
 use crate::auth::handlers::hash_off_thread;
@@ -20,7 +21,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::forms::FormFields;
 use crate::http::response::{html_response, render, see_other};
 use crate::moderation::queries::{self as mq, QueueRow};
-use crate::moderation::{Action, Actor, Moved, Refused, Via};
+use crate::moderation::{Moved, Refused};
 use crate::state::AppState;
 use crate::users::{self, password::Password};
 use crate::views::Layout;
@@ -302,8 +303,12 @@ async fn address_act(
         .db
         .write(move |conn| -> Result<(), DbError> {
             match kind {
-                AddressLink::Confirm => super::confirm_address(conn, &email, now)?,
-                AddressLink::Unsubscribe => super::unsubscribe_address(conn, &email, now)?,
+                AddressLink::Confirm => {
+                    super::record_address(conn, &email, super::AddressEvent::Confirmed, now)?
+                }
+                AddressLink::Unsubscribe => {
+                    super::record_address(conn, &email, super::AddressEvent::Unsubscribed, now)?
+                }
             }
             tokens::mark_used(conn, &token, expires, now)
         })

@@ -9,9 +9,9 @@ use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag, queries};
+use crate::actions::Actor;
 use crate::db::{DbConn, DbError};
 use crate::http::forms::{FieldErrors, FormFields};
-use crate::moderation::{self, Actor};
 use crate::render;
 
 /// What a form field is wrong about, by field name.
@@ -450,7 +450,7 @@ pub fn save(
             format!("{}: {}", log_name(&post), changes.join(", ")),
         ),
     };
-    moderation::log(conn, None, action, &detail, actor, now)?;
+    crate::audit::log(conn, None, action, &detail, actor, now)?;
     Ok(Saved {
         created: existing.is_none(),
         post,
@@ -514,7 +514,7 @@ pub fn trash(
         ))
         .execute(conn)?;
     let detail = format!("{} (was {})", log_name(&post), post.status);
-    moderation::log(conn, None, "post-trash", &detail, actor, now)?;
+    crate::audit::log(conn, None, "post-trash", &detail, actor, now)?;
     Ok(Moved::Done)
 }
 
@@ -545,7 +545,7 @@ pub fn restore(
         ))
         .execute(conn)?;
     let detail = format!("{} → {}", log_name(&post), back.as_str());
-    moderation::log(conn, None, "post-restore", &detail, actor, now)?;
+    crate::audit::log(conn, None, "post-restore", &detail, actor, now)?;
     Ok(Moved::Done)
 }
 
