@@ -14,7 +14,6 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::Signer;
 use crate::db::{Db, Waits};
 use crate::http::{errors, middleware};
-use crate::notify::handlers as notify;
 use crate::notify::transport::Transport;
 use crate::notify::worker::Worker;
 use crate::posts::thread_cache::ThreadCache;
@@ -278,9 +277,10 @@ pub type RouteFactory = fn() -> actix_web::Route;
 /// Every route under `/admin`, relative to it. The router is built from this table, and the
 /// tests walk it, so no admin POST can escape the CSRF and access checks.
 pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
+    use crate::admin::mail;
     use crate::auth::handlers as auth;
+    use crate::auth::reset;
     use crate::moderation::handlers as moderation;
-    use crate::notify::handlers as notify;
     vec![
         (Method::GET, "", || web::get().to(moderation::dashboard)),
         (Method::GET, "/login", || web::get().to(auth::login_form)),
@@ -314,23 +314,23 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::post().to(crate::moderation::blocks::change)
         }),
         (Method::GET, "/password-reset", || {
-            web::get().to(notify::reset_request_page)
+            web::get().to(reset::reset_request_page)
         }),
         (Method::POST, "/password-reset", || {
-            web::post().to(notify::reset_request)
+            web::post().to(reset::reset_request)
         }),
         (Method::GET, "/password-reset/{token}", || {
-            web::get().to(notify::reset_form)
+            web::get().to(reset::reset_form)
         }),
         (Method::POST, "/password-reset/{token}", || {
-            web::post().to(notify::reset)
+            web::post().to(reset::reset)
         }),
-        (Method::GET, "/mail", || web::get().to(notify::mail_page)),
+        (Method::GET, "/mail", || web::get().to(mail::mail_page)),
         (Method::POST, "/mail/test", || {
-            web::post().to(notify::send_test)
+            web::post().to(mail::send_test)
         }),
         (Method::POST, "/mail/{id}/retry", || {
-            web::post().to(notify::retry)
+            web::post().to(mail::retry)
         }),
         (Method::GET, "/users", || {
             web::get().to(crate::admin::users::list)
@@ -424,22 +424,22 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::GET, "/healthz", || web::get().to(healthz)),
         (Method::GET, "/moderate/{token}", || {
-            web::get().to(notify::moderate_page)
+            web::get().to(crate::moderation::links::moderate_page)
         }),
         (Method::POST, "/moderate/{token}", || {
-            web::post().to(notify::moderate)
+            web::post().to(crate::moderation::links::moderate)
         }),
         (Method::GET, "/confirm/{token}", || {
-            web::get().to(notify::confirm_page)
+            web::get().to(crate::notify::links::confirm_page)
         }),
         (Method::POST, "/confirm/{token}", || {
-            web::post().to(notify::confirm)
+            web::post().to(crate::notify::links::confirm)
         }),
         (Method::GET, "/unsubscribe/{token}", || {
-            web::get().to(notify::unsubscribe_page)
+            web::get().to(crate::notify::links::unsubscribe_page)
         }),
         (Method::POST, "/unsubscribe/{token}", || {
-            web::post().to(notify::unsubscribe)
+            web::post().to(crate::notify::links::unsubscribe)
         }),
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)

@@ -1,5 +1,6 @@
 //! The admin's shared parts: the layout every admin page uses, and form helpers.
 
+pub mod mail;
 pub mod profile;
 pub mod settings;
 pub mod users;

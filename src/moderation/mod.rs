@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod handlers;
+pub mod links;
 pub mod queries;
 pub mod retention;
 

@@ -4,7 +4,7 @@
 //! module knows lettre, and it knows no feature.
 
 pub mod emails;
-pub mod handlers;
+pub mod links;
 pub mod outbox;
 pub mod tokens;
 pub mod transport;

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, bottom to top. A module may import from its own layer and
 /// the layers below it, never from above; modules in one layer must not form a circle.
 const LAYERS: &[&[&str]] = &[
-    // Leaves: values, settings from the environment, signing, logging.
-    &["config", "text", "crypto", "telemetry"],
+    // Leaves: values, settings from the environment, signing, logging, the names of moderation
+    // actions and who took them.
+    &["config", "text", "crypto", "telemetry", "actions"],
     // The connection pool, the schema, migrations.
     &["db"],
     &["error"],
@@ -18,8 +19,8 @@ const LAYERS: &[&[&str]] = &[
     // HTTP helpers (responses, redirects, form decoding, field errors), sanitised HTML and the
     // shared page layout.
     &["http", "render", "views"],
-    // Site-wide settings kept in the database; staff accounts.
-    &["site", "users"],
+    // Site-wide settings kept in the database; staff accounts; the moderation log.
+    &["site", "users", "audit"],
     // Mail: the outbox, its worker, tokens and email templates; knows no feature.
     &["notify"],
     // Sessions, login, CSRF, password reset.
