@@ -7,7 +7,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::CommentStatus;
-use super::queries::status_total;
+use super::queries::{QueueRow, status_total};
 use crate::actions::Action;
 use crate::db::schema::{comments, posts, users};
 use crate::db::{DbConn, DbError};
@@ -17,51 +17,35 @@ use crate::notify::{self, AddressEvent, AddressState, address_state};
 use crate::state::MailContext;
 use crate::users::User;
 
-/// The comment fields the emails need.
-#[derive(Debug, Queryable)]
+/// The comment fields the emails need: the queue's row, and whether its author asked to be
+/// told, and who wrote the post.
+#[derive(Debug)]
 struct CommentFacts {
-    id: i32,
-    parent_id: Option<i32>,
-    user_id: Option<i32>,
-    author_name: String,
-    author_email: String,
-    author_url: Option<String>,
-    body: String,
-    status: String,
-    held_reason: Option<String>,
-    ip: Option<String>,
+    comment: QueueRow,
     notify: bool,
-    post_title: String,
-    post_slug: String,
     post_author_id: i32,
 }
 
+/// Deleted comments too: the caller decides from the status.
 fn facts(conn: &mut DbConn, comment_id: i32) -> Result<Option<CommentFacts>, DbError> {
-    Ok(comments::table
+    let row: Option<(QueueRow, bool, i32)> = comments::table
         .inner_join(posts::table)
         .filter(comments::id.eq(comment_id))
-        .select((
-            comments::id,
-            comments::parent_id,
-            comments::user_id,
-            comments::author_name,
-            comments::author_email,
-            comments::author_url,
-            comments::body,
-            comments::status,
-            comments::held_reason,
-            comments::ip,
-            comments::notify,
-            posts::title,
-            posts::slug,
-            posts::author_id,
-        ))
+        .select((QueueRow::as_select(), comments::notify, posts::author_id))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    Ok(row.map(|(comment, notify, post_author_id)| CommentFacts {
+        comment,
+        notify,
+        post_author_id,
+    }))
 }
 
 fn comment_url(ctx: &MailContext, f: &CommentFacts) -> String {
-    ctx.url(&format!("/posts/{}#comment-{}", f.post_slug, f.id))
+    ctx.url(&format!(
+        "/posts/{}#comment-{}",
+        f.comment.post_slug, f.comment.id
+    ))
 }
 
 /// A comment was held for moderation: every enabled moderator and admin gets one email with
@@ -75,7 +59,7 @@ pub fn comment_held(
     let Some(f) = facts(conn, comment_id)? else {
         return Ok(());
     };
-    if f.status != CommentStatus::Pending.as_str() {
+    if f.comment.status != CommentStatus::Pending.as_str() {
         return Ok(());
     }
     let staff: Vec<User> = users::table
@@ -86,7 +70,7 @@ pub fn comment_held(
     let pending_count = status_total(conn, CommentStatus::Pending)?;
     let expires = now + Duration::days(7);
     for moderator in staff {
-        if Some(moderator.id) == f.user_id {
+        if Some(moderator.id) == f.comment.user_id {
             continue;
         }
         let link = |action: Action| {
@@ -102,14 +86,15 @@ pub fn comment_held(
         };
         let email = Moderate {
             site: ctx.site(),
-            post_title: f.post_title.clone(),
-            post_url: ctx.url(&format!("/posts/{}", f.post_slug)),
-            author_name: f.author_name.clone(),
-            author_email: f.author_email.clone(),
-            author_url: f.author_url.clone(),
-            ip: f.ip.clone(),
-            comment_text: f.body.clone(),
+            post_title: f.comment.post_title.clone(),
+            post_url: ctx.url(&format!("/posts/{}", f.comment.post_slug)),
+            author_name: f.comment.author_name.clone(),
+            author_email: f.comment.author_email.clone(),
+            author_url: f.comment.author_url.clone(),
+            ip: f.comment.ip.clone(),
+            comment_text: f.comment.body.clone(),
             reason: f
+                .comment
                 .held_reason
                 .clone()
                 .unwrap_or_else(|| "held for moderation".into()),
@@ -166,16 +151,16 @@ pub fn comment_published(
         .first(conn)
         .optional()?;
     if let Some(author) = author
-        && f.user_id != Some(author.id)
-        && !author.email.eq_ignore_ascii_case(&f.author_email)
+        && f.comment.user_id != Some(author.id)
+        && !author.email.eq_ignore_ascii_case(&f.comment.author_email)
     {
         let email = NewComment {
             site: ctx.site(),
-            post_title: f.post_title.clone(),
+            post_title: f.comment.post_title.clone(),
             comment_url: comment_url(ctx, &f),
-            author_name: f.author_name.clone(),
-            author_url: f.author_url.clone(),
-            comment_text: f.body.clone(),
+            author_name: f.comment.author_name.clone(),
+            author_url: f.comment.author_url.clone(),
+            comment_text: f.comment.body.clone(),
             queue_url: ctx.url("/admin/comments?status=approved"),
         };
         notify::enqueue(
@@ -190,24 +175,24 @@ pub fn comment_published(
     }
 
     // The commenter, if they asked to be told.
-    if f.notify && f.user_id.is_none() {
-        match address_state(conn, &f.author_email)? {
+    if f.notify && f.comment.user_id.is_none() {
+        match address_state(conn, &f.comment.author_email)? {
             AddressState::Confirmed if approved_by_moderator => {
-                let unsubscribe = ctx.unsubscribe_url(&f.author_email, now);
+                let unsubscribe = ctx.unsubscribe_url(&f.comment.author_email, now);
                 let email = Approved {
                     site: ctx.site(),
-                    name: f.author_name.clone(),
-                    post_title: f.post_title.clone(),
+                    name: f.comment.author_name.clone(),
+                    post_title: f.comment.post_title.clone(),
                     comment_url: comment_url(ctx, &f),
-                    comment_text: f.body.clone(),
+                    comment_text: f.comment.body.clone(),
                     unsubscribe_url: unsubscribe.clone(),
                 };
                 notify::enqueue(
                     conn,
                     ctx,
                     &email,
-                    &f.author_name,
-                    &f.author_email,
+                    &f.comment.author_name,
+                    &f.comment.author_email,
                     Some(&unsubscribe),
                     now,
                 )?;
@@ -222,21 +207,24 @@ pub fn comment_published(
     }
 
     // The comment this one replies to, if its author asked and confirmed.
-    if let Some(parent_id) = f.parent_id
+    if let Some(parent_id) = f.comment.parent_id
         && let Some(parent) = facts(conn, parent_id)?
         && parent.notify
-        && parent.user_id.is_none()
-        && parent.status == CommentStatus::Approved.as_str()
-        && !parent.author_email.eq_ignore_ascii_case(&f.author_email)
-        && address_state(conn, &parent.author_email)? == AddressState::Confirmed
+        && parent.comment.user_id.is_none()
+        && parent.comment.status == CommentStatus::Approved.as_str()
+        && !parent
+            .comment
+            .author_email
+            .eq_ignore_ascii_case(&f.comment.author_email)
+        && address_state(conn, &parent.comment.author_email)? == AddressState::Confirmed
     {
-        let unsubscribe = ctx.unsubscribe_url(&parent.author_email, now);
+        let unsubscribe = ctx.unsubscribe_url(&parent.comment.author_email, now);
         let email = Reply {
             site: ctx.site(),
-            name: parent.author_name.clone(),
-            post_title: f.post_title.clone(),
-            reply_author: f.author_name.clone(),
-            reply_text: f.body.clone(),
+            name: parent.comment.author_name.clone(),
+            post_title: f.comment.post_title.clone(),
+            reply_author: f.comment.author_name.clone(),
+            reply_text: f.comment.body.clone(),
             reply_url: comment_url(ctx, &f),
             unsubscribe_url: unsubscribe.clone(),
         };
@@ -244,8 +232,8 @@ pub fn comment_published(
             conn,
             ctx,
             &email,
-            &parent.author_name,
-            &parent.author_email,
+            &parent.comment.author_name,
+            &parent.comment.author_email,
             Some(&unsubscribe),
             now,
         )?;
@@ -261,15 +249,20 @@ fn send_confirmation(
     f: &CommentFacts,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    notify::record_address(conn, &f.author_email, AddressEvent::ConfirmationSent, now)?;
-    let unsubscribe = ctx.unsubscribe_url(&f.author_email, now);
+    notify::record_address(
+        conn,
+        &f.comment.author_email,
+        AddressEvent::ConfirmationSent,
+        now,
+    )?;
+    let unsubscribe = ctx.unsubscribe_url(&f.comment.author_email, now);
     let email = Confirm {
         site: ctx.site(),
-        name: f.author_name.clone(),
-        post_title: f.post_title.clone(),
+        name: f.comment.author_name.clone(),
+        post_title: f.comment.post_title.clone(),
         confirm_url: ctx.link(
             &Link::Confirm {
-                email: f.author_email.clone(),
+                email: f.comment.author_email.clone(),
             },
             now + Duration::days(30),
             "/confirm/",
@@ -280,8 +273,8 @@ fn send_confirmation(
         conn,
         ctx,
         &email,
-        &f.author_name,
-        &f.author_email,
+        &f.comment.author_name,
+        &f.comment.author_email,
         Some(&unsubscribe),
         now,
     )

@@ -219,3 +219,28 @@ pub fn status_total(conn: &mut DbConn, status: CommentStatus) -> Result<i64, DbE
         .optional()?;
     Ok(total.map_or(0, i64::from))
 }
+
+/// A comment with the post it is on, as the moderation queue lists it, the moderation links
+/// show it and the comment emails tell of it. Every query that shows a comment with its post
+/// selects `QueueRow::as_select()` from `comments` joined with `posts`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = comments)]
+pub struct QueueRow {
+    pub id: i32,
+    pub post_id: i32,
+    pub parent_id: Option<i32>,
+    pub user_id: Option<i32>,
+    pub author_name: String,
+    pub author_email: String,
+    pub author_url: Option<String>,
+    pub body: String,
+    pub status: String,
+    pub held_reason: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: String,
+    pub created_at: NaiveDateTime,
+    #[diesel(select_expression = posts::title)]
+    pub post_title: String,
+    #[diesel(select_expression = posts::slug)]
+    pub post_slug: String,
+}

@@ -7,13 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::queries::{self, LogRow, QueueFilter, QueueRow, Tab};
+use super::queries::{self, LogRow, QueueFilter, Tab};
 use super::{Moved, Refused};
 use crate::actions::{Action, Actor};
 use crate::admin::{AdminLayout, web_actor as actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
+use crate::comments::queries::QueueRow;
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};

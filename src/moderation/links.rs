@@ -4,9 +4,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::queries::{self, QueueRow};
+use super::queries;
 use super::{Moved, Refused};
 use crate::actions::{Action, Actor, Via};
+use crate::comments::queries::QueueRow;
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FormFields;
