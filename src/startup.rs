@@ -16,8 +16,8 @@ use crate::db::{Db, Waits};
 use crate::http::{errors, middleware};
 use crate::notify::transport::Transport;
 use crate::notify::worker::Worker;
-use crate::posts::thread_cache::ThreadCache;
 use crate::state::{AppState, Clock, MailContext, MailFaults};
+use crate::thread_cache::ThreadCache;
 use crate::{comments, posts, site};
 
 /// What the rendered comment threads may weigh: the hundred-comment threads of a few dozen
@@ -87,7 +87,7 @@ impl Application {
                 let secret =
                     db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
                 let signer = Signer::new(secret.clone());
-                if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
+                if db.write_blocking(|conn| crate::welcome::publish_if_new_site(conn, &signer))? {
                     tracing::info!("new site: published the welcome post");
                 }
                 let setup_token = db.write_blocking(|conn| {
@@ -357,28 +357,28 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::get().to(crate::admin::profile::form)
         }),
         (Method::GET, "/posts", || {
-            web::get().to(crate::posts::admin::list)
+            web::get().to(crate::admin::posts::list)
         }),
         (Method::GET, "/posts/new", || {
-            web::get().to(crate::posts::admin::new_form)
+            web::get().to(crate::admin::posts::new_form)
         }),
         (Method::POST, "/posts/new", || {
-            web::post().to(crate::posts::admin::create)
+            web::post().to(crate::admin::posts::create)
         }),
         (Method::GET, "/posts/{id}/edit", || {
-            web::get().to(crate::posts::admin::edit_form)
+            web::get().to(crate::admin::posts::edit_form)
         }),
         (Method::POST, "/posts/{id}/edit", || {
-            web::post().to(crate::posts::admin::update)
+            web::post().to(crate::admin::posts::update)
         }),
         (Method::POST, "/posts/{id}/preview", || {
-            web::post().to(crate::posts::admin::preview)
+            web::post().to(crate::admin::posts::preview)
         }),
         (Method::POST, "/posts/{id}/trash", || {
-            web::post().to(crate::posts::admin::trash)
+            web::post().to(crate::admin::posts::trash)
         }),
         (Method::POST, "/posts/{id}/restore", || {
-            web::post().to(crate::posts::admin::restore)
+            web::post().to(crate::admin::posts::restore)
         }),
         (Method::POST, "/profile", || {
             web::post().to(crate::admin::profile::save)

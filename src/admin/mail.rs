@@ -6,12 +6,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::AdminLayout;
 use crate::auth::Admin;
 use crate::error::{AppError, AppResult};
 use crate::http::response::{render, see_other};
 use crate::notify::emails::{Site, TestEmail};
 use crate::notify::{self, outbox};
+use crate::staff::AdminLayout;
 use crate::state::AppState;
 
 pub struct OutboxView {

@@ -9,7 +9,6 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::{AdminLayout, web_actor};
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::handlers::{check_password, client_network};
 use crate::auth::{Staff, sessions, throttle};
@@ -18,6 +17,7 @@ use crate::db::schema::users as users_table;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::users::{self, password::Password};
 

@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{AdminLayout, web_actor};
 use crate::auth::Admin;
 use crate::comments::classify::check_keywords;
 use crate::db::DbError;
@@ -15,6 +14,7 @@ use crate::error::AppResult;
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
 use crate::site::{CommentOrder, DiscussionSettings};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 
 /// The form as typed, so a refused form comes back exactly as it was sent.

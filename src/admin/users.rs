@@ -10,7 +10,6 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::admin::{AdminLayout, web_actor};
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, Staff};
 use crate::db::schema::users as users_table;
@@ -18,6 +17,7 @@ use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};

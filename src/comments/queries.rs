@@ -1,6 +1,6 @@
 //! Comment queries for the public side: the thread, and the checks a new comment goes through.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -243,4 +243,21 @@ pub struct QueueRow {
     pub post_title: String,
     #[diesel(select_expression = posts::slug)]
     pub post_slug: String,
+}
+
+/// Pending comments per post, for the listed posts only, in one grouped query.
+pub fn pending_comment_counts(
+    conn: &mut DbConn,
+    post_ids: &[i32],
+) -> Result<HashMap<i32, i64>, DbError> {
+    if post_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i32, i64)> = comments::table
+        .filter(comments::post_id.eq_any(post_ids))
+        .filter(comments::status.eq(CommentStatus::Pending.as_str()))
+        .group_by(comments::post_id)
+        .select((comments::post_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
 }

@@ -17,7 +17,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::actions::Actor;
-use crate::admin::{AdminLayout, web_actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::domain::CommenterEmail;
 use crate::db::schema::{blocks, comments, users};
@@ -25,6 +24,7 @@ use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 

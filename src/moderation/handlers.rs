@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::queries::{self, LogRow, QueueFilter, Tab};
 use super::{Moved, Refused};
 use crate::actions::{Action, Actor};
-use crate::admin::{AdminLayout, web_actor as actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
@@ -19,6 +18,7 @@ use crate::db::DbError;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor as actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 

@@ -10,7 +10,6 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, PublicAuthor};
-use super::thread_cache::{RenderedThread, ThreadCache, ThreadKey};
 use super::{Post, PostKind, Tag};
 use crate::comments::domain::{HONEYPOT_FIELD, RawCommentForm, issue_form_token};
 use crate::comments::thread::{self, ThreadItem};
@@ -21,6 +20,7 @@ use crate::http::response::{html_response, moved_permanently};
 use crate::render::{SafeHtml, identicon_svg};
 use crate::site::DiscussionSettings;
 use crate::state::AppState;
+use crate::thread_cache::{RenderedThread, ThreadCache, ThreadKey};
 use crate::views::{ArticleMeta, Layout, comment_date, iso_date, post_date};
 
 const POSTS_PER_PAGE: i64 = 10;
@@ -435,7 +435,7 @@ fn load_page_data(
     let open = accepts_comments(post, &settings, now);
     let keep_as = cache
         .filter(|_| own.is_empty())
-        .map(|_| ThreadKey::new(post, &settings, cpage, open));
+        .map(|_| ThreadKey::new(post.thread_of(), &settings, cpage, open));
     let cached = cache
         .zip(keep_as.as_ref())
         .and_then(|(cache, key)| cache.get(key));

@@ -5,15 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::editor::{self, Moved, PostForm, SaveError};
-use super::handlers::{TagView, render_preview};
-use super::queries::{self, PublicAuthor};
-use super::{Post, PostStatus};
-use crate::admin::{AdminLayout, web_actor};
 use crate::auth::{Admin, Staff};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
+use crate::posts::editor::{self, Moved, PostForm, SaveError};
+use crate::posts::handlers::{TagView, render_preview};
+use crate::posts::queries::{self, PublicAuthor};
+use crate::posts::{Post, PostStatus};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 
@@ -107,7 +107,7 @@ pub async fn list(
             let (rows, more) = queries::list_for_admin(conn, filter, page, POSTS_PER_PAGE)?;
             let counts = queries::count_by_status(conn)?;
             let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
-            let pending = queries::pending_comment_counts(conn, &ids)?;
+            let pending = crate::comments::queries::pending_comment_counts(conn, &ids)?;
             Ok((rows, more, counts, pending))
         })
         .await?;
