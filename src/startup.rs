@@ -393,13 +393,13 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
     vec![
         (Method::GET, "/", || web::get().to(posts::handlers::index)),
         (Method::GET, "/posts/{slug}", || {
-            web::get().to(posts::handlers::show_post)
+            web::get().to(comments::page::show_post)
         }),
         (Method::POST, "/posts/{slug}/comments", || {
             web::post().to(comments::handlers::submit_comment)
         }),
         (Method::GET, "/pages/{slug}", || {
-            web::get().to(posts::handlers::show_page)
+            web::get().to(comments::page::show_page)
         }),
         (Method::GET, "/feed.xml", || {
             web::get().to(feeds::posts_feed)

@@ -6,11 +6,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::{Admin, Staff};
+use crate::comments::page::render_preview;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
 use crate::posts::editor::{self, Moved, PostForm, SaveError};
-use crate::posts::handlers::{TagView, render_preview};
+use crate::posts::handlers::TagView;
 use crate::posts::queries::{self, PublicAuthor};
 use crate::posts::{Post, PostStatus};
 use crate::staff::{AdminLayout, web_actor};

@@ -5,8 +5,10 @@ pub mod cookies;
 pub mod domain;
 pub mod handlers;
 pub mod notifications;
+pub mod page;
 pub mod queries;
 pub mod thread;
+pub mod views;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
