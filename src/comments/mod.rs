@@ -7,6 +7,7 @@ pub mod handlers;
 pub mod notifications;
 pub mod page;
 pub mod queries;
+pub mod submit;
 pub mod thread;
 pub mod views;
 
