@@ -40,7 +40,6 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 #[test]
-#[ignore = "enabled by phase B of #12"]
 fn imports_between_the_top_level_modules_of_src_point_down_the_layers() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let rank: BTreeMap<&str, usize> = LAYERS
