@@ -1,6 +1,8 @@
 //! lectern: a server-rendered blog engine whose heart is the comment section.
 
+pub mod actions;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod comments;
@@ -15,9 +17,12 @@ pub mod notify;
 pub mod posts;
 pub mod render;
 pub mod site;
+pub mod staff;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod text;
+pub mod thread_cache;
 pub mod users;
 pub mod views;
+pub mod welcome;

@@ -14,11 +14,10 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::Signer;
 use crate::db::{Db, Waits};
 use crate::http::{errors, middleware};
-use crate::notify::handlers as notify;
 use crate::notify::transport::Transport;
 use crate::notify::worker::Worker;
-use crate::posts::thread_cache::ThreadCache;
 use crate::state::{AppState, Clock, MailContext, MailFaults};
+use crate::thread_cache::ThreadCache;
 use crate::{comments, posts, site};
 
 /// What the rendered comment threads may weigh: the hundred-comment threads of a few dozen
@@ -88,7 +87,7 @@ impl Application {
                 let secret =
                     db.write_blocking(|conn| site::secret_key(conn, configured_secret.as_deref()))?;
                 let signer = Signer::new(secret.clone());
-                if db.write_blocking(|conn| site::welcome::publish_if_new_site(conn, &signer))? {
+                if db.write_blocking(|conn| crate::welcome::publish_if_new_site(conn, &signer))? {
                     tracing::info!("new site: published the welcome post");
                 }
                 let setup_token = db.write_blocking(|conn| {
@@ -279,9 +278,10 @@ pub type RouteFactory = fn() -> actix_web::Route;
 /// Every route under `/admin`, relative to it. The router is built from this table, and the
 /// tests walk it, so no admin POST can escape the CSRF and access checks.
 pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
+    use crate::admin::mail;
     use crate::auth::handlers as auth;
+    use crate::auth::reset;
     use crate::moderation::handlers as moderation;
-    use crate::notify::handlers as notify;
     vec![
         (Method::GET, "", || web::get().to(moderation::dashboard)),
         (Method::GET, "/login", || web::get().to(auth::login_form)),
@@ -315,23 +315,23 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::post().to(crate::moderation::blocks::change)
         }),
         (Method::GET, "/password-reset", || {
-            web::get().to(notify::reset_request_page)
+            web::get().to(reset::reset_request_page)
         }),
         (Method::POST, "/password-reset", || {
-            web::post().to(notify::reset_request)
+            web::post().to(reset::reset_request)
         }),
         (Method::GET, "/password-reset/{token}", || {
-            web::get().to(notify::reset_form)
+            web::get().to(reset::reset_form)
         }),
         (Method::POST, "/password-reset/{token}", || {
-            web::post().to(notify::reset)
+            web::post().to(reset::reset)
         }),
-        (Method::GET, "/mail", || web::get().to(notify::mail_page)),
+        (Method::GET, "/mail", || web::get().to(mail::mail_page)),
         (Method::POST, "/mail/test", || {
-            web::post().to(notify::send_test)
+            web::post().to(mail::send_test)
         }),
         (Method::POST, "/mail/{id}/retry", || {
-            web::post().to(notify::retry)
+            web::post().to(mail::retry)
         }),
         (Method::GET, "/users", || {
             web::get().to(crate::admin::users::list)
@@ -358,28 +358,28 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
             web::get().to(crate::admin::profile::form)
         }),
         (Method::GET, "/posts", || {
-            web::get().to(crate::posts::admin::list)
+            web::get().to(crate::admin::posts::list)
         }),
         (Method::GET, "/posts/new", || {
-            web::get().to(crate::posts::admin::new_form)
+            web::get().to(crate::admin::posts::new_form)
         }),
         (Method::POST, "/posts/new", || {
-            web::post().to(crate::posts::admin::create)
+            web::post().to(crate::admin::posts::create)
         }),
         (Method::GET, "/posts/{id}/edit", || {
-            web::get().to(crate::posts::admin::edit_form)
+            web::get().to(crate::admin::posts::edit_form)
         }),
         (Method::POST, "/posts/{id}/edit", || {
-            web::post().to(crate::posts::admin::update)
+            web::post().to(crate::admin::posts::update)
         }),
         (Method::POST, "/posts/{id}/preview", || {
-            web::post().to(crate::posts::admin::preview)
+            web::post().to(crate::admin::posts::preview)
         }),
         (Method::POST, "/posts/{id}/trash", || {
-            web::post().to(crate::posts::admin::trash)
+            web::post().to(crate::admin::posts::trash)
         }),
         (Method::POST, "/posts/{id}/restore", || {
-            web::post().to(crate::posts::admin::restore)
+            web::post().to(crate::admin::posts::restore)
         }),
         (Method::POST, "/profile", || {
             web::post().to(crate::admin::profile::save)
@@ -394,13 +394,13 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
     vec![
         (Method::GET, "/", || web::get().to(posts::handlers::index)),
         (Method::GET, "/posts/{slug}", || {
-            web::get().to(posts::handlers::show_post)
+            web::get().to(comments::page::show_post)
         }),
         (Method::POST, "/posts/{slug}/comments", || {
             web::post().to(comments::handlers::submit_comment)
         }),
         (Method::GET, "/pages/{slug}", || {
-            web::get().to(posts::handlers::show_page)
+            web::get().to(comments::page::show_page)
         }),
         (Method::GET, "/feed.xml", || {
             web::get().to(feeds::posts_feed)
@@ -425,22 +425,22 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::GET, "/healthz", || web::get().to(healthz)),
         (Method::GET, "/moderate/{token}", || {
-            web::get().to(notify::moderate_page)
+            web::get().to(crate::moderation::links::moderate_page)
         }),
         (Method::POST, "/moderate/{token}", || {
-            web::post().to(notify::moderate)
+            web::post().to(crate::moderation::links::moderate)
         }),
         (Method::GET, "/confirm/{token}", || {
-            web::get().to(notify::confirm_page)
+            web::get().to(crate::notify::links::confirm_page)
         }),
         (Method::POST, "/confirm/{token}", || {
-            web::post().to(notify::confirm)
+            web::post().to(crate::notify::links::confirm)
         }),
         (Method::GET, "/unsubscribe/{token}", || {
-            web::get().to(notify::unsubscribe_page)
+            web::get().to(crate::notify::links::unsubscribe_page)
         }),
         (Method::POST, "/unsubscribe/{token}", || {
-            web::post().to(notify::unsubscribe)
+            web::post().to(crate::notify::links::unsubscribe)
         }),
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)

@@ -12,7 +12,7 @@ use url::Url;
 use crate::config::Config;
 use crate::crypto::Signer;
 use crate::db::Db;
-use crate::posts::thread_cache::ThreadCache;
+use crate::thread_cache::ThreadCache;
 
 /// The time as lectern sees it. Tests move it forward instead of sleeping.
 #[derive(Clone, Default)]

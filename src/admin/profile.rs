@@ -9,15 +9,15 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::{render, see_other, web_actor};
-use crate::admin::{AdminLayout, FormFields};
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::handlers::{check_password, client_network};
 use crate::auth::{Staff, sessions, throttle};
 use crate::db::DbError;
 use crate::db::schema::users as users_table;
 use crate::error::{AppError, AppResult};
-use crate::moderation;
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::users::{self, password::Password};
 
@@ -49,26 +49,19 @@ struct ProfilePage {
     bio: String,
     slug: String,
     notice: Option<&'static str>,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     max_bio: usize,
 }
 
 impl ProfilePage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
     fn has_profile_errors(&self) -> bool {
-        self.error("display_name").is_some() || self.error("bio").is_some()
+        self.errors.get("display_name").is_some() || self.errors.get("bio").is_some()
     }
 
     fn has_password_errors(&self) -> bool {
         ["current_password", "new_password", "new_password_confirm"]
             .iter()
-            .any(|f| self.error(f).is_some())
+            .any(|f| self.errors.get(f).is_some())
     }
 }
 
@@ -80,7 +73,7 @@ async fn profile_page(
     status: StatusCode,
     notice: Option<&'static str>,
     typed: Option<(String, String)>,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
 ) -> AppResult<HttpResponse> {
     let (display_name, bio) =
         typed.unwrap_or_else(|| (staff.user.display_name.clone(), staff.user.bio.clone()));
@@ -110,7 +103,15 @@ pub async fn form(
     query: web::Query<ProfileQuery>,
 ) -> AppResult<HttpResponse> {
     let notice = query.saved.is_some().then_some("Profile saved.");
-    profile_page(&state, &staff, StatusCode::OK, notice, None, Vec::new()).await
+    profile_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        notice,
+        None,
+        FieldErrors::new(),
+    )
+    .await
 }
 
 /// `POST /admin/profile`
@@ -142,7 +143,7 @@ async fn update_profile(
 ) -> AppResult<HttpResponse> {
     let typed_name = form.get("display_name").unwrap_or("").to_string();
     let typed_bio = crate::text::normalize_newlines(form.get("bio").unwrap_or(""));
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let name = users::parse_display_name(&typed_name)
         .map_err(|e| errors.push(("display_name", format!("Name: {e}."))))
         .ok();
@@ -175,7 +176,7 @@ async fn update_profile(
                 ))
                 .execute(conn)?;
             let detail = format!("{name} (user #{user_id})");
-            moderation::log(conn, None, "user-profile", &detail, &actor, now)
+            crate::audit::log(conn, None, "user-profile", &detail, &actor, now)
         })
         .await?;
     Ok(see_other("/admin/profile?saved=1"))
@@ -189,7 +190,7 @@ async fn change_password(
 ) -> AppResult<HttpResponse> {
     let current = form.get("current_password").unwrap_or("");
     let new_text = form.get("new_password").unwrap_or("");
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let new_password = Password::parse(new_text)
         .map_err(|e| errors.push(("new_password", format!("New password: {e}."))))
         .ok();
@@ -230,7 +231,7 @@ async fn change_password(
             state,
             staff,
             StatusCode::TOO_MANY_REQUESTS,
-            vec![("current_password", message)],
+            FieldErrors::from(vec![("current_password", message)]),
         )
         .await?;
         response
@@ -243,10 +244,10 @@ async fn change_password(
             state,
             staff,
             StatusCode::UNPROCESSABLE_ENTITY,
-            vec![(
+            FieldErrors::from(vec![(
                 "current_password",
                 "That is not your current password. Nothing was changed.".into(),
-            )],
+            )]),
         )
         .await;
     }
@@ -263,7 +264,7 @@ async fn change_password(
             users::end_sessions(conn, user_id)?;
             throttle::clear_for_account(conn, &email)?;
             let detail = format!("{name} (user #{user_id})");
-            moderation::log(conn, None, "user-password", &detail, &actor, now)
+            crate::audit::log(conn, None, "user-password", &detail, &actor, now)
         })
         .await?;
     Ok(HttpResponse::SeeOther()
@@ -277,7 +278,7 @@ async fn refused(
     state: &AppState,
     staff: &Staff,
     status: StatusCode,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
 ) -> AppResult<HttpResponse> {
     profile_page(state, staff, status, None, None, errors).await
 }

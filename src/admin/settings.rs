@@ -7,14 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{render, see_other, web_actor};
-use crate::admin::{AdminLayout, FormFields};
 use crate::auth::Admin;
 use crate::comments::classify::check_keywords;
 use crate::db::DbError;
 use crate::error::AppResult;
-use crate::moderation;
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
 use crate::site::{CommentOrder, DiscussionSettings};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 
 /// The form as typed, so a refused form comes back exactly as it was sent.
@@ -83,8 +83,8 @@ impl SettingsForm {
     }
 
     /// The settings this form asks for, or every field's problem.
-    fn parse(&self) -> Result<DiscussionSettings, Vec<(&'static str, String)>> {
-        let mut errors = Vec::new();
+    fn parse(&self) -> Result<DiscussionSettings, FieldErrors> {
+        let mut errors = FieldErrors::new();
         let mut number = |field: &'static str, text: &str, min: u32, max: u32| {
             parse_number(text, min, max)
                 .map_err(|e| errors.push((field, e)))
@@ -210,17 +210,8 @@ fn parse_keywords(text: &str) -> Result<Vec<String>, String> {
 struct SettingsPage {
     layout: AdminLayout,
     form: SettingsForm,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     saved: bool,
-}
-
-impl SettingsPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 #[derive(Deserialize)]
@@ -239,7 +230,7 @@ pub async fn form(
         SettingsPage {
             layout: AdminLayout::new(&state, &staff, "Settings", "settings").await?,
             form: SettingsForm::from_settings(&current),
-            errors: Vec::new(),
+            errors: FieldErrors::new(),
             saved: query.saved.is_some(),
         },
         StatusCode::OK,
@@ -288,7 +279,7 @@ pub async fn save(
             } else {
                 format!("changed {}", changed.join(", "))
             };
-            moderation::log(conn, None, "settings", &detail, &actor, now)
+            crate::audit::log(conn, None, "settings", &detail, &actor, now)
         })
         .await?;
     Ok(see_other("/admin/settings?saved=1"))

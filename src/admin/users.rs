@@ -10,13 +10,14 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, Staff};
 use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::moderation::{self};
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::users::password::Password;
 use crate::users::{self, NewStaff, Role, User};
@@ -55,16 +56,7 @@ struct UsersPage {
     notice: Option<&'static str>,
     problem: Option<String>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl UsersPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
+    errors: FieldErrors,
 }
 
 fn list_users(conn: &mut DbConn) -> Result<Vec<User>, DbError> {
@@ -93,7 +85,7 @@ async fn users_page(
     notice: Option<&'static str>,
     problem: Option<String>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
 ) -> AppResult<HttpResponse> {
     let tz = state.config.timezone;
     let rows = state
@@ -144,7 +136,7 @@ pub async fn list(
         notice,
         None,
         AddForm::default(),
-        Vec::new(),
+        FieldErrors::new(),
     )
     .await
 }
@@ -184,7 +176,7 @@ pub async fn add(
         role: field("role"),
     };
     let password_text = field("password");
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let email = users::parse_staff_email(&typed.email)
         .map_err(|e| errors.push(("email", format!("Email: {e}."))))
         .ok();
@@ -229,7 +221,7 @@ pub async fn add(
             };
             let user = users::create(conn, &staff, now)?.ok_or(Refusal::EmailTaken)?;
             let detail = format!("{} as {}", log_name(&user), role.as_str());
-            moderation::log(conn, None, "user-add", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-add", &detail, &actor, now)?;
             Ok(())
         })
         .await;
@@ -243,7 +235,10 @@ pub async fn add(
                 None,
                 None,
                 typed,
-                vec![("email", "A user with this email already exists.".into())],
+                FieldErrors::from(vec![(
+                    "email",
+                    "A user with this email already exists.".into(),
+                )]),
             )
             .await
         }
@@ -270,7 +265,7 @@ async fn refusal_response(
                 None,
                 Some(message),
                 AddForm::default(),
-                Vec::new(),
+                FieldErrors::new(),
             )
             .await
         }
@@ -368,7 +363,7 @@ pub async fn change_role(
                 target.role().as_str(),
                 role.as_str()
             );
-            moderation::log(conn, None, "user-role", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-role", &detail, &actor, now)?;
             Ok("role")
         },
         user_id,
@@ -404,7 +399,7 @@ pub async fn disable(
                 .execute(conn)?;
             let ended = users::end_sessions(conn, target.id)?;
             let detail = format!("{} ({ended} sessions ended)", log_name(&target));
-            moderation::log(conn, None, "user-disable", &detail, &actor, now)?;
+            crate::audit::log(conn, None, "user-disable", &detail, &actor, now)?;
             Ok("disabled")
         },
         user_id,
@@ -435,7 +430,7 @@ pub async fn enable(
                     users_table::updated_at.eq(now),
                 ))
                 .execute(conn)?;
-            moderation::log(conn, None, "user-enable", &log_name(&target), &actor, now)?;
+            crate::audit::log(conn, None, "user-enable", &log_name(&target), &actor, now)?;
             Ok("enabled")
         },
         user_id,

@@ -91,7 +91,7 @@ pub fn anonymous_form_page(
     let mut layout = crate::views::Layout::new(state, title);
     layout.noindex = true;
     let html = render(layout, csrf_token).map_err(|e| AppError::Internal(e.into()))?;
-    let mut response = crate::posts::handlers::html_response(status, html, true);
+    let mut response = crate::http::response::html_response(status, html, true);
     if let Some(cookie) = cookie {
         response
             .add_cookie(&cookie)
@@ -108,7 +108,7 @@ fn expected_anonymous_csrf(state: &AppState, req: &HttpRequest) -> Option<String
 
 /// The first `csrf_token` value in a urlencoded form body.
 fn csrf_field(body: &[u8]) -> Option<String> {
-    crate::comments::domain::decode_form(body)
+    crate::http::forms::decode_form(body)
         .ok()?
         .into_iter()
         .find(|(k, _)| k == "csrf_token")
@@ -165,7 +165,7 @@ pub async fn admin_guard(
             ));
         }
         // PostgreSQL cannot store NUL in text, and no admin form has a use for it.
-        if crate::comments::domain::decode_form(&body).is_ok_and(|pairs| {
+        if crate::http::forms::decode_form(&body).is_ok_and(|pairs| {
             pairs
                 .iter()
                 .any(|(k, v)| k.contains('\0') || v.contains('\0'))

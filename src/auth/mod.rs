@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod handlers;
+pub mod reset;
 pub mod sessions;
 pub mod throttle;
 

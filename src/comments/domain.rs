@@ -28,32 +28,6 @@ pub struct RawCommentForm {
     pub form_token: String,
 }
 
-/// Decodes `application/x-www-form-urlencoded` strictly: percent-escapes that do not make
-/// UTF-8 are an error, never replaced with U+FFFD.
-pub fn decode_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    body.split(|b| *b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = match pair.iter().position(|b| *b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            Ok((decode_component(key)?, decode_component(value)?))
-        })
-        .collect()
-}
-
-fn decode_component(bytes: &[u8]) -> Result<String, String> {
-    let spaced: Vec<u8> = bytes
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    percent_encoding::percent_decode(&spaced)
-        .decode_utf8()
-        .map(|text| text.into_owned())
-        .map_err(|_| "The form contained text that is not valid UTF-8.".to_string())
-}
-
 impl RawCommentForm {
     pub fn from_pairs(pairs: Vec<(String, String)>) -> RawCommentForm {
         let mut form = RawCommentForm::default();
@@ -263,7 +237,7 @@ pub struct CommentInput {
 }
 
 /// Field name → message, in form order.
-pub type FieldErrors = Vec<(&'static str, String)>;
+use crate::http::forms::FieldErrors;
 
 pub fn validate(raw: &RawCommentForm) -> Result<CommentInput, FieldErrors> {
     let mut errors = FieldErrors::new();
@@ -364,18 +338,6 @@ pub fn check_form_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strict_decoding_refuses_invalid_utf8() {
-        assert_eq!(
-            decode_form(b"name=J%C3%B6rg+M&x").unwrap(),
-            vec![
-                ("name".to_string(), "Jörg M".to_string()),
-                ("x".to_string(), String::new())
-            ]
-        );
-        assert!(decode_form(b"name=%FF%FE").is_err());
-    }
 
     #[test]
     fn fields_are_checked_without_truncation() {

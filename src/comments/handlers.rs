@@ -1,17 +1,21 @@
-//! `POST /posts/{slug}/comments`: the checks in DESIGN.md's order, then store and classify.
+//! `POST /posts/{slug}/comments`: the HTML route. It finds the post, reads and checks the form
+//! (DESIGN.md's order), hands the parsed input to `submit::submit`, and answers with a redirect,
+//! a re-rendered page or an error.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
-use super::classify::{KeywordHits, Submission, Verdict, classify, keyword_hits};
 use super::cookies::{self, RememberedCommenter};
-use super::domain::{self, CommentInput, FormTokenCheck, MAX_FORM_BYTES, RawCommentForm};
-use super::{CommentStatus, NewComment, queries, thread};
-use crate::db::{DbConn, DbError};
+use super::domain::{self, FormTokenCheck, MAX_FORM_BYTES, RawCommentForm};
+use super::page::render_post_page;
+use super::submit::{Client, FormChecks, Outcome, submit};
+use super::views::FormState;
+use super::{CommentStatus, queries, thread};
 use crate::error::{AppError, AppResult};
-use crate::posts::handlers::{FormState, accepts_comments, render_post_page};
+use crate::http::forms::FieldErrors;
+use crate::posts::handlers::accepts_comments;
 use crate::posts::{PostKind, queries as post_queries};
 use crate::site::DiscussionSettings;
 use crate::state::AppState;
@@ -35,14 +39,6 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// How the stored part of a submission ended.
-enum Outcome {
-    Stored { id: i32, status: CommentStatus },
-    BadParent,
-    Duplicate,
-    Flooded { retry_after_secs: u64 },
 }
 
 pub async fn submit_comment(
@@ -84,10 +80,14 @@ pub async fn submit_comment(
         errors,
         notice,
     };
-    let raw = match domain::decode_form(&body) {
+    let raw = match crate::http::forms::decode_form(&body) {
         Ok(pairs) => RawCommentForm::from_pairs(pairs),
         Err(message) => {
-            let state_ = rejected(RawCommentForm::default(), vec![("body", message)], None);
+            let state_ = rejected(
+                RawCommentForm::default(),
+                FieldErrors::from(vec![("body", message)]),
+                None,
+            );
             return render_post_page(
                 &state,
                 &req,
@@ -129,7 +129,7 @@ pub async fn submit_comment(
             &req,
             post,
             author,
-            rejected(raw, Vec::new(), notice),
+            rejected(raw, FieldErrors::new(), notice),
             1,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -140,81 +140,32 @@ pub async fn submit_comment(
     let staff_user = crate::auth::guard::current_staff(&state, &req)
         .await?
         .map(|staff| staff.user.id);
-    let ip = crate::http::client_ip(&req, &state.config.trusted_proxies);
-    let ip_text = ip.map(|ip| ip.to_string());
-    let ip_network = ip.map(crate::http::ip_network);
-    let user_agent: String = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(500)
-        .collect();
-    let avatar_seed = state.signer.keyed_u32("avatar", input.email.as_str()) as i32;
-    let flood_limits = state.config.flood_limits;
-    let post_id = post.id;
-    let honeypot_filled = !raw.honeypot.trim().is_empty();
-    let stored_input = input.clone();
-    let settings_for_store = settings.clone();
-    let mail = state.mail.clone();
-
-    // Keyword lists are matched here, off the async threads and before the write transaction
-    // (a list is compiled once per version, but a new version's first compile can take a while).
-    let keywords = {
-        let settings = settings.clone();
-        let fields: Vec<String> = vec![
-            input.body.as_str().to_string(),
-            input.name.as_str().to_string(),
-            input.email.as_str().to_string(),
-            input
-                .website
-                .as_ref()
-                .map(|w| w.as_str().to_string())
-                .unwrap_or_default(),
-            ip_text.clone().unwrap_or_default(),
-            user_agent.clone(),
-        ];
-        tokio::task::spawn_blocking(move || {
-            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-            keyword_hits(&settings, &fields)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
+    let client = Client {
+        staff_user,
+        ip: crate::http::client_ip(&req, &state.config.trusted_proxies),
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(500)
+            .collect(),
     };
-
-    let outcome = state
-        .db
-        .write_retrying(move |conn| -> Result<Outcome, DbError> {
-            store_comment(
-                conn,
-                &settings_for_store,
-                &StoreRequest {
-                    post_id,
-                    input: &stored_input,
-                    staff_user,
-                    honeypot_filled,
-                    token,
-                    ip: ip_text.as_deref(),
-                    ip_network: ip_network.as_deref(),
-                    user_agent: &user_agent,
-                    avatar_seed,
-                    flood_limits,
-                    now,
-                    mail: &mail,
-                    keywords: &keywords,
-                },
-            )
-        })
-        .await?;
+    let post_id = post.id;
+    let checks = FormChecks {
+        token,
+        honeypot_filled: !raw.honeypot.trim().is_empty(),
+    };
+    let outcome = submit(&state, post_id, &settings, &input, checks, &client, now).await?;
 
     let (id, status) = match outcome {
-        Outcome::Stored { id, status } => (id, status),
+        Outcome::Stored { id, status, .. } => (id, status),
         Outcome::BadParent => {
-            let errors = vec![(
+            let errors = FieldErrors::from(vec![(
                 "parent_id",
                 "The comment you are replying to is not available for replies.".to_string(),
-            )];
+            )]);
             return render_post_page(
                 &state,
                 &req,
@@ -294,139 +245,4 @@ pub async fn submit_comment(
         response.cookie(cookies::forget_cookie(secure));
     }
     Ok(response.finish())
-}
-
-pub struct StoreRequest<'a> {
-    pub post_id: i32,
-    pub input: &'a CommentInput,
-    pub staff_user: Option<i32>,
-    pub honeypot_filled: bool,
-    pub token: FormTokenCheck,
-    pub ip: Option<&'a str>,
-    pub ip_network: Option<&'a str>,
-    pub user_agent: &'a str,
-    pub avatar_seed: i32,
-    pub flood_limits: bool,
-    pub now: chrono::NaiveDateTime,
-    pub mail: &'a crate::state::MailContext,
-    pub keywords: &'a KeywordHits,
-}
-
-/// The checks that need the database, then the insert, all in one write transaction so two
-/// submissions at once cannot both pass the duplicate or flood check.
-fn store_comment(
-    conn: &mut DbConn,
-    settings: &DiscussionSettings,
-    r: &StoreRequest<'_>,
-) -> Result<Outcome, DbError> {
-    let input = r.input;
-    let parent_id = match input.parent_id {
-        None => None,
-        Some(parent) => {
-            match queries::approved_parent_depth(conn, r.post_id, parent, settings.thread_depth)? {
-                None => return Ok(Outcome::BadParent),
-                // Replying to a comment at the deepest level attaches beside it, one level up.
-                Some((id, depth)) if depth >= settings.thread_depth => {
-                    queries::parent_of(conn, id)?.or(Some(id))
-                }
-                Some((id, _)) => Some(id),
-            }
-        }
-    };
-    let email = input.email.as_str();
-    let body = input.body.as_str();
-    if queries::is_duplicate(
-        conn,
-        r.post_id,
-        email,
-        body,
-        r.now - chrono::Duration::days(1),
-    )? {
-        return Ok(Outcome::Duplicate);
-    }
-    if r.flood_limits
-        && r.staff_user.is_none()
-        && let Some(retry_after_secs) = flood_wait(conn, settings, r.ip_network, email, r.now)?
-    {
-        return Ok(Outcome::Flooded { retry_after_secs });
-    }
-    let returning_commenter = queries::is_returning_commenter(conn, email, input.name.as_str())?;
-    // Read in this transaction, so a block a moderator has just saved applies to the next comment.
-    let blocked = queries::is_blocked(conn, email, r.ip_network, r.now)?;
-    let Verdict { status, reason } = classify(
-        settings,
-        &Submission {
-            staff: r.staff_user.is_some(),
-            blocked,
-            honeypot_filled: r.honeypot_filled,
-            form_token: r.token,
-            name: input.name.as_str(),
-            email,
-            website: input.website.as_ref().map(|w| w.as_str()),
-            body,
-            ip: r.ip.unwrap_or(""),
-            user_agent: r.user_agent,
-            returning_commenter,
-            keywords: r.keywords,
-        },
-    );
-    let body_html = crate::render::render_comment(body);
-    let id = queries::insert(
-        conn,
-        &NewComment {
-            post_id: r.post_id,
-            parent_id,
-            user_id: r.staff_user,
-            author_name: input.name.as_str(),
-            author_email: email,
-            author_url: input.website.as_ref().map(|w| w.as_str()),
-            body,
-            body_html: body_html.as_str(),
-            status,
-            held_reason: reason.as_deref(),
-            ip: r.ip,
-            ip_network: r.ip_network,
-            user_agent: r.user_agent,
-            avatar_seed: r.avatar_seed,
-            notify: input.notify,
-            created_at: r.now,
-            updated_at: r.now,
-        },
-    )?;
-    // The emails are written in this same transaction: stored comment, stored mail.
-    match status {
-        CommentStatus::Pending => crate::notify::comment_held(conn, r.mail, id, r.now)?,
-        CommentStatus::Approved => {
-            crate::notify::comment_published(conn, r.mail, id, false, r.now)?
-        }
-        CommentStatus::Spam | CommentStatus::Trash => {}
-    }
-    Ok(Outcome::Stored { id, status })
-}
-
-/// Seconds until this network and this email may comment again, if they are over a limit.
-fn flood_wait(
-    conn: &mut DbConn,
-    settings: &DiscussionSettings,
-    ip_network: Option<&str>,
-    email: &str,
-    now: chrono::NaiveDateTime,
-) -> Result<Option<u64>, DbError> {
-    let hour = chrono::Duration::hours(1);
-    let (by_network, by_email) =
-        queries::recent_comment_times(conn, ip_network, email, now - hour)?;
-    let interval = chrono::Duration::seconds(i64::from(settings.flood_interval_secs));
-    let per_hour = settings.flood_per_hour as usize;
-    let mut wait = chrono::Duration::zero();
-    for times in [by_network, by_email] {
-        if let Some(latest) = times.first() {
-            wait = wait.max(*latest + interval - now);
-        }
-        if per_hour > 0 && times.len() >= per_hour {
-            wait = wait.max(times[per_hour - 1] + hour - now);
-        }
-    }
-    // Rounded up: a client that waits exactly Retry-After seconds must then be let through.
-    let secs = wait.num_milliseconds().saturating_add(999) / 1000;
-    Ok((wait > chrono::Duration::zero()).then(|| secs.max(1) as u64))
 }

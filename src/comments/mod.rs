@@ -4,8 +4,12 @@ pub mod classify;
 pub mod cookies;
 pub mod domain;
 pub mod handlers;
+pub mod notifications;
+pub mod page;
 pub mod queries;
+pub mod submit;
 pub mod thread;
+pub mod views;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -1,6 +1,6 @@
 //! Comment queries for the public side: the thread, and the checks a new comment goes through.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -207,4 +207,57 @@ pub fn adjust_approved_count(conn: &mut DbConn, post_id: i32, delta: i32) -> Res
         .set(posts::approved_comment_count.eq(posts::approved_comment_count + delta))
         .execute(conn)?;
     Ok(())
+}
+
+/// How many comments have `status`, from the maintained counts (no counting of the comments
+/// themselves).
+pub fn status_total(conn: &mut DbConn, status: CommentStatus) -> Result<i64, DbError> {
+    let total: Option<i32> = comment_counts::table
+        .find(status.as_str())
+        .select(comment_counts::total)
+        .first(conn)
+        .optional()?;
+    Ok(total.map_or(0, i64::from))
+}
+
+/// A comment with the post it is on, as the moderation queue lists it, the moderation links
+/// show it and the comment emails tell of it. Every query that shows a comment with its post
+/// selects `QueueRow::as_select()` from `comments` joined with `posts`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = comments)]
+pub struct QueueRow {
+    pub id: i32,
+    pub post_id: i32,
+    pub parent_id: Option<i32>,
+    pub user_id: Option<i32>,
+    pub author_name: String,
+    pub author_email: String,
+    pub author_url: Option<String>,
+    pub body: String,
+    pub status: String,
+    pub held_reason: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: String,
+    pub created_at: NaiveDateTime,
+    #[diesel(select_expression = posts::title)]
+    pub post_title: String,
+    #[diesel(select_expression = posts::slug)]
+    pub post_slug: String,
+}
+
+/// Pending comments per post, for the listed posts only, in one grouped query.
+pub fn pending_comment_counts(
+    conn: &mut DbConn,
+    post_ids: &[i32],
+) -> Result<HashMap<i32, i64>, DbError> {
+    if post_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i32, i64)> = comments::table
+        .filter(comments::post_id.eq_any(post_ids))
+        .filter(comments::status.eq(CommentStatus::Pending.as_str()))
+        .group_by(comments::post_id)
+        .select((comments::post_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
 }

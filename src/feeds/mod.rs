@@ -15,7 +15,7 @@ use atom_syndication::{
 use chrono::NaiveDateTime;
 
 use crate::error::{AppError, AppResult};
-use crate::posts::handlers::moved_permanently;
+use crate::http::response::moved_permanently;
 use crate::posts::queries::{self as post_queries, PublicAuthor};
 use crate::posts::{Post, PostKind, Tag};
 use crate::state::AppState;

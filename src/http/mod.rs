@@ -2,7 +2,9 @@
 //! check on POSTs, request logs and HTML error pages.
 
 pub mod errors;
+pub mod forms;
 pub mod middleware;
+pub mod response;
 
 use std::net::IpAddr;
 

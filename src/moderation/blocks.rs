@@ -16,13 +16,15 @@ use diesel::prelude::*;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::Actor;
-use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
+use crate::actions::Actor;
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::domain::CommenterEmail;
 use crate::db::schema::{blocks, comments, users};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 
@@ -225,7 +227,7 @@ pub fn block(
         BlockDuration::Forever => "forever".to_string(),
         other => format!("for {}", other.label()),
     };
-    super::log(
+    crate::audit::log(
         conn,
         from_comment,
         "block",
@@ -251,7 +253,7 @@ pub fn unblock(
         return Ok(false);
     };
     diesel::delete(blocks::table.find(id)).execute(conn)?;
-    super::log(
+    crate::audit::log(
         conn,
         None,
         "unblock",
@@ -315,17 +317,8 @@ struct BlocksPage {
     next_href: Option<String>,
     notice: Option<&'static str>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     durations: Vec<(String, String)>,
-}
-
-impl BlocksPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 /// What the page shows after a change; a fixed set, so no text from the URL is echoed.
@@ -344,7 +337,7 @@ async fn blocks_page(
     before: Option<i32>,
     notice: Option<&'static str>,
     add: AddForm,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let (rows, more) = state
@@ -413,7 +406,7 @@ pub async fn list(
         before,
         notice_for(query.done.as_deref()),
         add,
-        Vec::new(),
+        FieldErrors::new(),
     )
     .await
 }
@@ -456,7 +449,7 @@ pub async fn change(
                 value: form.get("value").unwrap_or("").to_string(),
                 duration: form.get("duration").unwrap_or("").to_string(),
             };
-            let mut errors = Vec::new();
+            let mut errors = FieldErrors::new();
             let target = match BlockKind::parse(&typed.kind) {
                 Some(kind) => BlockTarget::parse(kind, &typed.value)
                     .map_err(|e| errors.push(("value", e)))

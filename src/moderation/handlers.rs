@@ -7,14 +7,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::queries::{self, LogRow, QueueFilter, QueueRow, Tab};
-use super::{Action, Actor, Moved, Refused};
-use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor as actor};
+use super::queries::{self, LogRow, QueueFilter, Tab};
+use super::{Moved, Refused};
+use crate::actions::{Action, Actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
+use crate::comments::queries::QueueRow;
 use crate::db::DbError;
 use crate::error::{AppError, AppResult};
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::staff::{AdminLayout, web_actor as actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 
@@ -340,17 +344,8 @@ struct EditPage {
     email: String,
     website: String,
     body: String,
-    errors: Vec<(&'static str, String)>,
+    errors: FieldErrors,
     back: String,
-}
-
-impl EditPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
 pub async fn edit_form(
@@ -381,7 +376,7 @@ pub async fn edit_form(
             email: row.author_email,
             website: row.author_url.unwrap_or_default(),
             body: row.body,
-            errors: Vec::new(),
+            errors: FieldErrors::new(),
             back: safe_next_or(Some(&back), "/admin/comments"),
         },
         StatusCode::OK,
@@ -404,7 +399,7 @@ pub async fn edit(
         field("website"),
         field("body"),
     );
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let parsed_name = CommenterName::parse(&name)
         .map_err(|e| errors.push(("name", e)))
         .ok();
@@ -469,7 +464,7 @@ pub async fn edit(
             ))
             .execute(conn)?;
             if changed > 0 {
-                super::log(conn, Some(id), "edit", "", &actor, now)?;
+                crate::audit::log(conn, Some(id), "edit", "", &actor, now)?;
             }
             Ok(changed > 0)
         })

@@ -3,67 +3,23 @@
 
 pub mod blocks;
 pub mod handlers;
+pub mod links;
 pub mod queries;
 pub mod retention;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::actions::{Action, Actor};
+use crate::audit::log;
 use crate::comments::CommentStatus;
 use crate::comments::queries::{adjust_approved_count, adjust_status_count};
-use crate::db::schema::{comments, moderation_log};
+use crate::db::schema::comments;
 use crate::db::{DbConn, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Approve,
-    Unapprove,
-    Spam,
-    NotSpam,
-    Trash,
-    Restore,
-    Delete,
-}
-
+/// The moves between statuses, a moderation rule (`Action` itself lives in `crate::actions`, so
+/// the signed links in emails can name it without knowing moderation).
 impl Action {
-    pub const ALL: [Action; 7] = [
-        Action::Approve,
-        Action::Unapprove,
-        Action::Spam,
-        Action::NotSpam,
-        Action::Trash,
-        Action::Restore,
-        Action::Delete,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Approve => "approve",
-            Action::Unapprove => "unapprove",
-            Action::Spam => "spam",
-            Action::NotSpam => "not-spam",
-            Action::Trash => "trash",
-            Action::Restore => "restore",
-            Action::Delete => "delete",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::Approve => "Approve",
-            Action::Unapprove => "Unapprove",
-            Action::Spam => "Spam",
-            Action::NotSpam => "Not spam",
-            Action::Trash => "Trash",
-            Action::Restore => "Restore",
-            Action::Delete => "Delete permanently",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == text)
-    }
-
     /// The actions a comment in `status` offers (same-status moves are pointless).
     pub fn available_from(status: CommentStatus) -> Vec<Action> {
         Action::ALL
@@ -96,33 +52,6 @@ impl Action {
     }
 }
 
-/// Where an action came from, for the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    Web,
-    Email,
-    Cli,
-    System,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Web => "web",
-            Via::Email => "email",
-            Via::Cli => "cli",
-            Via::System => "system",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user_id: Option<i32>,
-    pub via: Via,
-    pub ip: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Moved {
     /// The comment now has this status (or was deleted: `None`).
@@ -135,29 +64,6 @@ pub enum Moved {
 pub enum Refused {
     NotFound,
     NotAllowed { from: CommentStatus },
-}
-
-/// One row of the moderation log.
-pub fn log(
-    conn: &mut DbConn,
-    comment_id: Option<i32>,
-    action: &str,
-    detail: &str,
-    actor: &Actor,
-    now: NaiveDateTime,
-) -> Result<(), DbError> {
-    diesel::insert_into(moderation_log::table)
-        .values((
-            moderation_log::comment_id.eq(comment_id),
-            moderation_log::user_id.eq(actor.user_id),
-            moderation_log::action.eq(action),
-            moderation_log::via.eq(actor.via.as_str()),
-            moderation_log::detail.eq(detail),
-            moderation_log::ip.eq(actor.ip.as_deref()),
-            moderation_log::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Moves one comment, keeping the maintained counts true and logging the move. Runs inside
@@ -209,7 +115,9 @@ pub fn apply(
                 .execute(conn)?;
             if to == CommentStatus::Approved {
                 adjust_approved_count(conn, post_id, 1)?;
-                crate::notify::comment_published(conn, mail, comment_id, true, now)?;
+                crate::comments::notifications::comment_published(
+                    conn, mail, comment_id, true, now,
+                )?;
             }
             adjust_status_count(conn, to.as_str(), 1)?;
         }
@@ -338,7 +246,7 @@ pub fn reply_as_staff(
         actor,
         now,
     )?;
-    crate::notify::comment_published(conn, mail, id, false, now)?;
+    crate::comments::notifications::comment_published(conn, mail, id, false, now)?;
     Ok(Ok(id))
 }
 

@@ -7,6 +7,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
+use crate::comments::queries::QueueRow;
+
 use crate::db::schema::{comment_counts, comments, moderation_log, posts, users};
 use crate::db::{DbConn, DbError};
 
@@ -62,25 +64,6 @@ impl Tab {
     }
 }
 
-#[derive(Debug, Clone, Queryable)]
-pub struct QueueRow {
-    pub id: i32,
-    pub post_id: i32,
-    pub parent_id: Option<i32>,
-    pub user_id: Option<i32>,
-    pub author_name: String,
-    pub author_email: String,
-    pub author_url: Option<String>,
-    pub body: String,
-    pub status: String,
-    pub held_reason: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: String,
-    pub created_at: NaiveDateTime,
-    pub post_title: String,
-    pub post_slug: String,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {
     pub post_id: Option<i32>,
@@ -111,23 +94,7 @@ pub fn list(
         .inner_join(posts::table)
         .filter(comments::status.eq_any(tab.statuses()))
         .filter(comments::deleted_at.is_null())
-        .select((
-            comments::id,
-            comments::post_id,
-            comments::parent_id,
-            comments::user_id,
-            comments::author_name,
-            comments::author_email,
-            comments::author_url,
-            comments::body,
-            comments::status,
-            comments::held_reason,
-            comments::ip,
-            comments::user_agent,
-            comments::created_at,
-            posts::title,
-            posts::slug,
-        ))
+        .select(QueueRow::as_select())
         .order(comments::id.desc())
         .into_boxed();
     if let Some(post_id) = filter.post_id {
@@ -218,23 +185,7 @@ pub fn find(conn: &mut DbConn, id: i32) -> Result<Option<QueueRow>, DbError> {
         .inner_join(posts::table)
         .filter(comments::id.eq(id))
         .filter(comments::deleted_at.is_null())
-        .select((
-            comments::id,
-            comments::post_id,
-            comments::parent_id,
-            comments::user_id,
-            comments::author_name,
-            comments::author_email,
-            comments::author_url,
-            comments::body,
-            comments::status,
-            comments::held_reason,
-            comments::ip,
-            comments::user_agent,
-            comments::created_at,
-            posts::title,
-            posts::slug,
-        ))
+        .select(QueueRow::as_select())
         .first(conn)
         .optional()?)
 }

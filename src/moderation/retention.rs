@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::Notify;
 
-use super::{Actor, Via};
+use crate::actions::{Actor, Via};
 use crate::comments::CommentStatus;
 use crate::comments::queries::adjust_status_count;
 use crate::db::schema::{comments, moderation_log};
@@ -102,7 +102,7 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
             via: Via::System,
             ip: None,
         };
-        db.write(move |conn| super::log(conn, None, "purge", &detail, &system, now))
+        db.write(move |conn| crate::audit::log(conn, None, "purge", &detail, &system, now))
             .await?;
     }
     Ok(report)

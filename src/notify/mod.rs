@@ -1,9 +1,10 @@
-//! Email notifications. Other modules call the functions here inside their own write
-//! transaction; each writes rows to the outbox, which the worker delivers. Only this module
-//! knows lettre.
+//! Email: the outbox, its worker and transports, signed links and the addresses that asked for
+//! (or stopped) notifications. Features decide what to send and call `enqueue` inside their own
+//! write transaction; each call writes a row to the outbox, which the worker delivers. Only this
+//! module knows lettre, and it knows no feature.
 
 pub mod emails;
-pub mod handlers;
+pub mod links;
 pub mod outbox;
 pub mod tokens;
 pub mod transport;
@@ -12,24 +13,22 @@ pub mod worker;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use self::emails::{Approved, Confirm, Email, Moderate, NewComment, Reply, Site};
+use self::emails::{Email, Site};
 use self::tokens::Link;
-use crate::comments::CommentStatus;
-use crate::db::schema::{comments, notify_addresses, posts, users};
+use crate::db::schema::notify_addresses;
 use crate::db::{DbConn, DbError};
-use crate::moderation::Action;
 use crate::state::MailContext;
-use crate::users::User;
 
 impl MailContext {
-    fn site(&self) -> Site {
+    pub fn site(&self) -> Site {
         Site {
             title: self.site_title.clone(),
             url: self.url("/"),
         }
     }
 
-    fn link(&self, link: &Link, expires: NaiveDateTime, route: &str) -> String {
+    /// A signed link to `route`, valid until `expires`.
+    pub fn link(&self, link: &Link, expires: NaiveDateTime, route: &str) -> String {
         self.url(&format!(
             "{route}{}",
             tokens::issue(&self.signer, link, expires)
@@ -81,126 +80,8 @@ pub fn enqueue(
     Ok(())
 }
 
-/// The comment fields the emails need.
-#[derive(Debug, Queryable)]
-struct CommentFacts {
-    id: i32,
-    parent_id: Option<i32>,
-    user_id: Option<i32>,
-    author_name: String,
-    author_email: String,
-    author_url: Option<String>,
-    body: String,
-    status: String,
-    held_reason: Option<String>,
-    ip: Option<String>,
-    notify: bool,
-    post_title: String,
-    post_slug: String,
-    post_author_id: i32,
-}
-
-fn facts(conn: &mut DbConn, comment_id: i32) -> Result<Option<CommentFacts>, DbError> {
-    Ok(comments::table
-        .inner_join(posts::table)
-        .filter(comments::id.eq(comment_id))
-        .select((
-            comments::id,
-            comments::parent_id,
-            comments::user_id,
-            comments::author_name,
-            comments::author_email,
-            comments::author_url,
-            comments::body,
-            comments::status,
-            comments::held_reason,
-            comments::ip,
-            comments::notify,
-            posts::title,
-            posts::slug,
-            posts::author_id,
-        ))
-        .first(conn)
-        .optional()?)
-}
-
-fn comment_url(ctx: &MailContext, f: &CommentFacts) -> String {
-    ctx.url(&format!("/posts/{}#comment-{}", f.post_slug, f.id))
-}
-
-/// A comment was held for moderation: every enabled moderator and admin gets one email with
-/// links that act as them.
-pub fn comment_held(
-    conn: &mut DbConn,
-    ctx: &MailContext,
-    comment_id: i32,
-    now: NaiveDateTime,
-) -> Result<(), DbError> {
-    let Some(f) = facts(conn, comment_id)? else {
-        return Ok(());
-    };
-    if f.status != CommentStatus::Pending.as_str() {
-        return Ok(());
-    }
-    let staff: Vec<User> = users::table
-        .filter(users::disabled.eq(false))
-        .select(User::as_select())
-        .order(users::id)
-        .load(conn)?;
-    let pending_count = crate::moderation::queries::tab_counts(conn)?
-        .get(&crate::moderation::queries::Tab::Pending)
-        .copied()
-        .unwrap_or(0);
-    let expires = now + Duration::days(7);
-    for moderator in staff {
-        if Some(moderator.id) == f.user_id {
-            continue;
-        }
-        let link = |action: Action| {
-            ctx.link(
-                &Link::Moderate {
-                    comment_id,
-                    action,
-                    user_id: moderator.id,
-                },
-                expires,
-                "/moderate/",
-            )
-        };
-        let email = Moderate {
-            site: ctx.site(),
-            post_title: f.post_title.clone(),
-            post_url: ctx.url(&format!("/posts/{}", f.post_slug)),
-            author_name: f.author_name.clone(),
-            author_email: f.author_email.clone(),
-            author_url: f.author_url.clone(),
-            ip: f.ip.clone(),
-            comment_text: f.body.clone(),
-            reason: f
-                .held_reason
-                .clone()
-                .unwrap_or_else(|| "held for moderation".into()),
-            pending_count,
-            approve_url: link(Action::Approve),
-            spam_url: link(Action::Spam),
-            trash_url: link(Action::Trash),
-            queue_url: ctx.url("/admin/comments?status=pending"),
-        };
-        enqueue(
-            conn,
-            ctx,
-            &email,
-            &moderator.display_name,
-            &moderator.email,
-            None,
-            now,
-        )?;
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AddressState {
+pub enum AddressState {
     /// Never asked, or asked and not yet confirmed.
     Unconfirmed {
         confirmation_sent: bool,
@@ -209,7 +90,8 @@ enum AddressState {
     Unsubscribed,
 }
 
-fn address_state(conn: &mut DbConn, email: &str) -> Result<AddressState, DbError> {
+/// Where an address stands: whether it may be sent notifications, or asked to confirm.
+pub fn address_state(conn: &mut DbConn, email: &str) -> Result<AddressState, DbError> {
     let row: Option<(
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
@@ -235,209 +117,51 @@ fn address_state(conn: &mut DbConn, email: &str) -> Result<AddressState, DbError
     })
 }
 
-/// A comment was published (approved at once, or by a moderator). In that transaction:
-/// the post's author hears of it, the commenter (if they asked and confirmed) hears that it is
-/// approved, and the commenter it replies to (likewise) hears of the reply. Each happens once
-/// per comment, however often it is unapproved and approved again.
-pub fn comment_published(
-    conn: &mut DbConn,
-    ctx: &MailContext,
-    comment_id: i32,
-    approved_by_moderator: bool,
-    now: NaiveDateTime,
-) -> Result<(), DbError> {
-    let first_time = diesel::update(
-        comments::table
-            .find(comment_id)
-            .filter(comments::published_notified_at.is_null()),
-    )
-    .set(comments::published_notified_at.eq(Some(now)))
-    .execute(conn)?
-        > 0;
-    if !first_time {
-        return Ok(());
-    }
-    let Some(f) = facts(conn, comment_id)? else {
-        return Ok(());
-    };
-
-    // The post's author, unless they wrote the comment.
-    let author: Option<User> = users::table
-        .find(f.post_author_id)
-        .filter(users::disabled.eq(false))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?;
-    if let Some(author) = author
-        && f.user_id != Some(author.id)
-        && !author.email.eq_ignore_ascii_case(&f.author_email)
-    {
-        let email = NewComment {
-            site: ctx.site(),
-            post_title: f.post_title.clone(),
-            comment_url: comment_url(ctx, &f),
-            author_name: f.author_name.clone(),
-            author_url: f.author_url.clone(),
-            comment_text: f.body.clone(),
-            queue_url: ctx.url("/admin/comments?status=approved"),
-        };
-        enqueue(
-            conn,
-            ctx,
-            &email,
-            &author.display_name,
-            &author.email,
-            None,
-            now,
-        )?;
-    }
-
-    // The commenter, if they asked to be told.
-    if f.notify && f.user_id.is_none() {
-        match address_state(conn, &f.author_email)? {
-            AddressState::Confirmed if approved_by_moderator => {
-                let unsubscribe = ctx.unsubscribe_url(&f.author_email, now);
-                let email = Approved {
-                    site: ctx.site(),
-                    name: f.author_name.clone(),
-                    post_title: f.post_title.clone(),
-                    comment_url: comment_url(ctx, &f),
-                    comment_text: f.body.clone(),
-                    unsubscribe_url: unsubscribe.clone(),
-                };
-                enqueue(
-                    conn,
-                    ctx,
-                    &email,
-                    &f.author_name,
-                    &f.author_email,
-                    Some(&unsubscribe),
-                    now,
-                )?;
-            }
-            AddressState::Unconfirmed {
-                confirmation_sent: false,
-            } => {
-                send_confirmation(conn, ctx, &f, now)?;
-            }
-            _ => {}
-        }
-    }
-
-    // The comment this one replies to, if its author asked and confirmed.
-    if let Some(parent_id) = f.parent_id
-        && let Some(parent) = facts(conn, parent_id)?
-        && parent.notify
-        && parent.user_id.is_none()
-        && parent.status == CommentStatus::Approved.as_str()
-        && !parent.author_email.eq_ignore_ascii_case(&f.author_email)
-        && address_state(conn, &parent.author_email)? == AddressState::Confirmed
-    {
-        let unsubscribe = ctx.unsubscribe_url(&parent.author_email, now);
-        let email = Reply {
-            site: ctx.site(),
-            name: parent.author_name.clone(),
-            post_title: f.post_title.clone(),
-            reply_author: f.author_name.clone(),
-            reply_text: f.body.clone(),
-            reply_url: comment_url(ctx, &f),
-            unsubscribe_url: unsubscribe.clone(),
-        };
-        enqueue(
-            conn,
-            ctx,
-            &email,
-            &parent.author_name,
-            &parent.author_email,
-            Some(&unsubscribe),
-            now,
-        )?;
-    }
-    Ok(())
+/// What happened to an address that asked for notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressEvent {
+    /// The double opt-in message was put in the outbox.
+    ConfirmationSent,
+    /// Its owner followed the confirmation link (this also undoes an unsubscription).
+    Confirmed,
+    /// Its owner followed an unsubscribe link: no notification goes there any more.
+    Unsubscribed,
 }
 
-/// The double opt-in message, sent once per address and only for an approved comment, so the
-/// comment form cannot be used to mail strangers.
-fn send_confirmation(
-    conn: &mut DbConn,
-    ctx: &MailContext,
-    f: &CommentFacts,
-    now: NaiveDateTime,
-) -> Result<(), DbError> {
-    let updated = diesel::update(notify_addresses::table.find(&f.author_email))
-        .set(notify_addresses::confirmation_sent_at.eq(Some(now)))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(notify_addresses::table)
-            .values((
-                notify_addresses::email.eq(&f.author_email),
-                notify_addresses::confirmation_sent_at.eq(Some(now)),
-                notify_addresses::created_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    let unsubscribe = ctx.unsubscribe_url(&f.author_email, now);
-    let email = Confirm {
-        site: ctx.site(),
-        name: f.author_name.clone(),
-        post_title: f.post_title.clone(),
-        confirm_url: ctx.link(
-            &Link::Confirm {
-                email: f.author_email.clone(),
-            },
-            now + Duration::days(30),
-            "/confirm/",
-        ),
-        unsubscribe_url: unsubscribe.clone(),
-    };
-    enqueue(
-        conn,
-        ctx,
-        &email,
-        &f.author_name,
-        &f.author_email,
-        Some(&unsubscribe),
-        now,
-    )
-}
-
-/// Marks an address confirmed (idempotent).
-pub fn confirm_address(conn: &mut DbConn, email: &str, now: NaiveDateTime) -> Result<(), DbError> {
-    let updated = diesel::update(notify_addresses::table.find(email))
-        .set((
-            notify_addresses::confirmed_at.eq(Some(now)),
-            notify_addresses::unsubscribed_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(notify_addresses::table)
-            .values((
-                notify_addresses::email.eq(email),
-                notify_addresses::confirmed_at.eq(Some(now)),
-                notify_addresses::created_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Stops every notification to an address (idempotent).
-pub fn unsubscribe_address(
+/// Records `event` for `email` at `now`, creating the address's row on first use
+/// (idempotent).
+pub fn record_address(
     conn: &mut DbConn,
     email: &str,
+    event: AddressEvent,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    let updated = diesel::update(notify_addresses::table.find(email))
-        .set(notify_addresses::unsubscribed_at.eq(Some(now)))
-        .execute(conn)?;
-    if updated == 0 {
+    let known: i64 = notify_addresses::table
+        .filter(notify_addresses::email.eq(email))
+        .count()
+        .get_result(conn)?;
+    if known == 0 {
         diesel::insert_into(notify_addresses::table)
             .values((
                 notify_addresses::email.eq(email),
-                notify_addresses::unsubscribed_at.eq(Some(now)),
                 notify_addresses::created_at.eq(now),
             ))
             .execute(conn)?;
     }
+    let row = notify_addresses::table.find(email);
+    match event {
+        AddressEvent::ConfirmationSent => diesel::update(row)
+            .set(notify_addresses::confirmation_sent_at.eq(Some(now)))
+            .execute(conn)?,
+        AddressEvent::Confirmed => diesel::update(row)
+            .set((
+                notify_addresses::confirmed_at.eq(Some(now)),
+                notify_addresses::unsubscribed_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?,
+        AddressEvent::Unsubscribed => diesel::update(row)
+            .set(notify_addresses::unsubscribed_at.eq(Some(now)))
+            .execute(conn)?,
+    };
     Ok(())
 }

@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::actions::Action;
 use crate::crypto::{Signer, token_hash};
 use crate::db::schema::used_tokens;
 use crate::db::{DbConn, DbError};
-use crate::moderation::Action;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {

@@ -9,14 +9,12 @@ use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag, queries};
-use crate::admin::FormFields;
+use crate::actions::Actor;
 use crate::db::{DbConn, DbError};
-use crate::moderation::{self, Actor};
+use crate::http::forms::{FieldErrors, FormFields};
 use crate::render;
 
 /// What a form field is wrong about, by field name.
-pub type FieldErrors = Vec<(&'static str, String)>;
-
 const MAX_TITLE_CHARS: usize = 300;
 const MAX_EXCERPT_CHARS: usize = 1000;
 const MAX_TAG_CHARS: usize = 100;
@@ -418,10 +416,10 @@ pub fn save(
         Ok(post) => post,
         // Another request took the address since the check above (PostgreSQL).
         Err(e) if e.is_unique_violation() => {
-            return Err(SaveError::Invalid(vec![(
+            return Err(SaveError::Invalid(FieldErrors::from(vec![(
                 "slug",
                 format!("The address “{slug}” is already used by another post or page."),
-            )]));
+            )])));
         }
         Err(e) => return Err(e.into()),
     };
@@ -452,7 +450,7 @@ pub fn save(
             format!("{}: {}", log_name(&post), changes.join(", ")),
         ),
     };
-    moderation::log(conn, None, action, &detail, actor, now)?;
+    crate::audit::log(conn, None, action, &detail, actor, now)?;
     Ok(Saved {
         created: existing.is_none(),
         post,
@@ -477,10 +475,10 @@ fn unused_slug(conn: &mut DbConn, base: &str, own: Option<i32>) -> Result<String
             return Ok(candidate);
         }
     }
-    Err(SaveError::Invalid(vec![(
+    Err(SaveError::Invalid(FieldErrors::from(vec![(
         "slug",
         "No free address could be made from this title; enter one.".into(),
-    )]))
+    )])))
 }
 
 /// What trash and restore did.
@@ -516,7 +514,7 @@ pub fn trash(
         ))
         .execute(conn)?;
     let detail = format!("{} (was {})", log_name(&post), post.status);
-    moderation::log(conn, None, "post-trash", &detail, actor, now)?;
+    crate::audit::log(conn, None, "post-trash", &detail, actor, now)?;
     Ok(Moved::Done)
 }
 
@@ -547,7 +545,7 @@ pub fn restore(
         ))
         .execute(conn)?;
     let detail = format!("{} → {}", log_name(&post), back.as_str());
-    moderation::log(conn, None, "post-restore", &detail, actor, now)?;
+    crate::audit::log(conn, None, "post-restore", &detail, actor, now)?;
     Ok(Moved::Done)
 }
 
@@ -592,7 +590,7 @@ mod tests {
         let mut typed = form("draft", "");
         typed.slug = "Not A Slug".into();
         let errors = typed.parse(chrono_tz::UTC).unwrap_err();
-        assert_eq!(errors[0].0, "slug");
+        assert_eq!(errors.iter().next().map(|(field, _)| *field), Some("slug"));
     }
 
     #[test]

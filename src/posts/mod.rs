@@ -1,12 +1,10 @@
 //! Posts and pages: the model, its queries, the public pages and publishing from files.
 
-pub mod admin;
 pub mod editor;
 pub mod handlers;
 pub mod publish;
 pub mod queries;
 pub mod scheduler;
-pub mod thread_cache;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -97,7 +95,7 @@ pub struct Post {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Moved on by database triggers whenever the public thread may have changed (migration
-    /// 000006); the key of the post's rendered comments in `posts::thread_cache`.
+    /// 000006); the key of the post's rendered comments in `crate::thread_cache`.
     pub thread_version: i64,
 }
 
@@ -118,6 +116,16 @@ impl Post {
     /// The public address of the post (whether or not readers can see it yet).
     pub fn path(&self) -> String {
         self.kind().path(&self.slug)
+    }
+
+    /// What the key of this post's rendered thread is made from.
+    pub fn thread_of(&self) -> crate::thread_cache::ThreadOf {
+        crate::thread_cache::ThreadOf {
+            post_id: self.id,
+            thread_version: self.thread_version,
+            path: self.path(),
+            author_id: self.author_id,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag};
-use crate::db::schema::{comments, post_slugs, post_tags, posts, tags, users};
+use crate::db::schema::{post_slugs, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 
 /// The author fields a public page shows: never the email address.
@@ -300,23 +300,6 @@ pub fn count_by_status(conn: &mut DbConn) -> Result<HashMap<String, i64>, DbErro
     let rows: Vec<(String, i64)> = posts::table
         .group_by(posts::status)
         .select((posts::status, diesel::dsl::count_star()))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Pending comments per post, for the listed posts only, in one grouped query.
-pub fn pending_comment_counts(
-    conn: &mut DbConn,
-    post_ids: &[i32],
-) -> Result<HashMap<i32, i64>, DbError> {
-    if post_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(i32, i64)> = comments::table
-        .filter(comments::post_id.eq_any(post_ids))
-        .filter(comments::status.eq(crate::comments::CommentStatus::Pending.as_str()))
-        .group_by(comments::post_id)
-        .select((comments::post_id, diesel::dsl::count_star()))
         .load(conn)?;
     Ok(rows.into_iter().collect())
 }

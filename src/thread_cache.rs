@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::Post;
 use crate::render::SafeHtml;
 use crate::site::{CommentOrder, DiscussionSettings};
 
@@ -32,13 +31,26 @@ pub struct ThreadKey {
     replies_open: bool,
 }
 
+/// What a thread's key needs of its post (`Post::thread_of` makes one).
+pub struct ThreadOf {
+    pub post_id: i32,
+    pub thread_version: i64,
+    pub path: String,
+    pub author_id: i32,
+}
+
 impl ThreadKey {
-    pub fn new(post: &Post, settings: &DiscussionSettings, cpage: u32, replies_open: bool) -> Self {
+    pub fn new(
+        post: ThreadOf,
+        settings: &DiscussionSettings,
+        cpage: u32,
+        replies_open: bool,
+    ) -> Self {
         let per_page = settings.comments_per_page.filter(|n| *n > 0);
         ThreadKey {
-            post_id: post.id,
+            post_id: post.post_id,
             thread_version: post.thread_version,
-            path: post.path(),
+            path: post.path,
             author_id: post.author_id,
             thread_depth: settings.thread_depth,
             order: settings.comment_order,
@@ -211,38 +223,25 @@ mod tests {
 
     #[test]
     fn the_comment_page_only_matters_when_paging_is_on() {
-        let post_row = |slug: &str| Post {
-            id: 1,
-            slug: slug.into(),
-            title: String::new(),
-            body_markdown: String::new(),
-            body_html: String::new(),
-            excerpt: String::new(),
-            author_id: 1,
-            kind: crate::posts::PostKind::Post,
-            status: crate::posts::PostStatus::Published,
-            status_before_trash: None,
-            published_at: chrono::NaiveDateTime::default(),
-            comments_open: true,
-            approved_comment_count: 0,
-            created_at: chrono::NaiveDateTime::default(),
-            updated_at: chrono::NaiveDateTime::default(),
+        let post_row = |slug: &str| ThreadOf {
+            post_id: 1,
             thread_version: 3,
+            path: format!("/posts/{slug}"),
+            author_id: 1,
         };
         let mut settings = DiscussionSettings::default();
-        let post = post_row("a");
         assert_eq!(
-            ThreadKey::new(&post, &settings, 1, true),
-            ThreadKey::new(&post, &settings, 7, true)
+            ThreadKey::new(post_row("a"), &settings, 1, true),
+            ThreadKey::new(post_row("a"), &settings, 7, true)
         );
         settings.comments_per_page = Some(10);
         assert_ne!(
-            ThreadKey::new(&post, &settings, 1, true),
-            ThreadKey::new(&post, &settings, 7, true)
+            ThreadKey::new(post_row("a"), &settings, 1, true),
+            ThreadKey::new(post_row("a"), &settings, 7, true)
         );
         assert_ne!(
-            ThreadKey::new(&post, &settings, 1, true),
-            ThreadKey::new(&post_row("b"), &settings, 1, true)
+            ThreadKey::new(post_row("a"), &settings, 1, true),
+            ThreadKey::new(post_row("b"), &settings, 1, true)
         );
     }
 }

@@ -5,13 +5,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::editor::{self, FieldErrors, Moved, PostForm, SaveError};
-use super::handlers::{TagView, render_preview};
-use super::queries::{self, PublicAuthor};
-use super::{Post, PostStatus};
-use crate::admin::{AdminLayout, FormFields, render, see_other, web_actor};
 use crate::auth::{Admin, Staff};
+use crate::comments::page::render_preview;
 use crate::error::{AppError, AppResult};
+use crate::http::forms::{FieldErrors, FormFields};
+use crate::http::response::{render, see_other};
+use crate::posts::editor::{self, Moved, PostForm, SaveError};
+use crate::posts::handlers::TagView;
+use crate::posts::queries::{self, PublicAuthor};
+use crate::posts::{Post, PostStatus};
+use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 use crate::views::comment_date;
 
@@ -105,7 +108,7 @@ pub async fn list(
             let (rows, more) = queries::list_for_admin(conn, filter, page, POSTS_PER_PAGE)?;
             let counts = queries::count_by_status(conn)?;
             let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
-            let pending = queries::pending_comment_counts(conn, &ids)?;
+            let pending = crate::comments::queries::pending_comment_counts(conn, &ids)?;
             Ok((rows, more, counts, pending))
         })
         .await?;
@@ -177,13 +180,6 @@ struct EditPage {
 }
 
 impl EditPage {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
     fn action(&self) -> String {
         match self.id {
             Some(id) => format!("/admin/posts/{id}/edit"),
@@ -255,7 +251,16 @@ async fn load_post(state: &AppState, id: i32) -> AppResult<Post> {
 /// `GET /admin/posts/new`
 pub async fn new_form(state: web::Data<AppState>, Admin(staff): Admin) -> AppResult<HttpResponse> {
     let form = PostForm::blank(staff.user.id);
-    editor_page(&state, &staff, None, form, Vec::new(), None, StatusCode::OK).await
+    editor_page(
+        &state,
+        &staff,
+        None,
+        form,
+        FieldErrors::new(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -282,7 +287,7 @@ pub async fn edit_form(
         &staff,
         Some(&post),
         form,
-        Vec::new(),
+        FieldErrors::new(),
         notice_for(query.done.as_deref()),
         StatusCode::OK,
     )
@@ -410,7 +415,7 @@ pub async fn preview(
     let checked = form.parse(tz).and_then(|valid| {
         let (_, published_at) = valid
             .schedule(existing.as_ref(), now, tz)
-            .map_err(|e| vec![("publish_at", e)])?;
+            .map_err(|e| FieldErrors::from(vec![("publish_at", e)]))?;
         Ok((valid, published_at))
     });
     let (valid, published_at) = match checked {
@@ -434,10 +439,10 @@ pub async fn preview(
         .read(move |conn| crate::users::find_by_id(conn, author_id))
         .await?;
     let Some(author) = author else {
-        let errors = vec![(
+        let errors = FieldErrors::from(vec![(
             "author",
             "Choose an enabled user as the author.".to_string(),
-        )];
+        )]);
         return editor_page(
             &state,
             &staff,
