@@ -501,12 +501,13 @@ fn seed(db: &Db) -> Result<String> {
     db.write_blocking(|conn| -> Result<()> {
         let post = lectern::posts::queries::find_by_slug(conn, "bench-thread")?
             .context("bench-thread was not stored")?;
-        let mut depths: Vec<(i32, u32)> = Vec::new(); // (id, depth: 1 = top level)
+        let mut depths: Vec<(lectern::db::ids::CommentId, u32)> = Vec::new(); // (id, depth: 1 = top level)
         for i in 0..THREAD_COMMENTS {
             let parent = if i % 5 == 0 || i % 5 == 2 {
                 None
             } else {
-                let open: Vec<&(i32, u32)> = depths.iter().filter(|(_, d)| *d < 4).collect();
+                let open: Vec<&(lectern::db::ids::CommentId, u32)> =
+                    depths.iter().filter(|(_, d)| *d < 4).collect();
                 let recent = &open[open.len().saturating_sub(8)..];
                 Some(*recent[rng.below(recent.len())])
             };

@@ -5,13 +5,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::actions::Actor;
+use crate::db::ids::CommentId;
 use crate::db::schema::moderation_log;
 use crate::db::{DbConn, DbError};
 
 /// One row of the moderation log.
 pub fn log(
     conn: &mut DbConn,
-    comment_id: Option<i32>,
+    comment_id: Option<CommentId>,
     action: &str,
     detail: &str,
     actor: &Actor,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::db::ids::CommentId;
 use crate::render::SafeHtml;
 use crate::site::{CommentOrder, DiscussionSettings};
 
@@ -69,11 +70,11 @@ pub struct RenderedThread {
     pub has_comments: bool,
     /// Comments on this page that take replies, by id, with their authors' names: the form
     /// says "Reply to {name}" for `?replytocom=ID`.
-    pub repliable: Vec<(i32, String)>,
+    pub repliable: Vec<(CommentId, String)>,
 }
 
 impl RenderedThread {
-    pub fn name_of_repliable(&self, id: i32) -> Option<&str> {
+    pub fn name_of_repliable(&self, id: CommentId) -> Option<&str> {
         self.repliable
             .iter()
             .find(|(c, _)| *c == id)
@@ -183,7 +184,7 @@ mod tests {
         Arc::new(RenderedThread {
             html: SafeHtml::from_stored("x".repeat(bytes)),
             has_comments: true,
-            repliable: vec![(1, "Ann".into())],
+            repliable: vec![(CommentId(1), "Ann".into())],
         })
     }
 

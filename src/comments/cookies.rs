@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Signer;
+use crate::db::ids::CommentId;
 
 pub const PENDING_COOKIE: &str = "lectern_pending";
 pub const COMMENTER_COOKIE: &str = "lectern_commenter";
@@ -15,7 +16,7 @@ const MAX_PENDING: usize = 20;
 const PENDING_DAYS: i64 = 30;
 
 /// Comment ids from a valid, unexpired pending cookie; anything else is no ids.
-pub fn pending_ids(req: &HttpRequest, signer: &Signer, now_unix: i64) -> Vec<i32> {
+pub fn pending_ids(req: &HttpRequest, signer: &Signer, now_unix: i64) -> Vec<CommentId> {
     let Some(cookie) = req.cookie(PENDING_COOKIE) else {
         return Vec::new();
     };
@@ -30,12 +31,14 @@ pub fn pending_ids(req: &HttpRequest, signer: &Signer, now_unix: i64) -> Vec<i32
     if !fresh || !signer.verify("pending-cookie", message, signature) {
         return Vec::new();
     }
-    ids.split('-').filter_map(|id| id.parse().ok()).collect()
+    ids.split('-')
+        .filter_map(|id| id.parse().ok().map(CommentId))
+        .collect()
 }
 
 /// A new pending cookie naming `ids` (the newest last, at most twenty).
 pub fn pending_cookie(
-    ids: &[i32],
+    ids: &[CommentId],
     signer: &Signer,
     now_unix: i64,
     secure: bool,
@@ -43,7 +46,7 @@ pub fn pending_cookie(
     let keep = &ids[ids.len().saturating_sub(MAX_PENDING)..];
     let list = keep
         .iter()
-        .map(i32::to_string)
+        .map(CommentId::to_string)
         .collect::<Vec<_>>()
         .join("-");
     let message = format!("{list}.{}", now_unix + PENDING_DAYS * 86_400);

@@ -2,6 +2,7 @@
 //! in Unicode characters after CR LF becomes LF; nothing is ever truncated.
 
 use crate::crypto::Signer;
+use crate::db::ids::CommentId;
 use crate::text::normalize_newlines;
 
 pub const MAX_NAME: usize = 100;
@@ -231,7 +232,7 @@ pub struct CommentInput {
     pub email: CommenterEmail,
     pub website: Option<Website>,
     pub body: CommentBody,
-    pub parent_id: Option<i32>,
+    pub parent_id: Option<CommentId>,
     pub notify: bool,
     pub remember: bool,
 }
@@ -256,7 +257,7 @@ pub fn validate(raw: &RawCommentForm) -> Result<CommentInput, FieldErrors> {
     let parent_id = match raw.parent_id.trim() {
         "" | "0" => Some(None),
         text => match text.parse::<i32>() {
-            Ok(id) if id > 0 => Some(Some(id)),
+            Ok(id) if id > 0 => Some(Some(CommentId(id))),
             _ => {
                 errors.push((
                     "parent_id",

@@ -187,7 +187,7 @@ pub async fn submit_comment(
         }
     };
     tracing::info!(
-        comment_id = id,
+        comment_id = id.0,
         post_id,
         status = status.as_str(),
         "comment stored"

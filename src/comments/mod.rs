@@ -14,6 +14,7 @@ pub mod views;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::ids::CommentId;
 use crate::db::schema::comments;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -53,8 +54,8 @@ impl CommentStatus {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = comments)]
 pub struct PublicComment {
-    pub id: i32,
-    pub parent_id: Option<i32>,
+    pub id: CommentId,
+    pub parent_id: Option<CommentId>,
     pub user_id: Option<i32>,
     pub author_name: String,
     pub author_url: Option<String>,
@@ -68,7 +69,7 @@ pub struct PublicComment {
 #[diesel(table_name = comments)]
 pub struct NewComment<'a> {
     pub post_id: i32,
-    pub parent_id: Option<i32>,
+    pub parent_id: Option<CommentId>,
     pub user_id: Option<i32>,
     pub author_name: &'a str,
     pub author_email: &'a str,

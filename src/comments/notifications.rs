@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use super::CommentStatus;
 use super::queries::{QueueRow, status_total};
 use crate::actions::Action;
+use crate::db::ids::CommentId;
 use crate::db::schema::{comments, posts, users};
 use crate::db::{DbConn, DbError};
 use crate::notify::emails::{Approved, Confirm, Moderate, NewComment, Reply};
@@ -27,7 +28,7 @@ struct CommentFacts {
 }
 
 /// Deleted comments too: the caller decides from the status.
-fn facts(conn: &mut DbConn, comment_id: i32) -> Result<Option<CommentFacts>, DbError> {
+fn facts(conn: &mut DbConn, comment_id: CommentId) -> Result<Option<CommentFacts>, DbError> {
     let row: Option<(QueueRow, bool, i32)> = comments::table
         .inner_join(posts::table)
         .filter(comments::id.eq(comment_id))
@@ -53,7 +54,7 @@ fn comment_url(ctx: &MailContext, f: &CommentFacts) -> String {
 pub fn comment_held(
     conn: &mut DbConn,
     ctx: &MailContext,
-    comment_id: i32,
+    comment_id: CommentId,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
     let Some(f) = facts(conn, comment_id)? else {
@@ -124,7 +125,7 @@ pub fn comment_held(
 pub fn comment_published(
     conn: &mut DbConn,
     ctx: &MailContext,
-    comment_id: i32,
+    comment_id: CommentId,
     approved_by_moderator: bool,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {

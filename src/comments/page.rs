@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::domain::{HONEYPOT_FIELD, issue_form_token};
 use super::views::{CommentFormView, FormState, render_thread};
 use super::{PublicComment, cookies, queries as comment_queries};
+use crate::db::ids::CommentId;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FieldErrors;
 use crate::http::response::{html_response, moved_permanently};
@@ -147,7 +148,7 @@ pub struct PageData {
 fn load_page_data(
     conn: &mut crate::db::DbConn,
     post: &Post,
-    own_ids: &[i32],
+    own_ids: &[CommentId],
     cpage: u32,
     now: chrono::NaiveDateTime,
     cache: Option<&ThreadCache>,
@@ -238,7 +239,7 @@ async fn post_page(
         let token = issue_form_token(&state.signer, post.id, state.clock.unix());
         let action = format!("/posts/{}/comments", post.slug);
         let cancel_href = format!("{path}#respond");
-        let reply_name = |id: i32| thread.name_of_repliable(id).map(str::to_string);
+        let reply_name = |id: CommentId| thread.name_of_repliable(id).map(str::to_string);
         match form_state {
             FormState::Fresh { reply_to } => {
                 let remembered = cookies::remembered(req);
@@ -267,7 +268,7 @@ async fn post_page(
                 errors,
                 notice,
             } => {
-                let parent_id = raw.parent_id.trim().parse::<i32>().ok();
+                let parent_id = raw.parent_id.trim().parse::<i32>().ok().map(CommentId);
                 CommentFormView {
                     action,
                     reply_to: parent_id.and_then(reply_name),
@@ -354,7 +355,8 @@ async fn show(
     let reply_to = query
         .replytocom
         .as_deref()
-        .and_then(|r| r.parse::<i32>().ok());
+        .and_then(|r| r.parse::<i32>().ok())
+        .map(CommentId);
     let own_ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
     let cache = state.thread_cache.clone();
     let found = state

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{CommentStatus, NewComment, PublicComment};
+use crate::db::ids::CommentId;
 use crate::db::schema::{blocks, comment_counts, comments, posts};
 use crate::db::{DbConn, DbError};
 
@@ -18,9 +19,9 @@ pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>
         .order((comments::created_at.asc(), comments::id.asc()))
         .select(PublicComment::as_select())
         .load(conn)?;
-    let mut known: HashSet<i32> = thread.iter().map(|c| c.id).collect();
+    let mut known: HashSet<CommentId> = thread.iter().map(|c| c.id).collect();
     loop {
-        let missing: Vec<i32> = thread
+        let missing: Vec<CommentId> = thread
             .iter()
             .filter_map(|c| c.parent_id)
             .filter(|id| !known.contains(id))
@@ -47,7 +48,7 @@ pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>
 pub fn own_pending(
     conn: &mut DbConn,
     post_id: i32,
-    ids: &[i32],
+    ids: &[CommentId],
 ) -> Result<Vec<PublicComment>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -65,10 +66,10 @@ pub fn own_pending(
 pub fn approved_parent_depth(
     conn: &mut DbConn,
     post_id: i32,
-    parent_id: i32,
+    parent_id: CommentId,
     max_depth: u32,
-) -> Result<Option<(i32, u32)>, DbError> {
-    let parent: Option<(i32, Option<i32>)> = comments::table
+) -> Result<Option<(CommentId, u32)>, DbError> {
+    let parent: Option<(CommentId, Option<CommentId>)> = comments::table
         .filter(comments::id.eq(parent_id))
         .filter(comments::post_id.eq(post_id))
         .filter(comments::status.eq(CommentStatus::Approved))
@@ -87,7 +88,7 @@ pub fn approved_parent_depth(
         up = comments::table
             .find(ancestor)
             .select(comments::parent_id)
-            .first::<Option<i32>>(conn)
+            .first::<Option<CommentId>>(conn)
             .optional()?
             .flatten();
     }
@@ -95,11 +96,11 @@ pub fn approved_parent_depth(
 }
 
 /// The parent of an approved comment (used to attach over-deep replies one level up).
-pub fn parent_of(conn: &mut DbConn, comment_id: i32) -> Result<Option<i32>, DbError> {
+pub fn parent_of(conn: &mut DbConn, comment_id: CommentId) -> Result<Option<CommentId>, DbError> {
     Ok(comments::table
         .find(comment_id)
         .select(comments::parent_id)
-        .first::<Option<i32>>(conn)
+        .first::<Option<CommentId>>(conn)
         .optional()?
         .flatten())
 }
@@ -111,7 +112,7 @@ pub fn is_duplicate(
     body: &str,
     since: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let found: Option<i32> = comments::table
+    let found: Option<CommentId> = comments::table
         .filter(comments::author_email.eq(email))
         .filter(comments::created_at.gt(since))
         .filter(comments::post_id.eq(post_id))
@@ -149,7 +150,7 @@ pub fn recent_comment_times(
 
 /// An earlier approved comment with the same email and name.
 pub fn is_returning_commenter(conn: &mut DbConn, email: &str, name: &str) -> Result<bool, DbError> {
-    let found: Option<i32> = comments::table
+    let found: Option<CommentId> = comments::table
         .filter(comments::author_email.eq(email))
         .filter(comments::author_name.eq(name))
         .filter(comments::status.eq(CommentStatus::Approved))
@@ -181,7 +182,7 @@ pub fn is_blocked(
     Ok(query.first::<i32>(conn).optional()?.is_some())
 }
 
-pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<i32, DbError> {
+pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<CommentId, DbError> {
     let id = diesel::insert_into(comments::table)
         .values(new_comment)
         .returning(comments::id)
@@ -226,9 +227,9 @@ pub fn status_total(conn: &mut DbConn, status: CommentStatus) -> Result<i64, DbE
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = comments)]
 pub struct QueueRow {
-    pub id: i32,
+    pub id: CommentId,
     pub post_id: i32,
-    pub parent_id: Option<i32>,
+    pub parent_id: Option<CommentId>,
     pub user_id: Option<i32>,
     pub author_name: String,
     pub author_email: String,

@@ -11,6 +11,7 @@ use chrono::NaiveDateTime;
 use super::classify::{KeywordHits, Submission, Verdict, classify, keyword_hits};
 use super::domain::{CommentInput, FormTokenCheck};
 use super::{CommentStatus, NewComment, queries};
+use crate::db::ids::CommentId;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::site::DiscussionSettings;
@@ -38,7 +39,7 @@ pub struct FormChecks {
 pub enum Outcome {
     /// Stored with this status; `reason` says why it was held or marked spam.
     Stored {
-        id: i32,
+        id: CommentId,
         status: CommentStatus,
         reason: Option<String>,
     },

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{CommentStatus, PublicComment};
+use crate::db::ids::CommentId;
 use crate::site::CommentOrder;
 
 #[derive(Debug, Clone)]
@@ -28,18 +29,18 @@ pub struct ThreadPage {
 }
 
 struct Tree {
-    by_id: HashMap<i32, PublicComment>,
-    children: HashMap<i32, Vec<i32>>,
-    roots: Vec<i32>,
-    own: HashSet<i32>,
+    by_id: HashMap<CommentId, PublicComment>,
+    children: HashMap<CommentId, Vec<CommentId>>,
+    roots: Vec<CommentId>,
+    own: HashSet<CommentId>,
 }
 
 impl Tree {
-    fn new(comments: Vec<PublicComment>, own: HashSet<i32>, order: CommentOrder) -> Tree {
+    fn new(comments: Vec<PublicComment>, own: HashSet<CommentId>, order: CommentOrder) -> Tree {
         let mut comments = comments;
         comments.sort_by_key(|c| (c.created_at, c.id));
-        let ids: HashSet<i32> = comments.iter().map(|c| c.id).collect();
-        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        let ids: HashSet<CommentId> = comments.iter().map(|c| c.id).collect();
+        let mut children: HashMap<CommentId, Vec<CommentId>> = HashMap::new();
         let mut roots = Vec::new();
         for c in &comments {
             match c.parent_id.filter(|p| ids.contains(p)) {
@@ -57,7 +58,7 @@ impl Tree {
             roots,
             own,
         };
-        let visible: Vec<i32> = tree
+        let visible: Vec<CommentId> = tree
             .roots
             .clone()
             .into_iter()
@@ -67,14 +68,14 @@ impl Tree {
         tree
     }
 
-    fn is_removed(&self, id: i32) -> bool {
+    fn is_removed(&self, id: CommentId) -> bool {
         self.by_id
             .get(&id)
             .is_none_or(|c| c.status != CommentStatus::Approved && !self.own.contains(&id))
     }
 
     /// A removed comment is shown only while something visible hangs from it.
-    fn is_shown(&self, id: i32) -> bool {
+    fn is_shown(&self, id: CommentId) -> bool {
         !self.is_removed(id)
             || self
                 .children
@@ -84,12 +85,12 @@ impl Tree {
 
     /// Emits `id` and its shown descendants. Each comment is moved out of the tree as it is
     /// emitted (a page of a hundred comments is built without copying them).
-    fn visit(&mut self, id: i32, depth: u32, max_depth: u32, out: &mut Vec<ThreadItem>) {
+    fn visit(&mut self, id: CommentId, depth: u32, max_depth: u32, out: &mut Vec<ThreadItem>) {
         if !self.by_id.contains_key(&id) {
             return;
         }
         let removed = self.is_removed(id);
-        let kids: Vec<i32> = self
+        let kids: Vec<CommentId> = self
             .children
             .get(&id)
             .map(|k| k.iter().copied().filter(|k| self.is_shown(*k)).collect())
@@ -127,7 +128,7 @@ pub fn build(
     per_page: Option<u32>,
     page: u32,
 ) -> ThreadPage {
-    let own: HashSet<i32> = own_pending.iter().map(|c| c.id).collect();
+    let own: HashSet<CommentId> = own_pending.iter().map(|c| c.id).collect();
     let mut all = comments;
     all.extend(own_pending);
     let mut tree = Tree::new(all, own, order);
@@ -137,7 +138,7 @@ pub fn build(
     let pages = tree.roots.len().div_ceil(per_page).max(1) as u32;
     let page = page.clamp(1, pages);
     let mut items = Vec::new();
-    let roots: Vec<i32> = tree
+    let roots: Vec<CommentId> = tree
         .roots
         .iter()
         .skip((page as usize - 1) * per_page)
@@ -154,14 +155,15 @@ pub fn build(
 pub fn page_of(
     comments: Vec<PublicComment>,
     own_pending: Vec<PublicComment>,
-    comment_id: i32,
+    comment_id: CommentId,
     order: CommentOrder,
     per_page: u32,
 ) -> u32 {
-    let own: HashSet<i32> = own_pending.iter().map(|c| c.id).collect();
+    let own: HashSet<CommentId> = own_pending.iter().map(|c| c.id).collect();
     let mut all = comments;
     all.extend(own_pending);
-    let parents: HashMap<i32, Option<i32>> = all.iter().map(|c| (c.id, c.parent_id)).collect();
+    let parents: HashMap<CommentId, Option<CommentId>> =
+        all.iter().map(|c| (c.id, c.parent_id)).collect();
     let tree = Tree::new(all, own, order);
     let mut root = comment_id;
     let mut guard = 0;
@@ -182,8 +184,8 @@ mod tests {
 
     fn comment(id: i32, parent: Option<i32>, status: &str) -> PublicComment {
         PublicComment {
-            id,
-            parent_id: parent,
+            id: CommentId(id),
+            parent_id: parent.map(CommentId),
             user_id: None,
             author_name: format!("c{id}"),
             author_url: None,
@@ -199,7 +201,7 @@ mod tests {
     fn shape(page: &ThreadPage) -> Vec<(i32, u32, bool, u32)> {
         page.items
             .iter()
-            .map(|i| (i.comment.id, i.depth, i.opens_children, i.closes))
+            .map(|i| (i.comment.id.0, i.depth, i.opens_children, i.closes))
             .collect()
     }
 
@@ -281,7 +283,7 @@ mod tests {
         assert_eq!(page.pages, 2);
         assert_eq!(shape(&page), vec![(4, 1, false, 0)]);
         assert_eq!(
-            page_of(comments, vec![], 2, CommentOrder::OldestFirst, 2),
+            page_of(comments, vec![], CommentId(2), CommentOrder::OldestFirst, 2),
             1
         );
     }

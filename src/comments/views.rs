@@ -6,6 +6,7 @@ use askama::Template;
 use super::PublicComment;
 use super::domain::RawCommentForm;
 use super::thread::{self, ThreadItem};
+use crate::db::ids::CommentId;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FieldErrors;
 use crate::posts::Post;
@@ -17,7 +18,7 @@ use crate::views::{comment_date, iso_date};
 
 /// One comment as the thread prints it.
 pub struct CommentView {
-    pub id: i32,
+    pub id: CommentId,
     pub author_name: String,
     pub author_url: Option<String>,
     pub date: String,
@@ -40,7 +41,7 @@ pub struct CommentFormView {
     pub email: String,
     pub website: String,
     pub body: String,
-    pub parent_id: Option<i32>,
+    pub parent_id: Option<CommentId>,
     pub reply_to: Option<String>,
     pub notify: bool,
     pub remember: bool,
@@ -66,7 +67,7 @@ struct ThreadFragment<'a> {
 /// What the comment form should show when the page is rendered.
 pub enum FormState {
     Fresh {
-        reply_to: Option<i32>,
+        reply_to: Option<CommentId>,
     },
     Rejected {
         raw: Box<RawCommentForm>,

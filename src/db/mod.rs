@@ -1,6 +1,7 @@
 //! The database: one connection type over SQLite and PostgreSQL, a pool, migrations, and the two
 //! ways handlers reach it (`read` and `write`), both off the async threads.
 
+pub mod ids;
 pub mod schema;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
+use crate::db::ids::CommentId;
 use crate::db::schema::{comments, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 use crate::posts::{PostKind, PostStatus};
@@ -13,7 +14,7 @@ use crate::posts::{PostKind, PostStatus};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = comments)]
 pub struct FeedComment {
-    pub id: i32,
+    pub id: CommentId,
     pub author_name: String,
     pub author_url: Option<String>,
     pub body_html: String,

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::actions::Actor;
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::domain::CommenterEmail;
+use crate::db::ids::CommentId;
 use crate::db::schema::{blocks, comments, users};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
@@ -197,7 +198,7 @@ pub fn block(
     conn: &mut DbConn,
     target: &BlockTarget,
     duration: BlockDuration,
-    from_comment: Option<i32>,
+    from_comment: Option<CommentId>,
     actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
@@ -273,7 +274,7 @@ pub fn delete_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, Db
 /// The email or network of a stored comment, for the queue's block buttons.
 fn target_of_comment(
     conn: &mut DbConn,
-    comment_id: i32,
+    comment_id: CommentId,
     kind: BlockKind,
 ) -> Result<Option<Option<BlockTarget>>, DbError> {
     let found: Option<(String, Option<String>)> = comments::table
@@ -502,7 +503,7 @@ async fn block_from_queue(
     let back = safe_next_or(form.get("back"), "/admin/comments");
     let (kind, comment_id) = spec
         .split_once(':')
-        .and_then(|(kind, id)| Some((BlockKind::parse(kind)?, id.parse::<i32>().ok()?)))
+        .and_then(|(kind, id)| Some((BlockKind::parse(kind)?, CommentId(id.parse::<i32>().ok()?))))
         .ok_or_else(|| AppError::BadRequest("block must be email:ID or ip:ID".into()))?;
     let duration = form
         .get(&format!("block_duration_{comment_id}"))

@@ -15,6 +15,7 @@ use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
 use crate::comments::queries::QueueRow;
 use crate::db::DbError;
+use crate::db::ids::CommentId;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
@@ -26,7 +27,7 @@ const QUEUE_PAGE_SIZE: i64 = 20;
 
 /// One queue row as printed.
 pub struct QueueItem {
-    pub id: i32,
+    pub id: CommentId,
     pub status: String,
     pub author_name: String,
     pub author_email: String,
@@ -39,7 +40,7 @@ pub struct QueueItem {
     pub post_id: i32,
     pub post_title: String,
     pub post_slug: String,
-    pub parent: Option<(i32, String)>,
+    pub parent: Option<(CommentId, String)>,
     pub approved_before: i64,
     pub spam_before: i64,
     pub staff: bool,
@@ -71,7 +72,7 @@ pub struct QueueQuery {
     before: Option<String>,
 }
 
-fn queue_href(tab: Tab, post: Option<i32>, q: &str, before: Option<i32>) -> String {
+fn queue_href(tab: Tab, post: Option<i32>, q: &str, before: Option<CommentId>) -> String {
     let mut href = format!("/admin/comments?status={}", tab.as_str());
     if let Some(post) = post {
         href.push_str(&format!("&post={post}"));
@@ -87,7 +88,7 @@ fn queue_href(tab: Tab, post: Option<i32>, q: &str, before: Option<i32>) -> Stri
 
 fn items_from(
     rows: Vec<QueueRow>,
-    parents: &HashMap<i32, String>,
+    parents: &HashMap<CommentId, String>,
     history: &HashMap<String, (i64, i64)>,
     tz: chrono_tz::Tz,
 ) -> Vec<QueueItem> {
@@ -150,7 +151,11 @@ pub async fn queue(
             .filter(|n| *n >= 1)
             .ok_or_else(|| AppError::BadRequest("page must be 1 or more".into()))?,
     };
-    let before = query.before.as_deref().and_then(|b| b.parse::<i32>().ok());
+    let before = query
+        .before
+        .as_deref()
+        .and_then(|b| b.parse::<i32>().ok())
+        .map(CommentId);
     let search = query.q.unwrap_or_default().trim().to_string();
     let filter = QueueFilter {
         post_id: post_filter,
@@ -160,7 +165,7 @@ pub async fn queue(
         .db
         .read(move |conn| {
             let (rows, more) = queries::list(conn, tab, &filter, before, page, QUEUE_PAGE_SIZE)?;
-            let parent_ids: Vec<i32> = rows.iter().filter_map(|r| r.parent_id).collect();
+            let parent_ids: Vec<CommentId> = rows.iter().filter_map(|r| r.parent_id).collect();
             let emails: Vec<String> = rows.iter().map(|r| r.author_email.clone()).collect();
             let parents = queries::parent_names(conn, &parent_ids)?;
             let history = queries::author_history(conn, &emails)?;
@@ -218,7 +223,12 @@ pub async fn queue(
 }
 
 /// Runs `action` on every id in one transaction; answers where to go back to, or 409/404.
-async fn act_on(state: &AppState, actor: Actor, ids: Vec<i32>, action: Action) -> AppResult<()> {
+async fn act_on(
+    state: &AppState,
+    actor: Actor,
+    ids: Vec<CommentId>,
+    action: Action,
+) -> AppResult<()> {
     let now = state.clock.now();
     let single = ids.len() == 1;
     let mail = state.mail.clone();
@@ -257,7 +267,7 @@ pub async fn act(
     state: web::Data<AppState>,
     req: HttpRequest,
     staff: Staff,
-    path: web::Path<(i32, String)>,
+    path: web::Path<(CommentId, String)>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let (id, action) = path.into_inner();
@@ -284,6 +294,7 @@ pub async fn bulk(
         .all("ids")
         .map(|id| {
             id.parse::<i32>()
+                .map(CommentId)
                 .map_err(|_| AppError::BadRequest("ids must be comment ids".into()))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -302,7 +313,7 @@ pub async fn reply(
     state: web::Data<AppState>,
     req: HttpRequest,
     staff: Staff,
-    path: web::Path<i32>,
+    path: web::Path<CommentId>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let parent_id = path.into_inner();
@@ -337,7 +348,7 @@ pub async fn reply(
 #[template(path = "admin/comment_edit.html")]
 struct EditPage {
     layout: AdminLayout,
-    id: i32,
+    id: CommentId,
     post_title: String,
     post_slug: String,
     name: String,
@@ -352,7 +363,7 @@ pub async fn edit_form(
     state: web::Data<AppState>,
     req: HttpRequest,
     staff: Staff,
-    path: web::Path<i32>,
+    path: web::Path<CommentId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let row = state
@@ -387,7 +398,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     req: HttpRequest,
     staff: Staff,
-    path: web::Path<i32>,
+    path: web::Path<CommentId>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -489,7 +500,7 @@ pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<Ht
         .db
         .read(|conn| {
             let (rows, _) = queries::list(conn, Tab::All, &QueueFilter::default(), None, 1, 5)?;
-            let parent_ids: Vec<i32> = rows.iter().filter_map(|r| r.parent_id).collect();
+            let parent_ids: Vec<CommentId> = rows.iter().filter_map(|r| r.parent_id).collect();
             let emails: Vec<String> = rows.iter().map(|r| r.author_email.clone()).collect();
             Ok((
                 queries::parent_names(conn, &parent_ids)?,

@@ -14,6 +14,7 @@ use crate::actions::{Action, Actor};
 use crate::audit::log;
 use crate::comments::CommentStatus;
 use crate::comments::queries::{adjust_approved_count, adjust_status_count};
+use crate::db::ids::CommentId;
 use crate::db::schema::comments;
 use crate::db::{DbConn, DbError};
 
@@ -71,7 +72,7 @@ pub enum Refused {
 pub fn apply(
     conn: &mut DbConn,
     mail: &crate::state::MailContext,
-    comment_id: i32,
+    comment_id: CommentId,
     action: Action,
     actor: &Actor,
     now: NaiveDateTime,
@@ -142,10 +143,10 @@ pub fn apply(
 /// public thread can show "This comment was removed." in its place.
 fn delete_permanently(
     conn: &mut DbConn,
-    comment_id: i32,
+    comment_id: CommentId,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    let has_replies: Option<i32> = comments::table
+    let has_replies: Option<CommentId> = comments::table
         .filter(comments::parent_id.eq(comment_id))
         .select(comments::id)
         .first(conn)
@@ -180,13 +181,13 @@ fn delete_permanently(
 pub fn reply_as_staff(
     conn: &mut DbConn,
     mail: &crate::state::MailContext,
-    parent_id: i32,
+    parent_id: CommentId,
     staff: &crate::users::User,
     body: &crate::comments::domain::CommentBody,
     avatar_seed: i32,
     actor: &Actor,
     now: NaiveDateTime,
-) -> Result<Result<i32, Refused>, DbError> {
+) -> Result<Result<CommentId, Refused>, DbError> {
     use crate::comments::{NewComment, queries};
     let found: Option<(i32, String)> = comments::table
         .find(parent_id)

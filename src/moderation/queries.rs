@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
 use crate::comments::queries::QueueRow;
+use crate::db::ids::CommentId;
 
 use crate::db::schema::{comment_counts, comments, moderation_log, posts, users};
 use crate::db::{DbConn, DbError};
@@ -86,7 +87,7 @@ pub fn list(
     conn: &mut DbConn,
     tab: Tab,
     filter: &QueueFilter,
-    before: Option<i32>,
+    before: Option<CommentId>,
     page: i64,
     per_page: i64,
 ) -> Result<(Vec<QueueRow>, bool), DbError> {
@@ -171,8 +172,11 @@ pub fn author_history(
 }
 
 /// Author names of the comments these rows reply to.
-pub fn parent_names(conn: &mut DbConn, ids: &[i32]) -> Result<HashMap<i32, String>, DbError> {
-    let rows: Vec<(i32, String)> = comments::table
+pub fn parent_names(
+    conn: &mut DbConn,
+    ids: &[CommentId],
+) -> Result<HashMap<CommentId, String>, DbError> {
+    let rows: Vec<(CommentId, String)> = comments::table
         .filter(comments::id.eq_any(ids))
         .select((comments::id, comments::author_name))
         .load(conn)?;
@@ -180,7 +184,7 @@ pub fn parent_names(conn: &mut DbConn, ids: &[i32]) -> Result<HashMap<i32, Strin
 }
 
 /// A comment with everything the edit form and the reply need.
-pub fn find(conn: &mut DbConn, id: i32) -> Result<Option<QueueRow>, DbError> {
+pub fn find(conn: &mut DbConn, id: CommentId) -> Result<Option<QueueRow>, DbError> {
     Ok(comments::table
         .inner_join(posts::table)
         .filter(comments::id.eq(id))
@@ -193,7 +197,7 @@ pub fn find(conn: &mut DbConn, id: i32) -> Result<Option<QueueRow>, DbError> {
 #[derive(Debug, Clone, Queryable)]
 pub struct LogRow {
     pub id: i32,
-    pub comment_id: Option<i32>,
+    pub comment_id: Option<CommentId>,
     pub action: String,
     pub via: String,
     pub detail: String,

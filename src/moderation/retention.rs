@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::actions::{Actor, Via};
 use crate::comments::CommentStatus;
 use crate::comments::queries::adjust_status_count;
+use crate::db::ids::CommentId;
 use crate::db::schema::{comments, moderation_log};
 use crate::db::{Db, DbConn, DbError};
 use crate::site::DiscussionSettings;
@@ -144,7 +145,7 @@ fn delete_batch(
     };
     // Newest first: a reply is purged before the comment it answers, which can then be
     // deleted outright instead of leaving a tombstone.
-    let ids: Vec<i32> = due()
+    let ids: Vec<CommentId> = due()
         .select(comments::id)
         .order(comments::id.desc())
         .limit(BATCH)
@@ -180,7 +181,7 @@ fn drop_ip_batch(conn: &mut DbConn, cutoff: NaiveDateTime) -> Result<(usize, boo
                     .or(comments::ip_network.is_not_null()),
             )
     };
-    let ids: Vec<i32> = due()
+    let ids: Vec<CommentId> = due()
         .select(comments::id)
         .order(comments::id)
         .limit(BATCH)

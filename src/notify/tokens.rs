@@ -9,6 +9,7 @@ use diesel::prelude::*;
 
 use crate::actions::Action;
 use crate::crypto::{Signer, token_hash};
+use crate::db::ids::CommentId;
 use crate::db::schema::used_tokens;
 use crate::db::{DbConn, DbError};
 
@@ -16,7 +17,7 @@ use crate::db::{DbConn, DbError};
 pub enum Link {
     /// One action on one comment, by one moderator.
     Moderate {
-        comment_id: i32,
+        comment_id: CommentId,
         action: Action,
         user_id: i32,
     },
@@ -66,7 +67,7 @@ impl Link {
         let parts: Vec<&str> = text.split('|').collect();
         match parts.as_slice() {
             ["m", comment_id, action, user_id] => Some(Link::Moderate {
-                comment_id: comment_id.parse().ok()?,
+                comment_id: CommentId(comment_id.parse().ok()?),
                 action: Action::parse(action)?,
                 user_id: user_id.parse().ok()?,
             }),
@@ -157,7 +158,7 @@ mod tests {
             .unwrap()
             .naive_utc();
         let link = Link::Moderate {
-            comment_id: 7,
+            comment_id: CommentId(7),
             action: Action::Approve,
             user_id: 2,
         };
