@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::render::SafeHtml;
 use crate::site::{CommentOrder, DiscussionSettings};
 
 /// Everything the rendered thread depends on besides the comments themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ThreadKey {
-    post_id: i32,
+    post_id: PostId,
     thread_version: i64,
     /// Links in the thread point at the post's address.
     path: String,
@@ -34,7 +34,7 @@ pub struct ThreadKey {
 
 /// What a thread's key needs of its post (`Post::thread_of` makes one).
 pub struct ThreadOf {
-    pub post_id: i32,
+    pub post_id: PostId,
     pub thread_version: i64,
     pub path: String,
     pub author_id: i32,
@@ -168,7 +168,7 @@ mod tests {
 
     fn key(post_id: i32, version: i64) -> ThreadKey {
         ThreadKey {
-            post_id,
+            post_id: PostId(post_id),
             thread_version: version,
             path: format!("/posts/post-{post_id}"),
             author_id: 1,
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn the_comment_page_only_matters_when_paging_is_on() {
         let post_row = |slug: &str| ThreadOf {
-            post_id: 1,
+            post_id: PostId(1),
             thread_version: 3,
             path: format!("/posts/{slug}"),
             author_id: 1,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::{Admin, Staff};
 use crate::comments::page::render_preview;
+use crate::db::ids::PostId;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
@@ -31,7 +32,7 @@ const TABS: [(&str, Option<PostStatus>); 5] = [
 
 /// One row of the posts table as printed.
 pub struct PostRow {
-    pub id: i32,
+    pub id: PostId,
     pub title: String,
     pub kind: &'static str,
     pub status: &'static str,
@@ -107,7 +108,7 @@ pub async fn list(
         .read(move |conn| {
             let (rows, more) = queries::list_for_admin(conn, filter, page, POSTS_PER_PAGE)?;
             let counts = queries::count_by_status(conn)?;
-            let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
+            let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
             let pending = crate::comments::queries::pending_comment_counts(conn, &ids)?;
             Ok((rows, more, counts, pending))
         })
@@ -169,7 +170,7 @@ pub async fn list(
 struct EditPage {
     layout: AdminLayout,
     /// `None` for a new post.
-    id: Option<i32>,
+    id: Option<PostId>,
     form: PostForm,
     errors: FieldErrors,
     authors: Vec<(i32, String)>,
@@ -240,7 +241,7 @@ async fn editor_page(
     )
 }
 
-async fn load_post(state: &AppState, id: i32) -> AppResult<Post> {
+async fn load_post(state: &AppState, id: PostId) -> AppResult<Post> {
     state
         .db
         .read(move |conn| queries::find_by_id(conn, id))
@@ -272,7 +273,7 @@ pub struct EditQuery {
 pub async fn edit_form(
     state: web::Data<AppState>,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<PostId>,
     query: web::Query<EditQuery>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -309,7 +310,7 @@ pub async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<PostId>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     save(&state, &req, &staff, Some(path.into_inner()), &body).await
@@ -330,7 +331,7 @@ async fn save(
     state: &AppState,
     req: &HttpRequest,
     staff: &Staff,
-    id: Option<i32>,
+    id: Option<PostId>,
     body: &[u8],
 ) -> AppResult<HttpResponse> {
     let existing = match id {
@@ -403,7 +404,9 @@ pub async fn preview(
 ) -> AppResult<HttpResponse> {
     let id = match path.as_str() {
         "new" => None,
-        other => Some(other.parse::<i32>().map_err(|_| AppError::NotFound)?),
+        other => Some(PostId(
+            other.parse::<i32>().map_err(|_| AppError::NotFound)?,
+        )),
     };
     let existing = match id {
         Some(id) => Some(load_post(&state, id).await?),
@@ -467,7 +470,7 @@ pub async fn preview(
     let body_html = crate::render::render_post(&valid.body);
     let post = Post {
         // An unsaved post has no id; 0 matches no comments.
-        id: existing.as_ref().map_or(0, |p| p.id),
+        id: existing.as_ref().map_or(PostId(0), |p| p.id),
         slug,
         title: valid.title.clone(),
         excerpt: valid.excerpt_or_derived(),
@@ -498,7 +501,7 @@ pub async fn trash(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<PostId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let actor = web_actor(&state, &req, &staff);
@@ -520,7 +523,7 @@ pub async fn restore(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<PostId>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let actor = web_actor(&state, &req, &staff);

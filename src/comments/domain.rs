@@ -2,7 +2,7 @@
 //! in Unicode characters after CR LF becomes LF; nothing is ever truncated.
 
 use crate::crypto::Signer;
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::text::normalize_newlines;
 
 pub const MAX_NAME: usize = 100;
@@ -301,7 +301,7 @@ pub const FORM_TOKEN_MIN_AGE_SECS: i64 = 3;
 pub const FORM_TOKEN_MAX_AGE_SECS: i64 = 24 * 60 * 60;
 
 /// A form token: `{post_id}.{issued_unix_secs}.{signature}`.
-pub fn issue_form_token(signer: &Signer, post_id: i32, now_unix: i64) -> String {
+pub fn issue_form_token(signer: &Signer, post_id: PostId, now_unix: i64) -> String {
     let message = format!("{post_id}.{now_unix}");
     format!("{message}.{}", signer.sign("comment-form", &message))
 }
@@ -309,7 +309,7 @@ pub fn issue_form_token(signer: &Signer, post_id: i32, now_unix: i64) -> String 
 pub fn check_form_token(
     signer: &Signer,
     token: &str,
-    post_id: i32,
+    post_id: PostId,
     now_unix: i64,
 ) -> FormTokenCheck {
     let mut parts = token.trim().splitn(3, '.');
@@ -318,7 +318,7 @@ pub fn check_form_token(
         return FormTokenCheck::Forged;
     };
     let message = format!("{post}.{issued}");
-    if post.parse::<i32>().ok() != Some(post_id)
+    if post.parse::<i32>().ok() != Some(post_id.0)
         || !signer.verify("comment-form", &message, signature)
     {
         return FormTokenCheck::Forged;
@@ -366,29 +366,29 @@ mod tests {
     #[test]
     fn form_tokens_are_bound_to_post_and_time() {
         let signer = Signer::new(vec![7; 32]);
-        let token = issue_form_token(&signer, 5, 1_000);
+        let token = issue_form_token(&signer, PostId(5), 1_000);
         assert_eq!(
-            check_form_token(&signer, &token, 5, 1_001),
+            check_form_token(&signer, &token, PostId(5), 1_001),
             FormTokenCheck::TooFast
         );
         assert_eq!(
-            check_form_token(&signer, &token, 5, 1_003),
+            check_form_token(&signer, &token, PostId(5), 1_003),
             FormTokenCheck::Valid
         );
         assert_eq!(
-            check_form_token(&signer, &token, 5, 1_000 + 86_401),
+            check_form_token(&signer, &token, PostId(5), 1_000 + 86_401),
             FormTokenCheck::Expired
         );
         assert_eq!(
-            check_form_token(&signer, &token, 6, 1_003),
+            check_form_token(&signer, &token, PostId(6), 1_003),
             FormTokenCheck::Forged
         );
         assert_eq!(
-            check_form_token(&signer, "5.1000.AAAA", 5, 1_003),
+            check_form_token(&signer, "5.1000.AAAA", PostId(5), 1_003),
             FormTokenCheck::Forged
         );
         assert_eq!(
-            check_form_token(&signer, "", 5, 1_003),
+            check_form_token(&signer, "", PostId(5), 1_003),
             FormTokenCheck::Forged
         );
     }

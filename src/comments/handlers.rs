@@ -188,7 +188,7 @@ pub async fn submit_comment(
     };
     tracing::info!(
         comment_id = id.0,
-        post_id,
+        post_id = post_id.0,
         status = status.as_str(),
         "comment stored"
     );

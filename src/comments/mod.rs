@@ -14,7 +14,7 @@ pub mod views;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::comments;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -68,7 +68,7 @@ pub struct PublicComment {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = comments)]
 pub struct NewComment<'a> {
-    pub post_id: i32,
+    pub post_id: PostId,
     pub parent_id: Option<CommentId>,
     pub user_id: Option<i32>,
     pub author_name: &'a str,

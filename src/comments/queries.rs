@@ -6,13 +6,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{CommentStatus, NewComment, PublicComment};
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::{blocks, comment_counts, comments, posts};
 use crate::db::{DbConn, DbError};
 
 /// A post's approved comments, oldest first, plus any removed comments that approved replies
 /// still hang from (shown as placeholders so the replies keep their place).
-pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>, DbError> {
+pub fn load_thread(conn: &mut DbConn, post_id: PostId) -> Result<Vec<PublicComment>, DbError> {
     let mut thread: Vec<PublicComment> = comments::table
         .filter(comments::post_id.eq(post_id))
         .filter(comments::status.eq(CommentStatus::Approved))
@@ -47,7 +47,7 @@ pub fn load_thread(conn: &mut DbConn, post_id: i32) -> Result<Vec<PublicComment>
 /// The visitor's own pending comments on this post, named by their signed cookie.
 pub fn own_pending(
     conn: &mut DbConn,
-    post_id: i32,
+    post_id: PostId,
     ids: &[CommentId],
 ) -> Result<Vec<PublicComment>, DbError> {
     if ids.is_empty() {
@@ -65,7 +65,7 @@ pub fn own_pending(
 /// names no approved comment on that post.
 pub fn approved_parent_depth(
     conn: &mut DbConn,
-    post_id: i32,
+    post_id: PostId,
     parent_id: CommentId,
     max_depth: u32,
 ) -> Result<Option<(CommentId, u32)>, DbError> {
@@ -107,7 +107,7 @@ pub fn parent_of(conn: &mut DbConn, comment_id: CommentId) -> Result<Option<Comm
 
 pub fn is_duplicate(
     conn: &mut DbConn,
-    post_id: i32,
+    post_id: PostId,
     email: &str,
     body: &str,
     since: NaiveDateTime,
@@ -203,7 +203,11 @@ pub fn adjust_status_count(conn: &mut DbConn, status: &str, delta: i32) -> Resul
 }
 
 /// Keeps `posts.approved_comment_count` true; every status change through approved calls it.
-pub fn adjust_approved_count(conn: &mut DbConn, post_id: i32, delta: i32) -> Result<(), DbError> {
+pub fn adjust_approved_count(
+    conn: &mut DbConn,
+    post_id: PostId,
+    delta: i32,
+) -> Result<(), DbError> {
     diesel::update(posts::table.find(post_id))
         .set(posts::approved_comment_count.eq(posts::approved_comment_count + delta))
         .execute(conn)?;
@@ -228,7 +232,7 @@ pub fn status_total(conn: &mut DbConn, status: CommentStatus) -> Result<i64, DbE
 #[diesel(table_name = comments)]
 pub struct QueueRow {
     pub id: CommentId,
-    pub post_id: i32,
+    pub post_id: PostId,
     pub parent_id: Option<CommentId>,
     pub user_id: Option<i32>,
     pub author_name: String,
@@ -249,12 +253,12 @@ pub struct QueueRow {
 /// Pending comments per post, for the listed posts only, in one grouped query.
 pub fn pending_comment_counts(
     conn: &mut DbConn,
-    post_ids: &[i32],
-) -> Result<HashMap<i32, i64>, DbError> {
+    post_ids: &[PostId],
+) -> Result<HashMap<PostId, i64>, DbError> {
     if post_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(i32, i64)> = comments::table
+    let rows: Vec<(PostId, i64)> = comments::table
         .filter(comments::post_id.eq_any(post_ids))
         .filter(comments::status.eq(CommentStatus::Pending.as_str()))
         .group_by(comments::post_id)

@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 use super::classify::{KeywordHits, Submission, Verdict, classify, keyword_hits};
 use super::domain::{CommentInput, FormTokenCheck};
 use super::{CommentStatus, NewComment, queries};
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::site::DiscussionSettings;
@@ -55,7 +55,7 @@ pub enum Outcome {
 /// `client` at `now`, or says why not.
 pub async fn submit(
     state: &AppState,
-    post_id: i32,
+    post_id: PostId,
     settings: &DiscussionSettings,
     input: &CommentInput,
     checks: FormChecks,
@@ -123,7 +123,7 @@ pub async fn submit(
 }
 
 struct StoreRequest<'a> {
-    post_id: i32,
+    post_id: PostId,
     input: &'a CommentInput,
     staff_user: Option<i32>,
     honeypot_filled: bool,

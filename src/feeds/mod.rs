@@ -14,6 +14,7 @@ use atom_syndication::{
 };
 use chrono::NaiveDateTime;
 
+use crate::db::ids::PostId;
 use crate::error::{AppError, AppResult};
 use crate::http::response::moved_permanently;
 use crate::posts::queries::{self as post_queries, PublicAuthor};
@@ -200,7 +201,7 @@ async fn post_entries(state: &AppState, tag_id: Option<i32>) -> AppResult<Vec<En
         .db
         .read(move |conn| {
             let (rows, _) = post_queries::list_visible(conn, now, tag_id, None, 1, POSTS_IN_FEED)?;
-            let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
+            let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
             let tags = post_queries::tags_for_posts(conn, &ids)?;
             Ok((rows, tags))
         })

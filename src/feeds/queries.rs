@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::{comments, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 use crate::posts::{PostKind, PostStatus};
@@ -35,7 +35,7 @@ pub struct CommentedPost {
 pub fn latest_comments(
     conn: &mut DbConn,
     now: NaiveDateTime,
-    post_id: Option<i32>,
+    post_id: Option<PostId>,
     limit: i64,
 ) -> Result<Vec<(FeedComment, CommentedPost)>, DbError> {
     let mut query = comments::table

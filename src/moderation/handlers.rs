@@ -15,7 +15,7 @@ use crate::comments::CommentStatus;
 use crate::comments::domain::{CommentBody, CommenterEmail, CommenterName, Website};
 use crate::comments::queries::QueueRow;
 use crate::db::DbError;
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
@@ -37,7 +37,7 @@ pub struct QueueItem {
     pub ip: Option<String>,
     pub user_agent: String,
     pub date: String,
-    pub post_id: i32,
+    pub post_id: PostId,
     pub post_title: String,
     pub post_slug: String,
     pub parent: Option<(CommentId, String)>,
@@ -56,8 +56,8 @@ struct QueuePage {
     items: Vec<QueueItem>,
     back: String,
     search: String,
-    post_filter: Option<i32>,
-    posts: Vec<(i32, String)>,
+    post_filter: Option<PostId>,
+    posts: Vec<(PostId, String)>,
     next_href: Option<String>,
     first_href: Option<String>,
     bulk_actions: Vec<Action>,
@@ -72,7 +72,7 @@ pub struct QueueQuery {
     before: Option<String>,
 }
 
-fn queue_href(tab: Tab, post: Option<i32>, q: &str, before: Option<CommentId>) -> String {
+fn queue_href(tab: Tab, post: Option<PostId>, q: &str, before: Option<CommentId>) -> String {
     let mut href = format!("/admin/comments?status={}", tab.as_str());
     if let Some(post) = post {
         href.push_str(&format!("&post={post}"));
@@ -140,6 +140,7 @@ pub async fn queue(
         None | Some("") => None,
         Some(p) => Some(
             p.parse::<i32>()
+                .map(PostId)
                 .map_err(|_| AppError::BadRequest("post must be a post id".into()))?,
         ),
     };

@@ -14,7 +14,7 @@ use crate::actions::{Action, Actor};
 use crate::audit::log;
 use crate::comments::CommentStatus;
 use crate::comments::queries::{adjust_approved_count, adjust_status_count};
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::comments;
 use crate::db::{DbConn, DbError};
 
@@ -77,7 +77,7 @@ pub fn apply(
     actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<Result<Moved, Refused>, DbError> {
-    let found: Option<(i32, String, Option<String>)> = comments::table
+    let found: Option<(PostId, String, Option<String>)> = comments::table
         .find(comment_id)
         .filter(comments::deleted_at.is_null())
         .select((comments::post_id, comments::status, comments::status_before))
@@ -189,7 +189,7 @@ pub fn reply_as_staff(
     now: NaiveDateTime,
 ) -> Result<Result<CommentId, Refused>, DbError> {
     use crate::comments::{NewComment, queries};
-    let found: Option<(i32, String)> = comments::table
+    let found: Option<(PostId, String)> = comments::table
         .find(parent_id)
         .filter(comments::deleted_at.is_null())
         .select((comments::post_id, comments::status))

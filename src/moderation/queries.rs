@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
 use crate::comments::queries::QueueRow;
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, PostId};
 
 use crate::db::schema::{comment_counts, comments, moderation_log, posts, users};
 use crate::db::{DbConn, DbError};
@@ -67,7 +67,7 @@ impl Tab {
 
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {
-    pub post_id: Option<i32>,
+    pub post_id: Option<PostId>,
     pub search: Option<String>,
 }
 
@@ -236,7 +236,7 @@ pub fn audit_log(
 }
 
 /// Posts for the queue's filter menu: id and title, newest first.
-pub fn post_choices(conn: &mut DbConn) -> Result<Vec<(i32, String)>, DbError> {
+pub fn post_choices(conn: &mut DbConn) -> Result<Vec<(PostId, String)>, DbError> {
     Ok(posts::table
         .filter(posts::status.ne("trash"))
         .select((posts::id, posts::title))

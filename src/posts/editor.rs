@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag, queries};
 use crate::actions::Actor;
+use crate::db::ids::PostId;
 use crate::db::{DbConn, DbError};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::render;
@@ -350,7 +351,7 @@ fn log_name(post: &Post) -> String {
 /// Creates (`id` `None`) or updates a post from a checked form, in the caller's transaction.
 pub fn save(
     conn: &mut DbConn,
-    id: Option<i32>,
+    id: Option<PostId>,
     valid: &ValidPost,
     actor: &Actor,
     now: NaiveDateTime,
@@ -458,7 +459,7 @@ pub fn save(
 }
 
 /// `base`, or `base-2`, `base-3`, … : the first that no other post uses or redirects from.
-fn unused_slug(conn: &mut DbConn, base: &str, own: Option<i32>) -> Result<String, SaveError> {
+fn unused_slug(conn: &mut DbConn, base: &str, own: Option<PostId>) -> Result<String, SaveError> {
     let base = base.trim_matches('-');
     for n in 1..=1000 {
         let candidate = if n == 1 {
@@ -495,7 +496,7 @@ pub enum Moved {
 /// Moves a post to the trash, remembering its status for restore. Readers get 404 at once.
 pub fn trash(
     conn: &mut DbConn,
-    id: i32,
+    id: PostId,
     actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<Moved, DbError> {
@@ -522,7 +523,7 @@ pub fn trash(
 /// published by the scheduler when it wakes).
 pub fn restore(
     conn: &mut DbConn,
-    id: i32,
+    id: PostId,
     actor: &Actor,
     now: NaiveDateTime,
 ) -> Result<Moved, DbError> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::queries::{self, PublicAuthor};
 use super::{Post, PostKind, Tag};
+use crate::db::ids::PostId;
 use crate::error::{AppError, AppResult};
 use crate::http::response::html_response;
 use crate::site::DiscussionSettings;
@@ -94,7 +95,7 @@ async fn listing(
         .read(move |conn| {
             let (rows, more) =
                 queries::list_visible(conn, now, tag_id, author_id, page, POSTS_PER_PAGE)?;
-            let ids: Vec<i32> = rows.iter().map(|(p, _)| p.id).collect();
+            let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
             let tags = queries::tags_for_posts(conn, &ids)?;
             Ok((rows, tags, more))
         })

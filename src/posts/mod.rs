@@ -9,6 +9,7 @@ pub mod scheduler;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::ids::PostId;
 use crate::db::schema::{posts, tags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -79,7 +80,7 @@ impl PostKind {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = posts)]
 pub struct Post {
-    pub id: i32,
+    pub id: PostId,
     pub slug: String,
     pub title: String,
     pub body_markdown: String,

@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag};
+use crate::db::ids::PostId;
 use crate::db::schema::{post_slugs, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 
@@ -87,7 +88,7 @@ pub fn list_visible(
 
 /// One post's tags, by name. A plain equality, so the statement is prepared once per connection
 /// (an `IN` list is built anew each time).
-pub fn tags_for_post(conn: &mut DbConn, post_id: i32) -> Result<Vec<Tag>, DbError> {
+pub fn tags_for_post(conn: &mut DbConn, post_id: PostId) -> Result<Vec<Tag>, DbError> {
     Ok(post_tags::table
         .inner_join(tags::table)
         .filter(post_tags::post_id.eq(post_id))
@@ -98,15 +99,15 @@ pub fn tags_for_post(conn: &mut DbConn, post_id: i32) -> Result<Vec<Tag>, DbErro
 
 pub fn tags_for_posts(
     conn: &mut DbConn,
-    post_ids: &[i32],
-) -> Result<HashMap<i32, Vec<Tag>>, DbError> {
-    let rows: Vec<(i32, Tag)> = post_tags::table
+    post_ids: &[PostId],
+) -> Result<HashMap<PostId, Vec<Tag>>, DbError> {
+    let rows: Vec<(PostId, Tag)> = post_tags::table
         .inner_join(tags::table)
         .filter(post_tags::post_id.eq_any(post_ids))
         .select((post_tags::post_id, Tag::as_select()))
         .order(tags::name.asc())
         .load(conn)?;
-    let mut map: HashMap<i32, Vec<Tag>> = HashMap::new();
+    let mut map: HashMap<PostId, Vec<Tag>> = HashMap::new();
     for (post_id, tag) in rows {
         map.entry(post_id).or_default().push(tag);
     }
@@ -122,7 +123,7 @@ pub fn find_tag(conn: &mut DbConn, slug: &str) -> Result<Option<Tag>, DbError> {
 }
 
 /// Replaces a post's tags with `names` (made into slugs; empty slugs are skipped).
-pub fn set_tags(conn: &mut DbConn, post_id: i32, names: &[String]) -> Result<(), DbError> {
+pub fn set_tags(conn: &mut DbConn, post_id: PostId, names: &[String]) -> Result<(), DbError> {
     diesel::delete(post_tags::table.filter(post_tags::post_id.eq(post_id))).execute(conn)?;
     let mut seen = Vec::new();
     for name in names {
@@ -152,7 +153,7 @@ pub fn insert(conn: &mut DbConn, new_post: &NewPost<'_>) -> Result<Post, DbError
         .get_result(conn)?)
 }
 
-pub fn update(conn: &mut DbConn, post_id: i32, changes: &NewPost<'_>) -> Result<Post, DbError> {
+pub fn update(conn: &mut DbConn, post_id: PostId, changes: &NewPost<'_>) -> Result<Post, DbError> {
     Ok(diesel::update(posts::table.find(post_id))
         .set(changes)
         .returning(posts::all_columns)
@@ -163,7 +164,7 @@ pub fn count_posts(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(posts::table.count().get_result(conn)?)
 }
 
-pub fn find_by_id(conn: &mut DbConn, id: i32) -> Result<Option<Post>, DbError> {
+pub fn find_by_id(conn: &mut DbConn, id: PostId) -> Result<Option<Post>, DbError> {
     Ok(posts::table
         .find(id)
         .select(Post::as_select())
@@ -209,7 +210,7 @@ pub fn find_moved(
 }
 
 /// Whether a post other than `except` has `slug` as its address.
-pub fn slug_taken(conn: &mut DbConn, slug: &str, except: Option<i32>) -> Result<bool, DbError> {
+pub fn slug_taken(conn: &mut DbConn, slug: &str, except: Option<PostId>) -> Result<bool, DbError> {
     let mut query = posts::table
         .filter(posts::slug.eq(slug))
         .select(posts::id)
@@ -224,7 +225,7 @@ pub fn slug_taken(conn: &mut DbConn, slug: &str, except: Option<i32>) -> Result<
 pub fn slug_redirects_elsewhere(
     conn: &mut DbConn,
     slug: &str,
-    except: Option<i32>,
+    except: Option<PostId>,
 ) -> Result<bool, DbError> {
     let mut query = post_slugs::table
         .filter(post_slugs::old_slug.eq(slug))
@@ -237,7 +238,11 @@ pub fn slug_redirects_elsewhere(
 }
 
 /// Keeps `old_slug` redirecting to `post_id`.
-pub fn remember_old_slug(conn: &mut DbConn, old_slug: &str, post_id: i32) -> Result<(), DbError> {
+pub fn remember_old_slug(
+    conn: &mut DbConn,
+    old_slug: &str,
+    post_id: PostId,
+) -> Result<(), DbError> {
     // Delete, then insert: `on_conflict` does not compile through the MultiConnection.
     release_slug(conn, old_slug)?;
     diesel::insert_into(post_slugs::table)
@@ -259,7 +264,7 @@ pub fn release_slug(conn: &mut DbConn, slug: &str) -> Result<(), DbError> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = posts)]
 pub struct AdminPostRow {
-    pub id: i32,
+    pub id: PostId,
     pub slug: String,
     pub title: String,
     pub kind: PostKind,
