@@ -281,7 +281,7 @@ fn seed_queue(db: &Db, n: u64) -> Result<(String, i32)> {
             .select(diesel::dsl::min(comments::id))
             .first::<Option<i32>>(conn)?
             .unwrap_or(1);
-        let user_id: i32 = users::table.select(users::id).first(conn)?;
+        let user_id: lectern::db::ids::UserId = users::table.select(users::id).first(conn)?;
         let session =
             lectern::auth::sessions::create(conn, user_id, None, "bench", lectern::db::now())?;
         Ok((session, oldest + 100))

@@ -64,7 +64,7 @@ impl AdminLayout {
 /// Who made a change from the admin, for the moderation log.
 pub fn web_actor(state: &AppState, req: &HttpRequest, staff: &Staff) -> Actor {
     Actor {
-        user_id: Some(staff.user.id),
+        user_id: Some(staff.user.id.0),
         via: Via::Web,
         ip: crate::http::client_ip(req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::db::ids::{CommentId, PostId};
+use crate::db::ids::{CommentId, PostId, UserId};
 use crate::render::SafeHtml;
 use crate::site::{CommentOrder, DiscussionSettings};
 
@@ -23,7 +23,7 @@ pub struct ThreadKey {
     /// Links in the thread point at the post's address.
     path: String,
     /// The "Author" badge is given by the post's author.
-    author_id: i32,
+    author_id: UserId,
     thread_depth: u32,
     order: CommentOrder,
     per_page: Option<u32>,
@@ -37,7 +37,7 @@ pub struct ThreadOf {
     pub post_id: PostId,
     pub thread_version: i64,
     pub path: String,
-    pub author_id: i32,
+    pub author_id: UserId,
 }
 
 impl ThreadKey {
@@ -171,7 +171,7 @@ mod tests {
             post_id: PostId(post_id),
             thread_version: version,
             path: format!("/posts/post-{post_id}"),
-            author_id: 1,
+            author_id: UserId(1),
             thread_depth: 5,
             order: CommentOrder::OldestFirst,
             per_page: None,
@@ -228,7 +228,7 @@ mod tests {
             post_id: PostId(1),
             thread_version: 3,
             path: format!("/posts/{slug}"),
-            author_id: 1,
+            author_id: UserId(1),
         };
         let mut settings = DiscussionSettings::default();
         assert_eq!(

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::comments::{CommentStatus, NewComment, queries as comment_queries};
 use crate::crypto::Signer;
+use crate::db::ids::UserId;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 use crate::posts::{NewPost, PostKind, PostStatus, queries as post_queries};
@@ -61,7 +62,7 @@ pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, D
         match users::table
             .select(users::id)
             .order(users::id.asc())
-            .first::<i32>(conn)
+            .first::<UserId>(conn)
             .optional()?
         {
             Some(id) => id,

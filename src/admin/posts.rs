@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::{Admin, Staff};
 use crate::comments::page::render_preview;
-use crate::db::ids::PostId;
+use crate::db::ids::{PostId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
@@ -173,7 +173,7 @@ struct EditPage {
     id: Option<PostId>,
     form: PostForm,
     errors: FieldErrors,
-    authors: Vec<(i32, String)>,
+    authors: Vec<(UserId, String)>,
     timezone: String,
     notice: Option<&'static str>,
     trashed: bool,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::handlers::hash_off_thread;
 use crate::auth::{Admin, Staff};
+use crate::db::ids::UserId;
 use crate::db::schema::users as users_table;
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
@@ -30,7 +31,7 @@ fn log_name(user: &User) -> String {
 
 /// One row of the user table as printed.
 pub struct UserRow {
-    pub id: i32,
+    pub id: UserId,
     pub display_name: String,
     pub slug: String,
     pub email: String,
@@ -51,7 +52,7 @@ pub struct AddForm {
 #[template(path = "admin/users.html")]
 struct UsersPage {
     layout: AdminLayout,
-    me: i32,
+    me: UserId,
     rows: Vec<UserRow>,
     notice: Option<&'static str>,
     problem: Option<String>,
@@ -288,7 +289,7 @@ fn lock_staff_changes(conn: &mut DbConn) -> Result<(), DbError> {
 /// `target` is the acting admin, or the last enabled admin.
 fn guard_last_admin(
     conn: &mut DbConn,
-    actor_id: i32,
+    actor_id: UserId,
     target: &User,
     doing: &str,
 ) -> Result<(), Refusal> {
@@ -312,7 +313,7 @@ async fn change_user(
     state: &AppState,
     staff: &Staff,
     change: impl FnOnce(&mut DbConn, User) -> Result<&'static str, Refusal> + Send + 'static,
-    user_id: i32,
+    user_id: UserId,
 ) -> AppResult<HttpResponse> {
     let outcome = state
         .db
@@ -333,7 +334,7 @@ pub async fn change_role(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<UserId>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let user_id = path.into_inner();
@@ -377,7 +378,7 @@ pub async fn disable(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
     let user_id = path.into_inner();
     let actor = web_actor(&state, &req, &staff);
@@ -412,7 +413,7 @@ pub async fn enable(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(staff): Admin,
-    path: web::Path<i32>,
+    path: web::Path<UserId>,
 ) -> AppResult<HttpResponse> {
     let user_id = path.into_inner();
     let actor = web_actor(&state, &req, &staff);

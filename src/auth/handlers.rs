@@ -217,7 +217,7 @@ pub async fn login(
             sessions::create(conn, user_id, ip.as_deref(), &agent, now)
         })
         .await?;
-    tracing::info!(user_id, "logged in");
+    tracing::info!(user_id = user_id.0, "logged in");
     Ok(HttpResponse::SeeOther()
         .insert_header((LOCATION, next))
         .cookie(sessions::session_cookie(session_id, state.secure_cookies))

@@ -96,7 +96,7 @@ pub async fn reset_request(
             if !users::note_reset_request(conn, user.id, now)? {
                 // Answered like any other request, so the page tells a stranger nothing.
                 tracing::warn!(
-                    user_id = user.id,
+                    user_id = user.id.0,
                     "password reset not sent: too many this hour"
                 );
                 return Ok(());
@@ -225,7 +225,10 @@ pub async fn reset(
     if !changed {
         return Err(link_error(LinkError::Used));
     }
-    tracing::info!(user_id, "password reset through an emailed link");
+    tracing::info!(
+        user_id = user_id.0,
+        "password reset through an emailed link"
+    );
     let mut response = see_other("/admin/login?info=password-changed");
     response
         .add_cookie(&sessions::removal_cookie(state.secure_cookies))

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use super::Staff;
 use crate::crypto::{random_token, token_hash};
+use crate::db::ids::UserId;
 use crate::db::schema::{sessions, users};
 use crate::db::{DbConn, DbError};
 use crate::users::User;
@@ -50,7 +51,7 @@ pub fn session_id_from(req: &HttpRequest, secure: bool) -> Option<String> {
 /// Starts a session; returns the id for the cookie (never stored).
 pub fn create(
     conn: &mut DbConn,
-    user_id: i32,
+    user_id: UserId,
     ip: Option<&str>,
     user_agent: &str,
     now: NaiveDateTime,

@@ -14,7 +14,7 @@ pub mod views;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::ids::{CommentId, PostId};
+use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::schema::comments;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -56,7 +56,7 @@ impl CommentStatus {
 pub struct PublicComment {
     pub id: CommentId,
     pub parent_id: Option<CommentId>,
-    pub user_id: Option<i32>,
+    pub user_id: Option<UserId>,
     pub author_name: String,
     pub author_url: Option<String>,
     pub body_html: String,
@@ -70,7 +70,7 @@ pub struct PublicComment {
 pub struct NewComment<'a> {
     pub post_id: PostId,
     pub parent_id: Option<CommentId>,
-    pub user_id: Option<i32>,
+    pub user_id: Option<UserId>,
     pub author_name: &'a str,
     pub author_email: &'a str,
     pub author_url: Option<&'a str>,

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{CommentStatus, NewComment, PublicComment};
-use crate::db::ids::{CommentId, PostId};
+use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::schema::{blocks, comment_counts, comments, posts};
 use crate::db::{DbConn, DbError};
 
@@ -234,7 +234,7 @@ pub struct QueueRow {
     pub id: CommentId,
     pub post_id: PostId,
     pub parent_id: Option<CommentId>,
-    pub user_id: Option<i32>,
+    pub user_id: Option<UserId>,
     pub author_name: String,
     pub author_email: String,
     pub author_url: Option<String>,

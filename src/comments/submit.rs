@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 use super::classify::{KeywordHits, Submission, Verdict, classify, keyword_hits};
 use super::domain::{CommentInput, FormTokenCheck};
 use super::{CommentStatus, NewComment, queries};
-use crate::db::ids::{CommentId, PostId};
+use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
 use crate::site::DiscussionSettings;
@@ -21,7 +21,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Default)]
 pub struct Client {
     /// A moderator or admin signed in: published at once, no flood limits.
-    pub staff_user: Option<i32>,
+    pub staff_user: Option<UserId>,
     pub ip: Option<IpAddr>,
     /// At most 500 characters.
     pub user_agent: String,
@@ -125,7 +125,7 @@ pub async fn submit(
 struct StoreRequest<'a> {
     post_id: PostId,
     input: &'a CommentInput,
-    staff_user: Option<i32>,
+    staff_user: Option<UserId>,
     honeypot_filled: bool,
     token: FormTokenCheck,
     ip: Option<&'a str>,

@@ -6,7 +6,7 @@ use askama::Template;
 use super::PublicComment;
 use super::domain::RawCommentForm;
 use super::thread::{self, ThreadItem};
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, UserId};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FieldErrors;
 use crate::posts::Post;
@@ -124,7 +124,7 @@ pub fn render_thread(
     })
 }
 
-fn comment_view(item: ThreadItem, post_author_id: i32, tz: chrono_tz::Tz) -> CommentView {
+fn comment_view(item: ThreadItem, post_author_id: UserId, tz: chrono_tz::Tz) -> CommentView {
     let c = item.comment;
     let badge = match c.user_id {
         Some(id) if id == post_author_id => Some("Author"),

@@ -94,7 +94,7 @@ pub async fn moderate(
     };
     let now = state.clock.now();
     let actor = Actor {
-        user_id: Some(user_id),
+        user_id: Some(user_id.0),
         via: Via::Email,
         ip: crate::http::client_ip(&req, &state.config.trusted_proxies).map(|ip| ip.to_string()),
     };

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 
 use crate::actions::Action;
 use crate::crypto::{Signer, token_hash};
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, UserId};
 use crate::db::schema::used_tokens;
 use crate::db::{DbConn, DbError};
 
@@ -19,14 +19,14 @@ pub enum Link {
     Moderate {
         comment_id: CommentId,
         action: Action,
-        user_id: i32,
+        user_id: UserId,
     },
     /// Confirm that this address wants reply notifications.
     Confirm { email: String },
     /// Stop all notifications to this address.
     Unsubscribe { email: String },
     /// Set a new password; `stamp` is part of the current hash, so the link dies once used.
-    PasswordReset { user_id: i32, stamp: String },
+    PasswordReset { user_id: UserId, stamp: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +69,10 @@ impl Link {
             ["m", comment_id, action, user_id] => Some(Link::Moderate {
                 comment_id: CommentId(comment_id.parse().ok()?),
                 action: Action::parse(action)?,
-                user_id: user_id.parse().ok()?,
+                user_id: UserId(user_id.parse().ok()?),
             }),
             ["r", user_id, stamp] => Some(Link::PasswordReset {
-                user_id: user_id.parse().ok()?,
+                user_id: UserId(user_id.parse().ok()?),
                 stamp: (*stamp).to_string(),
             }),
             _ => None,
@@ -160,7 +160,7 @@ mod tests {
         let link = Link::Moderate {
             comment_id: CommentId(7),
             action: Action::Approve,
-            user_id: 2,
+            user_id: UserId(2),
         };
         let token = issue(&signer, &link, now + chrono::Duration::days(7));
         assert_eq!(verify(&signer, &token, now).unwrap().0, link);

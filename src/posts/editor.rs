@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag, queries};
 use crate::actions::Actor;
-use crate::db::ids::PostId;
+use crate::db::ids::{PostId, UserId};
 use crate::db::{DbConn, DbError};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::render;
@@ -41,7 +41,7 @@ pub struct PostForm {
 
 impl PostForm {
     /// An empty editor: a draft post by `author_id`, comments open.
-    pub fn blank(author_id: i32) -> PostForm {
+    pub fn blank(author_id: UserId) -> PostForm {
         PostForm {
             author: author_id.to_string(),
             kind: PostKind::Post.as_str().into(),
@@ -156,6 +156,7 @@ impl PostForm {
             .author
             .trim()
             .parse::<i32>()
+            .map(UserId)
             .map_err(|_| errors.push(("author", "Choose an author.".into())));
         let kind = PostKind::parse(self.kind.trim())
             .ok_or_else(|| errors.push(("kind", "Choose post or page.".into())));
@@ -215,7 +216,7 @@ pub struct ValidPost {
     pub body: String,
     pub excerpt: Option<String>,
     pub tags: Vec<String>,
-    pub author_id: i32,
+    pub author_id: UserId,
     pub kind: PostKind,
     /// The status asked for; a published post with a future date becomes scheduled.
     pub status: PostStatus,
@@ -563,7 +564,7 @@ mod tests {
             title: "Hello, World".into(),
             status: status.into(),
             publish_at: publish_at.into(),
-            ..PostForm::blank(1)
+            ..PostForm::blank(UserId(1))
         }
     }
 

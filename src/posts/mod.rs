@@ -9,7 +9,7 @@ pub mod scheduler;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::ids::PostId;
+use crate::db::ids::{PostId, UserId};
 use crate::db::schema::{posts, tags};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
@@ -86,7 +86,7 @@ pub struct Post {
     pub body_markdown: String,
     pub body_html: String,
     pub excerpt: String,
-    pub author_id: i32,
+    pub author_id: UserId,
     pub kind: PostKind,
     pub status: PostStatus,
     pub status_before_trash: Option<PostStatus>,
@@ -138,7 +138,7 @@ pub struct NewPost<'a> {
     pub body_markdown: &'a str,
     pub body_html: &'a str,
     pub excerpt: &'a str,
-    pub author_id: i32,
+    pub author_id: UserId,
     pub kind: PostKind,
     pub status: PostStatus,
     pub published_at: NaiveDateTime,

@@ -6,6 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use serde::Deserialize;
 
 use super::{NewPost, PostKind, PostStatus, queries};
+use crate::db::ids::UserId;
 use crate::db::{Db, DbConn, DbError};
 use crate::render;
 use crate::users;
@@ -185,10 +186,10 @@ pub fn store(conn: &mut DbConn, file: &PostFile) -> Result<Published, StoreError
     })
 }
 
-fn only_user(conn: &mut DbConn) -> Result<i32, StoreError> {
+fn only_user(conn: &mut DbConn) -> Result<UserId, StoreError> {
     use crate::db::schema::users;
     use diesel::prelude::*;
-    let ids: Vec<i32> = users::table
+    let ids: Vec<UserId> = users::table
         .select(users::id)
         .limit(2)
         .load(conn)

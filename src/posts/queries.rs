@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{NewPost, Post, PostKind, PostStatus, Tag};
-use crate::db::ids::PostId;
+use crate::db::ids::{PostId, UserId};
 use crate::db::schema::{post_slugs, post_tags, posts, tags, users};
 use crate::db::{DbConn, DbError};
 
@@ -16,7 +16,7 @@ use crate::db::{DbConn, DbError};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct PublicAuthor {
-    pub id: i32,
+    pub id: UserId,
     pub display_name: String,
     pub slug: String,
     pub bio: String,
@@ -53,7 +53,7 @@ pub fn list_visible(
     conn: &mut DbConn,
     now: NaiveDateTime,
     tag_id: Option<i32>,
-    author_id: Option<i32>,
+    author_id: Option<UserId>,
     page: i64,
     per_page: i64,
 ) -> Result<(Vec<(Post, PublicAuthor)>, bool), DbError> {
@@ -310,7 +310,7 @@ pub fn count_by_status(conn: &mut DbConn) -> Result<HashMap<String, i64>, DbErro
 }
 
 /// Enabled users an admin can name as a post's author: (id, display name), by name.
-pub fn enabled_authors(conn: &mut DbConn) -> Result<Vec<(i32, String)>, DbError> {
+pub fn enabled_authors(conn: &mut DbConn) -> Result<Vec<(UserId, String)>, DbError> {
     Ok(users::table
         .filter(users::disabled.eq(false))
         .select((users::id, users::display_name))

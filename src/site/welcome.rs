@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use crate::db::ids::UserId;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 
@@ -11,9 +12,9 @@ pub const PLACEHOLDER_EMAIL: &str = "welcome@lectern.invalid";
 
 /// The first real admin takes over the welcome post from the placeholder author, if it is still
 /// there, so the post's author box names a person who can be reached.
-pub fn adopt_welcome_post(conn: &mut DbConn, admin_id: i32) -> Result<(), DbError> {
+pub fn adopt_welcome_post(conn: &mut DbConn, admin_id: UserId) -> Result<(), DbError> {
     use crate::db::schema::posts;
-    let placeholder: Option<i32> = users::table
+    let placeholder: Option<UserId> = users::table
         .filter(users::email.eq(PLACEHOLDER_EMAIL))
         .select(users::id)
         .first(conn)

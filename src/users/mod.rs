@@ -4,6 +4,7 @@ pub mod password;
 
 use diesel::prelude::*;
 
+use crate::db::ids::UserId;
 use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 
@@ -36,7 +37,7 @@ impl Role {
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
-    pub id: i32,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub slug: String,
@@ -103,7 +104,7 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>, DbE
         .optional()?)
 }
 
-pub fn find_by_id(conn: &mut DbConn, id: i32) -> Result<Option<User>, DbError> {
+pub fn find_by_id(conn: &mut DbConn, id: UserId) -> Result<Option<User>, DbError> {
     Ok(users::table
         .find(id)
         .select(User::as_select())
@@ -200,7 +201,7 @@ pub const RESETS_PER_HOUR: i64 = 3;
 /// than `RESETS_PER_HOUR`, so a stranger who knows a staff address cannot fill its inbox.
 pub fn note_reset_request(
     conn: &mut DbConn,
-    user_id: i32,
+    user_id: UserId,
     now: chrono::NaiveDateTime,
 ) -> Result<bool, DbError> {
     use crate::db::schema::password_reset_requests as requests;
@@ -223,7 +224,7 @@ pub fn note_reset_request(
     Ok(true)
 }
 
-pub fn set_password_hash(conn: &mut DbConn, user_id: i32, hash: &str) -> Result<(), DbError> {
+pub fn set_password_hash(conn: &mut DbConn, user_id: UserId, hash: &str) -> Result<(), DbError> {
     diesel::update(users::table.find(user_id))
         .set((
             users::password_hash.eq(hash),
@@ -234,7 +235,7 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: i32, hash: &str) -> Result<
 }
 
 /// Ends every session of a user (password change, disabling).
-pub fn end_sessions(conn: &mut DbConn, user_id: i32) -> Result<usize, DbError> {
+pub fn end_sessions(conn: &mut DbConn, user_id: UserId) -> Result<usize, DbError> {
     use crate::db::schema::sessions;
     Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
 }

@@ -3,13 +3,14 @@
 use crate::common::{
     PASSWORD, TestApp, WELCOME, client, comment_id_from, hidden_value, settings_form,
 };
+use lectern::db::ids::UserId;
 
 const ADMIN: &str = "admin@example.com";
 const MODERATOR: &str = "moderator@example.com";
 
 /// An admin and a moderator, each with a logged-in client: (admin id, admin, moderator id,
 /// moderator).
-async fn staff(app: &TestApp) -> (i32, reqwest::Client, i32, reqwest::Client) {
+async fn staff(app: &TestApp) -> (UserId, reqwest::Client, UserId, reqwest::Client) {
     let admin_id = app.create_user(ADMIN, "Ann Admin", "admin", PASSWORD).await;
     let moderator_id = app
         .create_user(MODERATOR, "Mo Moderator", "moderator", PASSWORD)
@@ -104,7 +105,7 @@ async fn log_rows(app: &TestApp) -> Vec<(String, String)> {
     .await
 }
 
-async fn sessions_of(app: &TestApp, user_id: i32) -> i64 {
+async fn sessions_of(app: &TestApp, user_id: UserId) -> i64 {
     use diesel::prelude::*;
     use lectern::db::schema::sessions;
     app.db(move |conn| {

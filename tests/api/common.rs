@@ -387,32 +387,40 @@ pub const WELCOME: &str = "welcome-to-lectern";
 
 impl TestApp {
     /// Creates a staff user directly (the CLI path is tested on its own).
-    pub async fn create_user(&self, email: &str, name: &str, role: &str, password: &str) -> i32 {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        role: &str,
+        password: &str,
+    ) -> lectern::db::ids::UserId {
         use lectern::users::password::{Password, hash_password};
         let hash = hash_password(&Password::parse(password).unwrap()).unwrap();
         let (email, name) = (email.to_string(), name.to_string());
         let role = lectern::users::Role::parse(role).expect("the role is admin or moderator");
         self.state
             .db
-            .write(move |conn| -> Result<i32, lectern::db::DbError> {
-                let now = lectern::db::now();
-                let slug = lectern::users::unused_slug(conn, &name)?;
-                Ok(lectern::users::insert(
-                    conn,
-                    &lectern::users::NewUser {
-                        email: &email,
-                        display_name: &name,
-                        slug: &slug,
-                        bio: "",
-                        role,
-                        password_hash: &hash,
-                        disabled: false,
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?
-                .id)
-            })
+            .write(
+                move |conn| -> Result<lectern::db::ids::UserId, lectern::db::DbError> {
+                    let now = lectern::db::now();
+                    let slug = lectern::users::unused_slug(conn, &name)?;
+                    Ok(lectern::users::insert(
+                        conn,
+                        &lectern::users::NewUser {
+                            email: &email,
+                            display_name: &name,
+                            slug: &slug,
+                            bio: "",
+                            role,
+                            password_hash: &hash,
+                            disabled: false,
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )?
+                    .id)
+                },
+            )
             .await
             .unwrap()
     }
