@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::CommentStatus;
 use super::queries::{QueueRow, status_total};
 use crate::actions::Action;
-use crate::db::ids::CommentId;
+use crate::db::ids::{CommentId, UserId};
 use crate::db::schema::{comments, posts, users};
 use crate::db::{DbConn, DbError};
 use crate::notify::emails::{Approved, Confirm, Moderate, NewComment, Reply};
@@ -24,12 +24,12 @@ use crate::users::User;
 struct CommentFacts {
     comment: QueueRow,
     notify: bool,
-    post_author_id: i32,
+    post_author_id: UserId,
 }
 
 /// Deleted comments too: the caller decides from the status.
 fn facts(conn: &mut DbConn, comment_id: CommentId) -> Result<Option<CommentFacts>, DbError> {
-    let row: Option<(QueueRow, bool, i32)> = comments::table
+    let row: Option<(QueueRow, bool, UserId)> = comments::table
         .inner_join(posts::table)
         .filter(comments::id.eq(comment_id))
         .select((QueueRow::as_select(), comments::notify, posts::author_id))
