@@ -44,10 +44,17 @@ pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let Some(timeout) = req
+    // Most requests (every page view) have no body: they pay for no timer.
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let timeout = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.config.body_timeout)
-    else {
+        .filter(|_| has_body);
+    let Some(timeout) = timeout else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let expired = Arc::new(AtomicBool::new(false));
