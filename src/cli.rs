@@ -29,7 +29,17 @@ enum Command {
     /// Run migrations, then serve the site (the default).
     Serve,
     /// Run pending migrations and exit.
-    Migrate,
+    Migrate {
+        /// List the pending migrations without running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the settings, database, migrations, mail server and addresses; change nothing.
+    Check {
+        /// Also send one test email to this address.
+        #[arg(long, value_name = "ADDRESS")]
+        send_test_email: Option<String>,
+    },
     /// Manage staff accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -67,6 +77,10 @@ enum PostCommand {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // `check` reports a bad setting as one of its lines rather than stopping at it.
+    if let Some(Command::Check { send_test_email }) = &cli.command {
+        return check(send_test_email.as_deref());
+    }
     let config = match Config::load(&std::env::current_dir().unwrap_or_default()) {
         Ok(config) => config,
         Err(e) => {
@@ -74,10 +88,17 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(&config.log_filter);
+    crate::telemetry::init(
+        &config.log_filter,
+        config.log_format == crate::config::LogFormat::Json,
+    );
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
-        Command::Migrate => open_db(&config).map(|_| println!("migrations are up to date")),
+        Command::Migrate { dry_run: false } => {
+            open_db(&config).map(|_| println!("migrations are up to date"))
+        }
+        Command::Migrate { dry_run: true } => pending_migrations(&config),
+        Command::Check { .. } => unreachable!("answered above"),
         Command::User(UserCommand::Add { email, name, role }) => {
             add_user(&config, &email, &name, &role)
         }
@@ -97,6 +118,68 @@ pub fn run() -> ExitCode {
             }
         }
     }
+}
+
+fn check(send_to: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = std::env::current_dir().unwrap_or_default();
+    let findings = runtime.block_on(crate::check::run(&dir, send_to));
+    // A database connection still being attempted past its deadline must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let mut out = std::io::stdout();
+    for finding in &findings {
+        let _ = writeln!(out, "{}", finding.line());
+    }
+    let failed = findings
+        .iter()
+        .filter(|f| f.mark == crate::check::Mark::Fail)
+        .count();
+    let warned = findings
+        .iter()
+        .filter(|f| f.mark == crate::check::Mark::Warn)
+        .count();
+    let _ = match failed {
+        0 => writeln!(out, "ready to serve ({warned} warning(s))"),
+        n => writeln!(out, "not ready: {n} check(s) failed"),
+    };
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `migrate --dry-run`: names what `migrate` would run, runs nothing, creates nothing.
+fn pending_migrations(config: &Config) -> anyhow::Result<()> {
+    let status = crate::db::migration_status(&config.database_url)
+        .map_err(|e| anyhow!("LECTERN_DATABASE_URL: {e}"))?;
+    if !status.unknown.is_empty() {
+        println!(
+            "the database has migrations this lectern does not know (a newer version ran): {}",
+            status.unknown.join(", ")
+        );
+    }
+    if status.pending.is_empty() {
+        println!("migrations are up to date");
+        return Ok(());
+    }
+    if !status.exists {
+        println!("the database does not exist yet; `lectern migrate` creates it");
+    }
+    println!("{} pending migration(s):", status.pending.len());
+    for name in &status.pending {
+        println!("  {name}");
+    }
+    Ok(())
 }
 
 fn open_db(config: &Config) -> anyhow::Result<Db> {

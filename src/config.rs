@@ -27,6 +27,15 @@ impl SqliteSync {
     }
 }
 
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event (colour only at a terminal).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
@@ -48,6 +57,9 @@ pub struct Config {
     pub sqlite_sync: SqliteSync,
     pub pool_size: u32,
     pub log_filter: String,
+    pub log_format: LogFormat,
+    /// The bearer token that opens `/metrics` to clients beyond loopback.
+    pub metrics_token: Option<String>,
     /// How long a request waits for a database connection while every one is busy.
     pub database_timeout: std::time::Duration,
     /// `/healthz`'s wait for the database, and how soon an outage (or its end) is noticed.
@@ -121,6 +133,8 @@ const KEYS: &[&str] = &[
     "LECTERN_DATABASE_TIMEOUT_SECS",
     "LECTERN_DATABASE_PROBE_MS",
     "LECTERN_BODY_TIMEOUT_SECS",
+    "LECTERN_METRICS_TOKEN",
+    "LECTERN_LOG_FORMAT",
     "RUST_LOG",
 ];
 
@@ -319,6 +333,25 @@ impl Config {
             ));
         }
 
+        let log_format = match get("LECTERN_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(bad("LECTERN_LOG_FORMAT", "must be text or json")),
+        };
+
+        let metrics_token = match get("LECTERN_METRICS_TOKEN") {
+            None => None,
+            Some(token) if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(token)
+            }
+            Some(_) => {
+                return Err(bad(
+                    "LECTERN_METRICS_TOKEN",
+                    "must be at least 16 printable characters without spaces",
+                ));
+            }
+        };
+
         Ok(Config {
             database_url,
             bind,
@@ -336,6 +369,8 @@ impl Config {
             sqlite_sync,
             pool_size,
             log_filter,
+            log_format,
+            metrics_token,
             database_timeout: std::time::Duration::from_secs(database_timeout),
             database_probe: std::time::Duration::from_millis(database_probe),
             body_timeout: std::time::Duration::from_secs(body_timeout),
@@ -441,6 +476,8 @@ mod tests {
             ("LECTERN_DATABASE_TIMEOUT_SECS", "0"),
             ("LECTERN_BODY_TIMEOUT_SECS", "31"),
             ("LECTERN_DATABASE_PROBE_MS", "1"),
+            ("LECTERN_LOG_FORMAT", "xml"),
+            ("LECTERN_METRICS_TOKEN", "short"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.name, key);

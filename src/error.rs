@@ -158,7 +158,8 @@ impl ResponseError for AppError {
             if is_unavailable(e) {
                 return AppError::Unavailable.error_response();
             }
-            tracing::error!(error = ?e, "request failed");
+            // One line with the chain of causes; never a backtrace.
+            tracing::error!(error = format!("{e:#}"), "request failed");
         }
         if let AppError::LoginRequired(location) = self {
             return HttpResponse::SeeOther()

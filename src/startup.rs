@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::{Compress, ErrorHandlers, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -81,7 +81,7 @@ impl Application {
         };
         let configured_secret = config.secret_key.clone();
         type Opened = (Db, Vec<u8>, Option<String>);
-        let (db, secret, setup_token) =
+        let (mut db, secret, setup_token) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
                 let db = Db::open_with(&url, sync, pool_size, waits)?;
                 let secret =
@@ -99,6 +99,8 @@ impl Application {
             .context("opening the database")?
             .context("LECTERN_DATABASE_URL")?;
 
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        db.record_waits_in(metrics.pool_wait());
         let mail_transport = transport.describe();
         tracing::info!("mail goes to {mail_transport}");
         // In the background: a server that accepts connections and never answers must not
@@ -145,6 +147,7 @@ impl Application {
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
             thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
+            metrics: metrics.clone(),
         });
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
             state.db.clone(),
@@ -167,6 +170,7 @@ impl Application {
                 wakeup: mail_wakeup,
                 shutdown: mail_shutdown,
                 faults: mail_faults,
+                metrics,
             }
             .run(),
         );
@@ -181,7 +185,7 @@ impl Application {
                 .wrap(from_fn(middleware::refuse_cross_site_posts))
                 .wrap(from_fn(middleware::security_headers))
                 .wrap(Compress::default())
-                .wrap(from_fn(middleware::log_requests))
+                .wrap(from_fn(middleware::observe_requests))
                 .configure(routes)
         })
         // Responses leave in several writes (headers, then compressed chunks as the encoder
@@ -423,7 +427,12 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/authors/{slug}", || {
             web::get().to(posts::handlers::author_index)
         }),
-        (Method::GET, "/healthz", || web::get().to(healthz)),
+        (Method::GET, "/healthz", || {
+            web::get().to(crate::ops::healthz)
+        }),
+        (Method::GET, "/metrics", || {
+            web::get().to(crate::ops::metrics)
+        }),
         (Method::GET, "/moderate/{token}", || {
             web::get().to(crate::moderation::links::moderate_page)
         }),
@@ -510,35 +519,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
-}
-
-/// 200 when the database answers, else 503; the body also says how much mail failed, how much
-/// waits to be sent and for how long the oldest of it has waited (a dead SMTP server shows here
-/// as a growing age long before anyone notices missing mail).
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let now = state.clock.now();
-    let (status, body) = match state.db.probe(crate::notify::outbox::queue_summary).await {
-        Ok(mail) => (
-            StatusCode::OK,
-            format!(
-                "ok\ndatabase: ok\nfailed_emails: {}\nqueued_emails: {}\noldest_queued_secs: {}\n",
-                mail.failed,
-                mail.queued,
-                mail.oldest_queued_secs(now)
-            ),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable\ndatabase: down\n".to_string(),
-            )
-        }
-    };
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body)
 }
 
 const STYLESHEET: &str = include_str!("../static/style.css");

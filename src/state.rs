@@ -60,6 +60,8 @@ pub struct AppState {
     pub thread_cache: Arc<ThreadCache>,
     /// Wakes the retention task (purging old spam and trash, dropping old IP addresses).
     pub retention_wakeup: Arc<tokio::sync::Notify>,
+    /// This server's counters for `/metrics`.
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl AppState {

@@ -138,6 +138,7 @@ pub async fn login(
     let email = form.email.trim().to_lowercase();
     let now = state.clock.now();
     let (ip, network) = client_network(&state, &req);
+    let logged_network = network.clone();
 
     // The attempt is reserved (counted as a failure) before the password is checked, in the
     // transaction that checks the lock: parallel guesses cannot all slip past a read lock check.
@@ -154,6 +155,8 @@ pub async fn login(
         })
         .await?;
     if let throttle::Reservation::Locked { retry_after_secs } = reservation {
+        state.metrics.login_throttled();
+        tracing::info!(network = %logged_network, "login throttled");
         let mut response = login_page(
             &state,
             &req,
@@ -175,8 +178,16 @@ pub async fn login(
     if form.password.len() > crate::users::password::MAX_PASSWORD_BYTES
         || !check_password(&state, user.as_ref(), &form.password).await?
     {
-        // The reservation stays: it is this attempt's recorded failure.
-        tracing::info!("failed login");
+        // The reservation stays: it is this attempt's recorded failure. The line names the
+        // account (by id, when the address is a staff member's) and the client's network,
+        // never what was typed.
+        state.metrics.login_failed();
+        match &user {
+            Some(user) => {
+                tracing::info!(user_id = user.id.0, network = %logged_network, "failed login")
+            }
+            None => tracing::info!(network = %logged_network, "failed login: no such account"),
+        }
         return login_page(
             &state,
             &req,

@@ -29,42 +29,60 @@ pub struct Submission<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub status: CommentStatus,
+    /// Why it was held, in words for moderators (kept as `held_reason`).
     pub reason: Option<String>,
+    /// The rule that held it, as a fixed name for metrics (no keyword, no count).
+    pub rule: Option<&'static str>,
 }
 
-fn verdict(status: CommentStatus, reason: impl Into<String>) -> Verdict {
+fn verdict(status: CommentStatus, rule: &'static str, reason: impl Into<String>) -> Verdict {
     Verdict {
         status,
         reason: Some(reason.into()),
+        rule: Some(rule),
     }
 }
 
+const APPROVED: Verdict = Verdict {
+    status: CommentStatus::Approved,
+    reason: None,
+    rule: None,
+};
+
 pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
     if s.staff {
-        return Verdict {
-            status: CommentStatus::Approved,
-            reason: None,
-        };
+        return APPROVED;
     }
     if s.blocked {
-        return verdict(CommentStatus::Spam, "blocked");
+        return verdict(CommentStatus::Spam, "blocked", "blocked");
     }
     if s.honeypot_filled {
-        return verdict(CommentStatus::Spam, "honeypot field filled in");
+        return verdict(CommentStatus::Spam, "honeypot", "honeypot field filled in");
     }
     match s.form_token {
-        FormTokenCheck::TooFast => return verdict(CommentStatus::Spam, "form submitted too fast"),
+        FormTokenCheck::TooFast => {
+            return verdict(CommentStatus::Spam, "too_fast", "form submitted too fast");
+        }
         FormTokenCheck::Forged => {
-            return verdict(CommentStatus::Spam, "form token missing or forged");
+            return verdict(
+                CommentStatus::Spam,
+                "forged_token",
+                "form token missing or forged",
+            );
         }
         FormTokenCheck::Valid | FormTokenCheck::Expired => {}
     }
     if let Some(word) = &s.keywords.disallowed {
-        return verdict(CommentStatus::Spam, format!("disallowed keyword: {word}"));
+        return verdict(
+            CommentStatus::Spam,
+            "disallowed_keyword",
+            format!("disallowed keyword: {word}"),
+        );
     }
     if let Some(word) = &s.keywords.moderation {
         return verdict(
             CommentStatus::Pending,
+            "moderation_keyword",
             format!("moderation keyword: {word}"),
         );
     }
@@ -73,22 +91,32 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
         let noun = if links == 1 { "link" } else { "links" };
         return verdict(
             CommentStatus::Pending,
+            "link_limit",
             format!("{links} {noun} (limit {})", settings.link_limit),
         );
     }
     if settings.require_approval {
-        return verdict(CommentStatus::Pending, "comments must be manually approved");
+        return verdict(
+            CommentStatus::Pending,
+            "manual_approval",
+            "comments must be manually approved",
+        );
     }
     if settings.trust_returning_commenters && s.returning_commenter {
-        return Verdict {
-            status: CommentStatus::Approved,
-            reason: None,
-        };
+        return APPROVED;
     }
     if settings.trust_returning_commenters {
-        verdict(CommentStatus::Pending, "first comment from this author")
+        verdict(
+            CommentStatus::Pending,
+            "first_comment",
+            "first comment from this author",
+        )
     } else {
-        verdict(CommentStatus::Pending, "every comment is moderated")
+        verdict(
+            CommentStatus::Pending,
+            "all_moderated",
+            "every comment is moderated",
+        )
     }
 }
 

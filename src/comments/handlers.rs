@@ -41,7 +41,27 @@ async fn read_limited(
     Ok(body)
 }
 
+/// `POST /posts/{slug}/comments`. Every refusal is counted by its status code; a stored
+/// comment by its status and the rule that held it.
 pub async fn submit_comment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    let metrics = state.metrics.clone();
+    let answer = store_comment(state, req, path, payload).await;
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(e) => actix_web::ResponseError::status_code(e),
+    };
+    if status.is_client_error() || status.is_server_error() {
+        metrics.comment_refused(status.as_u16());
+    }
+    answer
+}
+
+async fn store_comment(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -160,7 +180,12 @@ pub async fn submit_comment(
     let outcome = submit(&state, post_id, &settings, &input, checks, &client, now).await?;
 
     let (id, status) = match outcome {
-        Outcome::Stored { id, status, .. } => (id, status),
+        Outcome::Stored {
+            id, status, rule, ..
+        } => {
+            state.metrics.comment_stored(status.as_str(), rule);
+            (id, status)
+        }
         Outcome::BadParent => {
             let errors = FieldErrors::from(vec![(
                 "parent_id",

@@ -208,12 +208,19 @@ async fn post_page(
     let replies_open = open && !preview;
 
     let (thread, shows_own_pending) = match source {
-        ThreadSource::Cached(rendered) => (rendered, false),
+        ThreadSource::Cached(rendered) => {
+            state.metrics.thread_cache_hit();
+            (rendered, false)
+        }
         ThreadSource::Rows {
             thread: rows,
             own,
             keep_as,
         } => {
+            // A page only its own visitor may see (or a preview) is never kept: no miss.
+            if keep_as.is_some() {
+                state.metrics.thread_cache_miss();
+            }
             let personal = !own.is_empty();
             let rendered = Arc::new(render_thread(
                 state,

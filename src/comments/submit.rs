@@ -42,6 +42,8 @@ pub enum Outcome {
         id: CommentId,
         status: CommentStatus,
         reason: Option<String>,
+        /// The rule that held it (a fixed name, for metrics).
+        rule: Option<&'static str>,
     },
     /// 422: the comment it replies to is not an approved comment of this post.
     BadParent,
@@ -179,7 +181,11 @@ fn store_comment(
     let returning_commenter = queries::is_returning_commenter(conn, email, input.name.as_str())?;
     // Read in this transaction, so a block a moderator has just saved applies to the next comment.
     let blocked = queries::is_blocked(conn, email, r.ip_network, r.now)?;
-    let Verdict { status, reason } = classify(
+    let Verdict {
+        status,
+        reason,
+        rule,
+    } = classify(
         settings,
         &Submission {
             staff: r.staff_user.is_some(),
@@ -229,7 +235,12 @@ fn store_comment(
         }
         CommentStatus::Spam | CommentStatus::Trash => {}
     }
-    Ok(Outcome::Stored { id, status, reason })
+    Ok(Outcome::Stored {
+        id,
+        status,
+        reason,
+        rule,
+    })
 }
 
 /// Seconds until this network and this email may comment again, if they are over a limit.

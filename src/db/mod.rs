@@ -271,6 +271,19 @@ pub struct Db {
     /// No more database jobs on blocking threads than there are connections: the rest wait
     /// here, on the async side, instead of each holding a parked thread (and its memory).
     jobs: Arc<tokio::sync::Semaphore>,
+    /// Where the server's metrics record how long a connection took to come free.
+    waits_seen: Option<prometheus::Histogram>,
+}
+
+/// Runs a database job on a blocking thread inside the caller's span, so its log lines carry
+/// the request's id.
+fn spawn_job<T, F>(f: F) -> tokio::task::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
 }
 
 impl Db {
@@ -309,7 +322,22 @@ impl Db {
             health,
             write_gate: Arc::new(Mutex::new(())),
             jobs: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            waits_seen: None,
         })
+    }
+
+    /// Records every wait for a connection in `histogram` (seconds).
+    pub fn record_waits_in(&mut self, histogram: prometheus::Histogram) {
+        self.waits_seen = Some(histogram);
+    }
+
+    /// Connections of the pool now: (in use, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+        )
     }
 
     pub fn backend(&self) -> Backend {
@@ -326,6 +354,15 @@ impl Db {
     /// connection attempt fails, and while the last one failed it does not wait at all: a page
     /// then answers 503 at once instead of holding its reader (and a thread) for seconds.
     fn checkout(&self, longest: Duration) -> Result<PooledConn, DbError> {
+        let started = Instant::now();
+        let conn = self.checkout_within(longest);
+        if let Some(histogram) = &self.waits_seen {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
+        conn
+    }
+
+    fn checkout_within(&self, longest: Duration) -> Result<PooledConn, DbError> {
         if self.health.is_down() {
             return Ok(self.pool.get_timeout(Duration::ZERO)?);
         }
@@ -361,7 +398,7 @@ impl Db {
             .await
             .map_err(|_| DbError::Task("no database job slot came free in time".into()))??;
         let db = self.clone();
-        tokio::task::spawn_blocking(move || {
+        spawn_job(move || {
             let _permit = permit;
             let mut conn = db.checkout(probe.saturating_sub(started.elapsed()))?;
             f(&mut conn)
@@ -386,7 +423,7 @@ impl Db {
     {
         let db = self.clone();
         let permit = self.job_permit().await?;
-        tokio::task::spawn_blocking(move || {
+        spawn_job(move || {
             let _permit = permit;
             db.read_blocking(f)
         })
@@ -403,7 +440,7 @@ impl Db {
     {
         let db = self.clone();
         let permit = self.job_permit().await?;
-        tokio::task::spawn_blocking(move || {
+        spawn_job(move || {
             let _permit = permit;
             db.write_blocking(f)
         })
@@ -422,7 +459,7 @@ impl Db {
     {
         let db = self.clone();
         let permit = self.job_permit().await?;
-        tokio::task::spawn_blocking(move || {
+        spawn_job(move || {
             let _permit = permit;
             db.write_blocking_retrying(f)
         })
@@ -534,6 +571,93 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<(), DbError> {
         }
     };
     outcome.map_err(|e| DbError::Connect(format!("migrations failed: {}", one_line(&e))))
+}
+
+/// Where a database stands against the migrations this binary carries.
+#[derive(Debug, Default)]
+pub struct MigrationStatus {
+    /// Migrations this binary would run, oldest first.
+    pub pending: Vec<String>,
+    /// Migrations the database has that this binary does not know: a newer lectern ran here.
+    pub unknown: Vec<String>,
+    /// False for an SQLite file that does not exist yet (nothing was created to find out).
+    pub exists: bool,
+}
+
+/// Reads which migrations are pending without running any, and without creating an SQLite
+/// file that does not exist yet.
+pub fn migration_status(url: &str) -> Result<MigrationStatus, DbError> {
+    use diesel::migration::MigrationSource;
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path).exists()
+    {
+        let all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        return Ok(MigrationStatus {
+            pending: all.iter().map(|m| m.name().to_string()).collect(),
+            unknown: Vec::new(),
+            exists: false,
+        });
+    }
+    let manager = ConnectionManager::new(url, SqliteSync::Full);
+    let conn = manager.establish()?;
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+        DbError::Task(format!(
+            "reading the migrations failed: {}",
+            one_line(&e.to_string())
+        ))
+    };
+    let (pending, applied, known): (Vec<String>, Vec<String>, Vec<String>) = match conn {
+        DbConn::Sqlite(mut c) => {
+            let known = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map_err(failed)?;
+            (
+                c.pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(failed)?
+                    .iter()
+                    .map(|m| m.name().to_string())
+                    .collect(),
+                c.applied_migrations()
+                    .map_err(failed)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                known
+                    .iter()
+                    .map(|m| m.name().version().to_string())
+                    .collect(),
+            )
+        }
+        DbConn::Postgresql(mut c) => {
+            let known = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .map_err(failed)?;
+            (
+                c.pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(failed)?
+                    .iter()
+                    .map(|m| m.name().to_string())
+                    .collect(),
+                c.applied_migrations()
+                    .map_err(failed)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                known
+                    .iter()
+                    .map(|m| m.name().version().to_string())
+                    .collect(),
+            )
+        }
+    };
+    let unknown = applied
+        .into_iter()
+        .filter(|version| !known.contains(version))
+        .collect();
+    Ok(MigrationStatus {
+        pending,
+        unknown,
+        exists: true,
+    })
 }
 
 /// Makes servers that start at once on one PostgreSQL database take turns with the first-start

@@ -1,9 +1,9 @@
 //! Middleware: HEAD answered as GET, a deadline on request bodies, security headers, the
-//! cross-site POST refusal, and one log line per request.
+//! cross-site POST refusal, and each request's id, metrics and log line.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, web};
 use futures_util::Stream;
+use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -189,6 +190,7 @@ pub async fn refuse_cross_site_posts(
 
 /// Paths whose last segment is a secret token; logged without it.
 const TOKEN_PATHS: &[&str] = &[
+    "/my-comments/",
     "/moderate/",
     "/confirm/",
     "/unsubscribe/",
@@ -204,22 +206,97 @@ pub fn loggable_path(path: &str) -> String {
     path.to_string()
 }
 
-/// One structured line per request: method, path (tokens and query strings left out, since
-/// they can carry secrets), status and time.
-pub async fn log_requests(
+/// A request's id: the trusted proxy's `X-Request-Id` when it sent a usable one, else made
+/// here (a random prefix per process and a counter, so unique across servers and cheap).
+fn request_id(req: &ServiceRequest, trusted: &[ipnet::IpNet]) -> String {
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer.ip())));
+    if from_proxy
+        && let Some(id) = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| usable_request_id(id))
+    {
+        return id.to_string();
+    }
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| crate::crypto::random_token(6));
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An id a proxy may hand us: short, and nothing a log reader could mistake for structure.
+fn usable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@+/=".contains(&b))
+}
+
+/// A route pattern as a label: `/posts/{slug}` becomes `/posts/:slug`. Braces are valid in a
+/// Prometheus label value, but several text parsers stop at the first `}`.
+fn route_label(pattern: &str) -> String {
+    let mut label = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '{' => label.push(':'),
+            '}' => {}
+            c => label.push(c),
+        }
+    }
+    label
+}
+
+/// Every request gets an id (in the `X-Request-Id` response header and on every log line
+/// written while it is handled), is counted and timed by route pattern for `/metrics`, and is
+/// logged in one line: method, path (tokens and query strings left out, since they can carry
+/// secrets), route, status and latency.
+pub async fn observe_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let id = request_id(
+        &req,
+        state
+            .as_ref()
+            .map_or(&[][..], |s| &s.config.trusted_proxies[..]),
+    );
     let method = req.method().clone();
     let path = loggable_path(req.path());
-    let res = next.call(req).await?;
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let elapsed = started.elapsed();
     let status = res.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
+    let route = res
+        .request()
+        .match_pattern()
+        .map_or_else(|| "unmatched".to_string(), |p| route_label(&p));
+    let method_label = match method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        _ => "other",
+    };
+    if let Some(state) = &state {
+        state
+            .metrics
+            .observe_request(&route, method_label, status, elapsed);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let _entered = span.enter();
     if status >= 500 {
-        tracing::error!(%method, %path, status, micros, "request");
+        tracing::error!(%method, %path, %route, status, latency_ms, "request");
     } else {
-        tracing::info!(%method, %path, status, micros, "request");
+        tracing::info!(%method, %path, %route, status, latency_ms, "request");
     }
     Ok(res)
 }

@@ -80,6 +80,52 @@ pub fn enqueue(
     Ok(())
 }
 
+/// Sends `email` at once through `transport`, bypassing the outbox: for `lectern check
+/// --send-test-email`, whose operator waits for the answer. Returns the Message-ID.
+pub async fn send_now(
+    transport: &transport::Transport,
+    from: &lettre::message::Mailbox,
+    domain: &str,
+    email: &dyn Email,
+    to_address: &str,
+) -> Result<String, String> {
+    let rendered = email
+        .render()
+        .map_err(|e| format!("rendering the {} email failed: {e}", email.kind()))?;
+    let now = crate::db::now();
+    let row = outbox::OutboxRow {
+        id: 0,
+        message_id: format!("<{}@{}>", crate::crypto::random_token(18), domain),
+        kind: email.kind().to_string(),
+        to_name: String::new(),
+        to_address: to_address.to_string(),
+        subject: rendered.subject,
+        body_text: rendered.text,
+        body_html: rendered.html,
+        list_unsubscribe: None,
+        status: "sending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        locked_until: None,
+        first_deferred_at: None,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+        lease_token: None,
+    };
+    let message = worker::build_message(&row, from)?;
+    // Nobody else can take this message: the hand-over is always allowed.
+    let handover = transport::Handover::new(
+        std::time::Instant::now() + std::time::Duration::from_secs(3600),
+        std::time::Duration::ZERO,
+    );
+    transport
+        .send(message, &handover)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.message_id)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressState {
     /// Never asked, or asked and not yet confirmed.

@@ -284,6 +284,8 @@ pub struct QueueSummary {
     pub failed: i64,
     /// Messages not sent yet: waiting for their next attempt, or being sent right now.
     pub queued: i64,
+    /// Of those, the messages being sent right now.
+    pub sending: i64,
     /// When the oldest of them was written.
     pub oldest_queued_at: Option<NaiveDateTime>,
 }
@@ -307,9 +309,14 @@ pub fn queue_summary(conn: &mut DbConn) -> Result<QueueSummary, DbError> {
             diesel::dsl::min(outbox::created_at),
         ))
         .first(conn)?;
+    let sending = outbox::table
+        .filter(outbox::status.eq("sending"))
+        .count()
+        .get_result(conn)?;
     Ok(QueueSummary {
         failed,
         queued,
+        sending,
         oldest_queued_at,
     })
 }

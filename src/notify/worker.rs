@@ -56,6 +56,7 @@ pub struct Worker {
     /// handed over is finished, and the worker returns.
     pub shutdown: watch::Receiver<bool>,
     pub faults: Arc<MailFaults>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 /// Message-IDs an SMTP server accepted, most recent last.
@@ -307,6 +308,7 @@ impl Worker {
         let token = token.to_string();
         let kept = match outcome {
             Ok(file) => {
+                self.metrics.mail_sent();
                 if let Ok(mut accepted) = accepted.lock() {
                     accepted.remember(&row.message_id);
                 }
@@ -326,12 +328,14 @@ impl Worker {
                     .await?
             }
             Err(SendError::Rejected(error)) => {
+                self.metrics.smtp_error("rejected");
                 tracing::error!(outbox_id = id, kind = %kind, %error, "email rejected; marked failed");
                 self.db
                     .write(move |conn| outbox::fail(conn, id, &token, &error))
                     .await?
             }
             Err(SendError::Deferred(error)) => {
+                self.metrics.smtp_error("deferred");
                 let first = row.first_deferred_at.unwrap_or(now);
                 if now - first > Duration::days(DEFERRAL_LIMIT_DAYS) {
                     tracing::error!(outbox_id = id, kind = %kind, %error, "email deferred for two days; marked failed");
@@ -349,6 +353,7 @@ impl Worker {
                 }
             }
             Err(SendError::Unreachable(error)) => {
+                self.metrics.smtp_error("unreachable");
                 // Not a reply from a server: retried without limit, and it does not start the
                 // two-day clock of 4xx deferrals.
                 let retry_at: NaiveDateTime = now + backoff(self.retry_secs, attempts);

@@ -443,3 +443,175 @@ fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
         "no escape codes in a piped log: {seen:?}"
     );
 }
+
+/// `lectern check` in the test database's folder with `settings`: (exit success, stdout).
+fn check(db: &TestDb, settings: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lectern"));
+    command
+        .arg("check")
+        .args(args)
+        .current_dir(db.dir.path())
+        .env("LECTERN_DATABASE_URL", db.url.clone())
+        .env_remove("LECTERN_BIND")
+        .env_remove("LECTERN_SMTP_URL")
+        .env_remove("LECTERN_BASE_URL");
+    for (key, value) in settings {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (output.status.success(), text(&output.stdout))
+}
+
+fn line_of<'a>(report: &'a str, prefix: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{report}"))
+}
+
+#[test]
+fn check_passes_a_fresh_local_setup_with_warnings_only() {
+    let db = TestDb::new();
+    let (ok, report) = check(&db, &[], &[]);
+    assert!(ok, "{report}");
+    assert!(report.contains("✓ settings"), "{report}");
+    // http, loopback or unset base URL and no SMTP are warnings, not failures.
+    line_of(&report, "! LECTERN_SMTP_URL");
+    line_of(&report, "! LECTERN_BASE_URL");
+    assert!(!report.contains('✗'), "{report}");
+    assert!(report.contains("ready to serve"));
+    if db.url.starts_with("sqlite://") {
+        // Nothing was created to find out.
+        assert!(!db.dir.path().join("test.db").exists());
+        line_of(&report, "! LECTERN_DATABASE_URL");
+    } else {
+        line_of(&report, "✓ LECTERN_DATABASE_URL");
+    }
+}
+
+#[test]
+fn check_names_the_variable_of_each_failure() {
+    let db = TestDb::new();
+    let (ok, report) = check(&db, &[("LECTERN_TIMEZONE", "Mars/Olympus")], &[]);
+    assert!(!ok);
+    line_of(&report, "✗ LECTERN_TIMEZONE");
+
+    let (ok, report) = check(
+        &db,
+        &[(
+            "LECTERN_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/none",
+        )],
+        &[],
+    );
+    assert!(!ok);
+    line_of(&report, "✗ LECTERN_DATABASE_URL");
+    assert!(report.contains("not ready: 1 check(s) failed"), "{report}");
+
+    // A public https site behind a proxy that lectern does not believe.
+    let (ok, report) = check(
+        &db,
+        &[
+            ("LECTERN_BASE_URL", "https://blog.example.com"),
+            ("LECTERN_MAIL_FROM", "Blog <blog@example.com>"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    line_of(&report, "✓ LECTERN_BASE_URL");
+    line_of(&report, "✗ LECTERN_TRUSTED_PROXIES");
+    assert!(!report.contains("! LECTERN_MAIL_FROM"), "{report}");
+    let (ok, report) = check(
+        &db,
+        &[
+            ("LECTERN_BASE_URL", "https://blog.example.com"),
+            ("LECTERN_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("LECTERN_MAIL_FROM", "Blog <blog@elsewhere.example>"),
+        ],
+        &[],
+    );
+    assert!(ok, "{report}");
+    line_of(&report, "✓ LECTERN_TRUSTED_PROXIES");
+    line_of(&report, "! LECTERN_MAIL_FROM");
+}
+
+#[test]
+fn check_fails_an_smtp_server_that_refuses_or_never_answers() {
+    let db = TestDb::new();
+    // Nothing listens on a reserved port: the connection is refused.
+    let port = crate::smtp::SmtpServer::reserve_port();
+    let (ok, report) = check(
+        &db,
+        &[("LECTERN_SMTP_URL", &format!("smtp://127.0.0.1:{port}"))],
+        &[],
+    );
+    assert!(!ok);
+    line_of(&report, "✗ LECTERN_SMTP_URL");
+
+    // A listener that accepts connections and never says a word: failed within its deadline
+    // (a one-second step deadline here), not waited on for ever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (ok, report) = check(
+        &db,
+        &[
+            ("LECTERN_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+            ("LECTERN_SMTP_TIMEOUT_SECS", "1"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        line_of(&report, "✗ LECTERN_SMTP_URL").contains("no answer"),
+        "{report}"
+    );
+    drop(silent);
+}
+
+// Multi-threaded: the SMTP server keeps answering while this thread waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_passes_a_working_smtp_server_and_sends_a_test_email_only_when_asked() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let db = TestDb::new();
+    let url = smtp.url();
+    let settings = [("LECTERN_SMTP_URL", url.as_str())];
+    let (ok, report) = {
+        let (db, settings) = (&db, &settings);
+        tokio::task::block_in_place(|| check(db, settings, &[]))
+    };
+    assert!(ok, "{report}");
+    assert!(line_of(&report, "✓ LECTERN_SMTP_URL").contains("no message sent"));
+    assert!(smtp.mails().is_empty());
+
+    let (ok, report) = tokio::task::block_in_place(|| {
+        check(
+            &db,
+            &settings,
+            &["--send-test-email", "operator@example.com"],
+        )
+    });
+    assert!(ok, "{report}");
+    line_of(&report, "✓ test email to operator@example.com");
+    let mails = smtp.wait_for(1).await;
+    assert_eq!(mails[0].recipients, ["<operator@example.com>"]);
+}
+
+#[test]
+fn migrate_dry_run_lists_pending_migrations_and_runs_none() {
+    let db = TestDb::new();
+    let dry = lectern(&db, &["migrate", "--dry-run"], "");
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let listed = text(&dry.stdout);
+    if db.url.starts_with("sqlite://") {
+        assert!(listed.contains("pending migration(s):"), "{listed}");
+        assert!(listed.contains("_initial"), "{listed}");
+        assert!(
+            !db.dir.path().join("test.db").exists(),
+            "nothing was created"
+        );
+        let migrated = lectern(&db, &["migrate"], "");
+        assert!(migrated.status.success());
+    }
+    let again = lectern(&db, &["migrate", "--dry-run"], "");
+    assert_eq!(text(&again.stdout).trim(), "migrations are up to date");
+}

@@ -24,6 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["http", "views"],
     // Mail: the outbox, its worker, tokens and email templates; knows no feature.
     &["notify"],
+    // What operators' machines ask of a running server: /healthz and /metrics.
+    &["ops"],
     // Sessions, login, CSRF, password reset.
     &["auth"],
     &["posts"],
@@ -36,7 +38,7 @@ const LAYERS: &[&[&str]] = &[
     &["feeds", "admin"],
     // Wiring: only these build the application and know every feature (the welcome post
     // writes a post and a comment on a new site).
-    &["startup", "cli", "lib", "main", "welcome"],
+    &["startup", "cli", "check", "lib", "main", "welcome"],
 ];
 
 #[test]

@@ -16,6 +16,7 @@ mod email;
 mod layers;
 mod mail_faults;
 mod moderation;
+mod observability;
 mod operations;
 mod publishing;
 mod reading;
