@@ -114,6 +114,7 @@ pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, D
             author_url: Some("https://example.org"),
             body: WELCOME_COMMENT,
             body_html: render::render_comment(WELCOME_COMMENT).as_str(),
+            format: render::CommentFormat::Plain,
             status: CommentStatus::Approved,
             held_reason: None,
             ip: None,

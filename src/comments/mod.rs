@@ -16,6 +16,7 @@ use diesel::prelude::*;
 
 use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::schema::comments;
+use crate::render::CommentFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Text)]
@@ -76,6 +77,8 @@ pub struct NewComment<'a> {
     pub author_url: Option<&'a str>,
     pub body: &'a str,
     pub body_html: &'a str,
+    /// What `body` is written in; `body_html` was rendered from it.
+    pub format: CommentFormat,
     pub status: CommentStatus,
     pub held_reason: Option<&'a str>,
     pub ip: Option<&'a str>,

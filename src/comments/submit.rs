@@ -14,6 +14,7 @@ use super::{CommentStatus, NewComment, queries};
 use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
+use crate::render::CommentFormat;
 use crate::site::DiscussionSettings;
 use crate::state::AppState;
 
@@ -202,7 +203,7 @@ fn store_comment(
             keywords: r.keywords,
         },
     );
-    let body_html = crate::render::render_comment(body);
+    let body_html = CommentFormat::Markdown.render(body);
     let id = queries::insert(
         conn,
         &NewComment {
@@ -214,6 +215,7 @@ fn store_comment(
             author_url: input.website.as_ref().map(|w| w.as_str()),
             body,
             body_html: body_html.as_str(),
+            format: CommentFormat::Markdown,
             status,
             held_reason: reason.as_deref(),
             ip: r.ip,

@@ -84,3 +84,6 @@ integer_id!(
     /// `users.id` (and every `user_id`/`author_id` column).
     UserId
 );
+
+// Stored in `comments.format`; the renderers live in `render`, a leaf below this module.
+crate::db::text_column_enum!(crate::render::CommentFormat);

@@ -74,6 +74,7 @@ diesel::table! {
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
         published_notified_at -> Nullable<Timestamp>,
+        format -> Text,
     }
 }
 

@@ -460,7 +460,12 @@ pub async fn edit(
         .write(move |conn| -> Result<bool, DbError> {
             use crate::db::schema::comments;
             use diesel::prelude::*;
-            let html = crate::render::render_comment(b.as_str());
+            // Re-rendered in the format it was written in.
+            let format: crate::render::CommentFormat = comments::table
+                .find(id)
+                .select(comments::format)
+                .first(conn)?;
+            let html = format.render(b.as_str());
             let changed = diesel::update(
                 comments::table
                     .find(id)

@@ -17,6 +17,7 @@ use crate::comments::queries::{adjust_approved_count, adjust_status_count};
 use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::comments;
 use crate::db::{DbConn, DbError};
+use crate::render::CommentFormat;
 
 /// The moves between statuses, a moderation rule (`Action` itself lives in `crate::actions`, so
 /// the signed links in emails can name it without knowing moderation).
@@ -216,7 +217,7 @@ pub fn reply_as_staff(
             }
             _ => Some(parent_id),
         };
-    let body_html = crate::render::render_comment(body.as_str());
+    let body_html = CommentFormat::Markdown.render(body.as_str());
     let id = queries::insert(
         conn,
         &NewComment {
@@ -228,6 +229,7 @@ pub fn reply_as_staff(
             author_url: None,
             body: body.as_str(),
             body_html: body_html.as_str(),
+            format: CommentFormat::Markdown,
             status: CommentStatus::Approved,
             held_reason: None,
             ip: actor.ip.as_deref(),

@@ -7,7 +7,7 @@ use linkify::{LinkFinder, LinkKind};
 
 use super::SafeHtml;
 
-const LINK_REL: &str = "nofollow ugc noopener";
+pub(super) const LINK_REL: &str = "nofollow ugc noopener";
 
 /// Renders a comment body. Everything is escaped; the only markup produced is `<p>`, `<br>`
 /// and links to http(s) URLs. Never truncates.
@@ -74,7 +74,7 @@ fn push_linkified(html: &mut String, line: &str) {
 ///
 /// linkify also finds other schemes and bare domains; those stay text, which is how a
 /// `javascript:` URL can never become a link.
-fn web_links(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
+pub(super) fn web_links(text: &str) -> impl Iterator<Item = (usize, usize, String)> + '_ {
     let mut finder = LinkFinder::new();
     finder.kinds(&[LinkKind::Url]).url_must_have_scheme(false);
     finder.links(text).filter_map(|link| {

@@ -3,12 +3,14 @@
 //! Everything that leaves this module as [`SafeHtml`] has been built from escaped
 //! text or passed through an ammonia allow-list, so templates never need `|safe`.
 
+mod comment_formats;
 mod comment_text;
 mod identicon;
 mod markdown;
 
 use std::fmt;
 
+pub use comment_formats::CommentFormat;
 pub use comment_text::{count_links, render_comment};
 pub use identicon::identicon_svg;
 pub use markdown::{excerpt, plain_text, render_post};

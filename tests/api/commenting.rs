@@ -428,3 +428,34 @@ async fn a_cross_site_post_is_refused_before_anything_is_stored() {
         .unwrap();
     assert_eq!(response.status(), 303);
 }
+
+#[tokio::test]
+async fn comments_are_written_in_a_safe_markdown_subset() {
+    let app = TestApp::spawn().await;
+    let body = "Some *emphasis*, **strong** and `code`.\nSame paragraph, new line.\n\n> a quote\n\n- one\n- two\n\n# not a heading\n\n<b>raw</b> [x](javascript:alert(1))";
+    let response = app.comment(WELCOME, &valid(body)).await;
+    assert_eq!(response.status(), 303);
+    let id = comment_id_from(&response);
+    let page = app.get_text(&format!("/posts/{WELCOME}")).await;
+    let start = page.find(&format!(r#"id="comment-{id}""#)).unwrap();
+    let comment = &page[start..];
+    for part in [
+        "<em>emphasis</em>",
+        "<strong>strong</strong>",
+        "<code>code</code>",
+        "<br>",
+        "<blockquote>",
+        "<li>one</li>",
+        "# not a heading",
+        "&lt;b&gt;raw&lt;/b&gt;",
+    ] {
+        assert!(comment.contains(part), "{part} missing");
+    }
+    assert!(!comment.contains("javascript:"));
+    assert!(!comment.contains("<h1"));
+    // The stored text is what was typed, and its format is remembered.
+    let (_, _, stored) = app.stored_comment(id).await;
+    assert_eq!(stored, body);
+    let form = app.get_text(&format!("/posts/{WELCOME}")).await;
+    assert!(form.contains("You can use Markdown"));
+}
