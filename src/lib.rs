@@ -15,6 +15,7 @@ pub mod http;
 pub mod moderation;
 pub mod notify;
 pub mod posts;
+pub mod privacy;
 pub mod render;
 pub mod site;
 pub mod staff;

@@ -30,6 +30,32 @@ pub const MAX_IP_DAYS: u32 = 30;
 pub const SENT_MAIL_DAYS: i64 = 30;
 const BATCH: i64 = 200;
 
+/// "1 day" or "N days".
+fn days(n: u32) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+/// What the retention settings mean, one sentence each: the privacy page and the settings page
+/// print these same words, so what readers are told is what the site does.
+pub fn policy(settings: &DiscussionSettings) -> Vec<String> {
+    let ip_days = settings.retention_days.min(MAX_IP_DAYS);
+    vec![
+        format!(
+            "Comments marked as spam and comments moved to the trash are deleted {} after they were moved there.",
+            days(settings.retention_days)
+        ),
+        format!(
+            "The IP address a comment was sent from is deleted {} after the comment was made (never later than {MAX_IP_DAYS} days).",
+            days(ip_days)
+        ),
+        format!("Copies of the emails this site sent are deleted {SENT_MAIL_DAYS} days after sending."),
+    ]
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
