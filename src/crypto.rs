@@ -68,11 +68,7 @@ impl Signer {
         // Sealing fails only for inputs of gigabytes; an empty seal then opens to nothing.
         if self
             .aead_key(purpose)
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                &mut data,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
             .is_err()
         {
             return String::new();

@@ -463,9 +463,11 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/my-comments/{token}/download", || {
             web::post().to(crate::privacy::handlers::download)
         }),
-        (Method::POST, "/my-comments/{token}/comments/{id}/delete", || {
-            web::post().to(crate::privacy::handlers::delete_comment)
-        }),
+        (
+            Method::POST,
+            "/my-comments/{token}/comments/{id}/delete",
+            || web::post().to(crate::privacy::handlers::delete_comment),
+        ),
         (Method::POST, "/my-comments/{token}/erase", || {
             web::post().to(crate::privacy::handlers::erase)
         }),

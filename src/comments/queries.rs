@@ -173,7 +173,9 @@ pub fn is_blocked(
     let by_email = blocks::kind
         .eq("email")
         .and(blocks::value.eq(email))
-        .or(blocks::kind.eq("email_hash").and(blocks::value.eq(address_key)));
+        .or(blocks::kind
+            .eq("email_hash")
+            .and(blocks::value.eq(address_key)));
     let query = blocks::table
         .filter(blocks::expires_at.is_null().or(blocks::expires_at.gt(now)))
         .select(blocks::id)

@@ -267,11 +267,7 @@ pub fn unblock(
 
 /// When an address is erased, a block on it survives as the address's keyed hash
 /// (`Signer::address_key`), which still matches its new comments; returns how many.
-pub fn keep_only_key(
-    conn: &mut DbConn,
-    email: &str,
-    address_key: &str,
-) -> Result<usize, DbError> {
+pub fn keep_only_key(conn: &mut DbConn, email: &str, address_key: &str) -> Result<usize, DbError> {
     Ok(diesel::update(
         blocks::table
             .filter(blocks::kind.eq(BlockKind::Email.as_str()))

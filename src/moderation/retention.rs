@@ -52,7 +52,9 @@ pub fn policy(settings: &DiscussionSettings) -> Vec<String> {
             "The IP address a comment was sent from is deleted {} after the comment was made (never later than {MAX_IP_DAYS} days).",
             days(ip_days)
         ),
-        format!("Copies of the emails this site sent are deleted {SENT_MAIL_DAYS} days after sending."),
+        format!(
+            "Copies of the emails this site sent are deleted {SENT_MAIL_DAYS} days after sending."
+        ),
     ]
 }
 

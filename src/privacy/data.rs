@@ -21,7 +21,10 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 
 /// What an erased address is replaced with where text mentioned it (mail, the log).
 fn erased_mark(address_key: &str) -> String {
-    format!("[erased address {}]", &address_key[..address_key.len().min(12)])
+    format!(
+        "[erased address {}]",
+        &address_key[..address_key.len().min(12)]
+    )
 }
 
 /// A comment of the address, with its post, as its owner sees it and the export lists it.

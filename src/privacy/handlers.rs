@@ -5,9 +5,7 @@
 //! it; it carries the address sealed, never readable.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_DISPOSITION, HeaderValue, REFERRER_POLICY,
-};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, HeaderValue, REFERRER_POLICY};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Duration;
@@ -122,11 +120,7 @@ pub async fn request_link(
             let link = tokens::my_comments_link(&signer, &email);
             let message = MyComments {
                 site: mail.site(),
-                manage_url: mail.link(
-                    &link,
-                    now + Duration::hours(LINK_HOURS),
-                    "/my-comments/",
-                ),
+                manage_url: mail.link(&link, now + Duration::hours(LINK_HOURS), "/my-comments/"),
                 privacy_url: mail.url("/privacy"),
             };
             if known && allowed {
@@ -149,8 +143,7 @@ pub async fn request_link(
 /// The address a "manage my comments" token is for: 410 when it has run out, 404 when it is
 /// forged or made for something else (a moderation or unsubscribe link).
 fn address_of(state: &AppState, token: &str) -> AppResult<String> {
-    let (link, _) =
-        tokens::verify(&state.signer, token, state.clock.now()).map_err(link_error)?;
+    let (link, _) = tokens::verify(&state.signer, token, state.clock.now()).map_err(link_error)?;
     tokens::my_comments_address(&state.signer, &link).ok_or(AppError::NotFound)
 }
 
@@ -334,8 +327,7 @@ pub async fn erase(
     let form = FormFields::parse(&body)?;
     let mode = EraseMode::parse(form.get("mode")).ok_or_else(|| {
         AppError::Unprocessable(
-            "Choose how to erase: anonymise (keep the text) or delete. Nothing was changed."
-                .into(),
+            "Choose how to erase: anonymise (keep the text) or delete. Nothing was changed.".into(),
         )
     })?;
     erase_address(&state, email, mode, commenter()).await?;

@@ -30,7 +30,9 @@ pub fn network_wait(
     if (recent.len() as i64) < PER_NETWORK_PER_HOUR {
         return Ok(None);
     }
-    let wait = recent.last().map_or(window, |oldest| *oldest + window - now);
+    let wait = recent
+        .last()
+        .map_or(window, |oldest| *oldest + window - now);
     Ok(Some(((wait.num_milliseconds() + 999) / 1000).max(1) as u64))
 }
 

@@ -17,6 +17,7 @@ mod layers;
 mod mail_faults;
 mod moderation;
 mod operations;
+mod privacy;
 mod publishing;
 mod reading;
 mod schema;
