@@ -13,6 +13,10 @@ CREATE TABLE my_comments_requests (
 CREATE INDEX my_comments_requests_by_address ON my_comments_requests (address_key, created_at);
 CREATE INDEX my_comments_requests_by_network ON my_comments_requests (ip_network, created_at);
 
+-- A commenter's comments are found by their address without regard to case (imports keep the
+-- case their source had), through this index rather than by reading every comment.
+CREATE INDEX comments_by_lower_email ON comments (lower(author_email));
+
 -- A block on an email address that its owner had erased survives as the address's keyed hash
 -- (kind 'email_hash'), so erasing cannot lift a block.
 ALTER TABLE blocks DROP CONSTRAINT blocks_kind_check;

@@ -12,4 +12,5 @@ INSERT INTO blocks_old (id, kind, value, expires_at, created_by, created_at)
 DROP TABLE blocks;
 ALTER TABLE blocks_old RENAME TO blocks;
 CREATE INDEX blocks_by_value ON blocks (kind, value);
+DROP INDEX comments_by_lower_email;
 DROP TABLE my_comments_requests;
