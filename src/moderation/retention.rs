@@ -69,6 +69,8 @@ pub struct PurgeReport {
     pub log_ips_dropped: usize,
     pub sessions_deleted: usize,
     pub sent_mail_deleted: usize,
+    /// Day-old records of "manage my comments" link requests (they hold a client network).
+    pub link_requests_deleted: usize,
 }
 
 impl PurgeReport {
@@ -102,6 +104,15 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
     report.sessions_deleted = db
         .write(move |conn| crate::auth::sessions::delete_expired(conn, now))
         .await?;
+    report.link_requests_deleted = db
+        .write(move |conn| -> Result<usize, DbError> {
+            use crate::db::schema::my_comments_requests as requests;
+            Ok(diesel::delete(
+                requests::table.filter(requests::created_at.lt(now - chrono::Duration::days(1))),
+            )
+            .execute(conn)?)
+        })
+        .await?;
     let mail_cutoff = now - chrono::Duration::days(SENT_MAIL_DAYS);
     report.sent_mail_deleted = drain(db, move |conn| {
         let deleted = crate::notify::outbox::delete_sent_before(conn, mail_cutoff, BATCH)?;
@@ -122,6 +133,10 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
             ),
             (report.sessions_deleted, "expired sessions deleted"),
             (report.sent_mail_deleted, "sent emails deleted"),
+            (
+                report.link_requests_deleted,
+                "day-old requests for comment links deleted",
+            ),
         ];
         for (n, what) in housekeeping.into_iter().filter(|(n, _)| *n > 0) {
             detail.push_str(&format!("; {n} {what}"));
