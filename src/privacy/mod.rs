@@ -30,8 +30,8 @@ pub fn cookies(secure: bool) -> Vec<CookieInfo> {
     vec![
         CookieInfo {
             name: PENDING_COOKIE.to_string(),
-            who: "anyone who posts a comment",
-            purpose: "Lists the numbers of the comments you posted from this browser, signed so nobody can claim another's, so that you alone see your comment while it awaits moderation. It holds no name or address.",
+            who: "anyone whose comment is not published at once",
+            purpose: "Lists the numbers of the comments you posted from this browser that wait for moderation, signed so nobody can claim another's, so that you alone see them, marked “awaiting moderation”. It holds no name or address.",
             lifetime: "30 days".into(),
         },
         CookieInfo {

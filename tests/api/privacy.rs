@@ -195,6 +195,22 @@ async fn known_and_unknown_addresses_get_the_same_answer_and_only_a_known_one_is
     assert!(known.contains("If this site has comments from that address"));
     assert!(!known.contains("nobody@example.com") && !known.contains(ADA));
 
+    // Both requests did the same work: each is counted, by a keyed hash of its address.
+    let counted: Vec<String> = app
+        .db(|conn| {
+            use lectern::db::schema::my_comments_requests as r;
+            Ok(r::table.select(r::address_key).order(r::id).load(conn)?)
+        })
+        .await;
+    let signer = &app.state.signer;
+    assert_eq!(
+        counted,
+        [
+            signer.address_key(ADA),
+            signer.address_key("nobody@example.com")
+        ]
+    );
+
     let links = links_mailed_to(&app, ADA).await;
     assert_eq!(links.len(), 1, "the known address is mailed once");
     assert!(links_mailed_to(&app, "nobody@example.com").await.is_empty());
