@@ -12,7 +12,8 @@ use crate::comments::CommentStatus;
 use crate::crypto::Signer;
 use crate::db::ids::{CommentId, PostId};
 use crate::db::schema::{
-    comments, login_failures, moderation_log, notify_addresses, outbox, posts, users,
+    blocks as block_rows, comments, login_failures, moderation_log, notify_addresses, outbox,
+    posts, users,
 };
 use crate::db::{DbConn, DbError};
 use crate::moderation::blocks;
@@ -236,15 +237,15 @@ pub fn export(
             ))
             .order(moderation_log::id)
             .load(conn)?;
-    let block_rows: Vec<Option<NaiveDateTime>> = crate::db::schema::blocks::table
-        .filter(crate::db::schema::blocks::kind.eq("email"))
-        .filter(lower(crate::db::schema::blocks::value).eq(email))
+    let blocked_until: Vec<Option<NaiveDateTime>> = block_rows::table
+        .filter(block_rows::kind.eq(blocks::BlockKind::Email.as_str()))
+        .filter(lower(block_rows::value).eq(email))
         .filter(
-            crate::db::schema::blocks::expires_at
+            block_rows::expires_at
                 .is_null()
-                .or(crate::db::schema::blocks::expires_at.gt(now)),
+                .or(block_rows::expires_at.gt(now)),
         )
-        .select(crate::db::schema::blocks::expires_at)
+        .select(block_rows::expires_at)
         .load(conn)?;
     let subscription = subscription_of(conn, email)?.map(|row| ExportedSubscription {
         state: subscription_state(&row),
@@ -287,7 +288,7 @@ pub fn export(
             ),
         },
         subscription,
-        blocks: block_rows
+        blocks: blocked_until
             .into_iter()
             .map(|until| ExportedBlock {
                 what: "new comments from this address go to spam",
