@@ -17,6 +17,7 @@ pub mod moderation;
 pub mod notify;
 pub mod ops;
 pub mod posts;
+pub mod privacy;
 pub mod render;
 pub mod site;
 pub mod staff;

@@ -388,6 +388,12 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/profile", || {
             web::post().to(crate::admin::profile::save)
         }),
+        (Method::GET, "/privacy", || {
+            web::get().to(crate::privacy::admin::page)
+        }),
+        (Method::POST, "/privacy", || {
+            web::post().to(crate::privacy::admin::act)
+        }),
     ]
 }
 
@@ -450,6 +456,29 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::POST, "/unsubscribe/{token}", || {
             web::post().to(crate::notify::links::unsubscribe)
+        }),
+        (Method::GET, "/privacy", || {
+            web::get().to(crate::privacy::policy::show)
+        }),
+        (Method::GET, "/my-comments", || {
+            web::get().to(crate::privacy::handlers::request_form)
+        }),
+        (Method::POST, "/my-comments", || {
+            web::post().to(crate::privacy::handlers::request_link)
+        }),
+        (Method::GET, "/my-comments/{token}", || {
+            web::get().to(crate::privacy::handlers::manage_page)
+        }),
+        (Method::POST, "/my-comments/{token}/download", || {
+            web::post().to(crate::privacy::handlers::download)
+        }),
+        (
+            Method::POST,
+            "/my-comments/{token}/comments/{id}/delete",
+            || web::post().to(crate::privacy::handlers::delete_comment),
+        ),
+        (Method::POST, "/my-comments/{token}/erase", || {
+            web::post().to(crate::privacy::handlers::erase)
         }),
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)
@@ -532,7 +561,7 @@ async fn stylesheet() -> HttpResponse {
 
 async fn robots(state: web::Data<AppState>) -> HttpResponse {
     let body = format!(
-        "User-agent: *\nDisallow: /admin/\nDisallow: /moderate/\nDisallow: /confirm/\nDisallow: /unsubscribe/\n\nSitemap: {}\n",
+        "User-agent: *\nDisallow: /admin/\nDisallow: /moderate/\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /my-comments/\n\nSitemap: {}\n",
         state.absolute("/sitemap.xml")
     );
     HttpResponse::Ok()

@@ -212,6 +212,8 @@ struct SettingsPage {
     form: SettingsForm,
     errors: FieldErrors,
     saved: bool,
+    /// What the saved retention settings mean, in the privacy page's words.
+    retention_policy: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +234,7 @@ pub async fn form(
             form: SettingsForm::from_settings(&current),
             errors: FieldErrors::new(),
             saved: query.saved.is_some(),
+            retention_policy: crate::moderation::retention::policy(&current),
         },
         StatusCode::OK,
     )
@@ -249,12 +252,14 @@ pub async fn save(
     let settings = match typed.parse() {
         Ok(settings) => settings,
         Err(errors) => {
+            let current = state.db.read(DiscussionSettings::load).await?;
             return render(
                 SettingsPage {
                     layout: AdminLayout::new(&state, &staff, "Settings", "settings").await?,
                     form: typed,
                     errors,
                     saved: false,
+                    retention_policy: crate::moderation::retention::policy(&current),
                 },
                 StatusCode::UNPROCESSABLE_ENTITY,
             );

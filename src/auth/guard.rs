@@ -51,7 +51,8 @@ pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option
     }
 }
 
-fn anon_cookie_name(secure: bool) -> &'static str {
+/// The cookie behind the CSRF token of forms shown to visitors who are not signed in.
+pub fn anon_cookie_name(secure: bool) -> &'static str {
     if secure {
         "__Host-lectern_csrf"
     } else {
@@ -104,6 +105,15 @@ fn expected_anonymous_csrf(state: &AppState, req: &HttpRequest) -> Option<String
     req.cookie(anon_cookie_name(state.secure_cookies))
         .filter(|c| c.value().len() >= 16)
         .map(|c| state.signer.sign("anon-csrf", c.value()))
+}
+
+/// Whether `given` is the CSRF token of a form shown to this visitor by `anonymous_form_page`,
+/// for public forms outside `/admin` (which the guard checks by itself).
+pub fn anonymous_csrf_is_valid(state: &AppState, req: &HttpRequest, given: Option<&str>) -> bool {
+    match (given, expected_anonymous_csrf(state, req)) {
+        (Some(given), Some(expected)) => constant_time_eq(given, &expected),
+        _ => false,
+    }
 }
 
 /// The first `csrf_token` value in a urlencoded form body.

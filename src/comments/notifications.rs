@@ -187,6 +187,7 @@ pub fn comment_published(
                     comment_url: comment_url(ctx, &f),
                     comment_text: f.comment.body.clone(),
                     unsubscribe_url: unsubscribe.clone(),
+                    my_comments_url: ctx.my_comments_url(),
                 };
                 notify::enqueue(
                     conn,
@@ -228,6 +229,7 @@ pub fn comment_published(
             reply_text: f.comment.body.clone(),
             reply_url: comment_url(ctx, &f),
             unsubscribe_url: unsubscribe.clone(),
+            my_comments_url: ctx.my_comments_url(),
         };
         notify::enqueue(
             conn,
@@ -269,6 +271,7 @@ fn send_confirmation(
             "/confirm/",
         ),
         unsubscribe_url: unsubscribe.clone(),
+        my_comments_url: ctx.my_comments_url(),
     };
     notify::enqueue(
         conn,

@@ -165,10 +165,17 @@ pub fn is_returning_commenter(conn: &mut DbConn, email: &str, name: &str) -> Res
 pub fn is_blocked(
     conn: &mut DbConn,
     email: &str,
+    address_key: &str,
     ip_network: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let by_email = blocks::kind.eq("email").and(blocks::value.eq(email));
+    // An erased address's block survives as its keyed hash (`email_hash`).
+    let by_email = blocks::kind
+        .eq("email")
+        .and(blocks::value.eq(email))
+        .or(blocks::kind
+            .eq("email_hash")
+            .and(blocks::value.eq(address_key)));
     let query = blocks::table
         .filter(blocks::expires_at.is_null().or(blocks::expires_at.gt(now)))
         .select(blocks::id)

@@ -70,6 +70,7 @@ pub async fn submit(
     let user_agent = client.user_agent.clone();
     let staff_user = client.staff_user;
     let avatar_seed = state.signer.keyed_u32("avatar", input.email.as_str()) as i32;
+    let address_key = state.signer.address_key(input.email.as_str());
     let flood_limits = state.config.flood_limits;
     let stored_input = input.clone();
     let settings_for_store = settings.clone();
@@ -115,6 +116,7 @@ pub async fn submit(
                     ip_network: ip_network.as_deref(),
                     user_agent: &user_agent,
                     avatar_seed,
+                    address_key: &address_key,
                     flood_limits,
                     now,
                     mail: &mail,
@@ -135,6 +137,8 @@ struct StoreRequest<'a> {
     ip_network: Option<&'a str>,
     user_agent: &'a str,
     avatar_seed: i32,
+    /// The address's keyed hash, which a block outliving its erasure matches.
+    address_key: &'a str,
     flood_limits: bool,
     now: chrono::NaiveDateTime,
     mail: &'a crate::state::MailContext,
@@ -181,7 +185,7 @@ fn store_comment(
     }
     let returning_commenter = queries::is_returning_commenter(conn, email, input.name.as_str())?;
     // Read in this transaction, so a block a moderator has just saved applies to the next comment.
-    let blocked = queries::is_blocked(conn, email, r.ip_network, r.now)?;
+    let blocked = queries::is_blocked(conn, email, r.address_key, r.ip_network, r.now)?;
     let Verdict {
         status,
         reason,

@@ -193,6 +193,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    my_comments_requests (id) {
+        id -> Integer,
+        address_key -> Text,
+        ip_network -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));
@@ -219,5 +228,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     notify_addresses,
     used_tokens,
     blocks,
-    password_reset_requests
+    password_reset_requests,
+    my_comments_requests
 );

@@ -265,6 +265,24 @@ pub fn unblock(
     Ok(true)
 }
 
+/// When an address is erased, a block on it survives as the address's keyed hash
+/// (`Signer::address_key`), which still matches its new comments; returns how many.
+pub fn keep_only_key(conn: &mut DbConn, email: &str, address_key: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        blocks::table
+            .filter(blocks::kind.eq(BlockKind::Email.as_str()))
+            .filter(blocks::value.eq(email.to_lowercase())),
+    )
+    .set((
+        blocks::kind.eq(ERASED_EMAIL_KIND),
+        blocks::value.eq(address_key),
+    ))
+    .execute(conn)?)
+}
+
+/// The kind of a block on an erased address: its value is the address's keyed hash.
+pub const ERASED_EMAIL_KIND: &str = "email_hash";
+
 /// Deletes blocks that have run out (they match nothing, and an IP network should not be kept
 /// longer than it is used); returns how many.
 pub fn delete_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
@@ -356,7 +374,12 @@ async fn blocks_page(
         .into_iter()
         .map(|row| BlockItem {
             id: row.id,
-            kind: if row.kind == "ip" { "IP" } else { "Email" }.into(),
+            kind: match row.kind.as_str() {
+                "ip" => "IP",
+                ERASED_EMAIL_KIND => "Erased email (keyed hash)",
+                _ => "Email",
+            }
+            .into(),
             value: row.value,
             until: row
                 .expires_at

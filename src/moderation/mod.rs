@@ -140,6 +140,33 @@ pub fn apply(
     Ok(Ok(Moved::To(to)))
 }
 
+/// Deletes a comment at its author's request ("manage my comments", an erasure), whatever its
+/// status: the counts are kept true and the comment goes as "Delete permanently" takes it
+/// (a placeholder stays while replies hang from it). Returns the status it had, or `None`
+/// when there is no such comment. The caller logs it.
+pub fn delete_for_author(
+    conn: &mut DbConn,
+    comment_id: CommentId,
+    now: NaiveDateTime,
+) -> Result<Option<CommentStatus>, DbError> {
+    let found: Option<(PostId, String)> = comments::table
+        .find(comment_id)
+        .filter(comments::deleted_at.is_null())
+        .select((comments::post_id, comments::status))
+        .first(conn)
+        .optional()?;
+    let Some((post_id, status)) = found else {
+        return Ok(None);
+    };
+    let from = CommentStatus::parse(&status).unwrap_or(CommentStatus::Pending);
+    if from == CommentStatus::Approved {
+        adjust_approved_count(conn, post_id, -1)?;
+    }
+    adjust_status_count(conn, from.as_str(), -1)?;
+    delete_permanently(conn, comment_id, now)?;
+    Ok(Some(from))
+}
+
 /// Deletes a comment. One that replies still hang from stays as an empty tombstone, so the
 /// public thread can show "This comment was removed." in its place.
 fn delete_permanently(

@@ -30,6 +30,34 @@ pub const MAX_IP_DAYS: u32 = 30;
 pub const SENT_MAIL_DAYS: i64 = 30;
 const BATCH: i64 = 200;
 
+/// "1 day" or "N days".
+fn days(n: u32) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+/// What the retention settings mean, one sentence each: the privacy page and the settings page
+/// print these same words, so what readers are told is what the site does.
+pub fn policy(settings: &DiscussionSettings) -> Vec<String> {
+    let ip_days = settings.retention_days.min(MAX_IP_DAYS);
+    vec![
+        format!(
+            "Comments marked as spam and comments moved to the trash are deleted {} after they were moved there.",
+            days(settings.retention_days)
+        ),
+        format!(
+            "The IP address a comment was sent from is deleted {} after the comment was made (never later than {MAX_IP_DAYS} days).",
+            days(ip_days)
+        ),
+        format!(
+            "Copies of the emails this site sent are deleted {SENT_MAIL_DAYS} days after sending."
+        ),
+    ]
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -41,6 +69,8 @@ pub struct PurgeReport {
     pub log_ips_dropped: usize,
     pub sessions_deleted: usize,
     pub sent_mail_deleted: usize,
+    /// Day-old records of "manage my comments" link requests (they hold a client network).
+    pub link_requests_deleted: usize,
 }
 
 impl PurgeReport {
@@ -74,6 +104,15 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
     report.sessions_deleted = db
         .write(move |conn| crate::auth::sessions::delete_expired(conn, now))
         .await?;
+    report.link_requests_deleted = db
+        .write(move |conn| -> Result<usize, DbError> {
+            use crate::db::schema::my_comments_requests as requests;
+            Ok(diesel::delete(
+                requests::table.filter(requests::created_at.lt(now - chrono::Duration::days(1))),
+            )
+            .execute(conn)?)
+        })
+        .await?;
     let mail_cutoff = now - chrono::Duration::days(SENT_MAIL_DAYS);
     report.sent_mail_deleted = drain(db, move |conn| {
         let deleted = crate::notify::outbox::delete_sent_before(conn, mail_cutoff, BATCH)?;
@@ -94,6 +133,10 @@ pub async fn purge(db: &Db, now: NaiveDateTime) -> Result<PurgeReport, DbError> 
             ),
             (report.sessions_deleted, "expired sessions deleted"),
             (report.sent_mail_deleted, "sent emails deleted"),
+            (
+                report.link_requests_deleted,
+                "day-old requests for comment links deleted",
+            ),
         ];
         for (n, what) in housekeeping.into_iter().filter(|(n, _)| *n > 0) {
             detail.push_str(&format!("; {n} {what}"));

@@ -119,6 +119,8 @@ pub struct Approved {
     pub comment_url: String,
     pub comment_text: String,
     pub unsubscribe_url: String,
+    /// Where the commenter can see, download or erase what this site keeps about them.
+    pub my_comments_url: String,
 }
 email!(
     Approved,
@@ -137,6 +139,8 @@ pub struct Reply {
     pub reply_text: String,
     pub reply_url: String,
     pub unsubscribe_url: String,
+    /// Where the commenter can see, download or erase what this site keeps about them.
+    pub my_comments_url: String,
 }
 email!(
     Reply,
@@ -153,6 +157,8 @@ pub struct Confirm {
     pub post_title: String,
     pub confirm_url: String,
     pub unsubscribe_url: String,
+    /// Where the commenter can see, download or erase what this site keeps about them.
+    pub my_comments_url: String,
 }
 email!(
     Confirm,
@@ -160,6 +166,20 @@ email!(
     "email/confirm/subject.txt",
     "email/confirm/body.txt",
     "email/confirm/body.html"
+);
+
+/// A commenter asked to manage their comments: the link to the page that lists them.
+pub struct MyComments {
+    pub site: Site,
+    pub manage_url: String,
+    pub privacy_url: String,
+}
+email!(
+    MyComments,
+    "my-comments",
+    "email/my_comments/subject.txt",
+    "email/my_comments/body.txt",
+    "email/my_comments/body.html"
 );
 
 /// A staff member forgot their password.

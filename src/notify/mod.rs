@@ -35,6 +35,11 @@ impl MailContext {
         ))
     }
 
+    /// The page where a commenter asks for a link to their own comments.
+    pub fn my_comments_url(&self) -> String {
+        self.url("/my-comments")
+    }
+
     /// Unsubscribe links do not expire: an old email must still be able to stop the next one.
     pub fn unsubscribe_url(&self, email: &str, now: NaiveDateTime) -> String {
         self.link(

@@ -27,6 +27,27 @@ pub enum Link {
     Unsubscribe { email: String },
     /// Set a new password; `stamp` is part of the current hash, so the link dies once used.
     PasswordReset { user_id: UserId, stamp: String },
+    /// A commenter's own comments ("manage my comments"): the address is sealed, so the link
+    /// does not carry it in readable form (`my_comments_link`, `my_comments_address`).
+    MyComments { sealed: String },
+}
+
+/// What seals the address in a "manage my comments" link.
+const MY_COMMENTS_SEAL: &str = "my-comments-address";
+
+/// The "manage my comments" link for `email` (lower-cased).
+pub fn my_comments_link(signer: &Signer, email: &str) -> Link {
+    Link::MyComments {
+        sealed: signer.seal(MY_COMMENTS_SEAL, &email.to_lowercase()),
+    }
+}
+
+/// The address a "manage my comments" link is for, if it is one and was sealed here.
+pub fn my_comments_address(signer: &Signer, link: &Link) -> Option<String> {
+    match link {
+        Link::MyComments { sealed } => signer.open(MY_COMMENTS_SEAL, sealed),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +70,7 @@ impl Link {
             Link::Confirm { email } => format!("c|{email}"),
             Link::Unsubscribe { email } => format!("u|{email}"),
             Link::PasswordReset { user_id, stamp } => format!("r|{user_id}|{stamp}"),
+            Link::MyComments { sealed } => format!("p|{sealed}"),
         }
     }
 
@@ -74,6 +96,9 @@ impl Link {
             ["r", user_id, stamp] => Some(Link::PasswordReset {
                 user_id: UserId(user_id.parse().ok()?),
                 stamp: (*stamp).to_string(),
+            }),
+            ["p", sealed] => Some(Link::MyComments {
+                sealed: (*sealed).to_string(),
             }),
             _ => None,
         }
@@ -179,5 +204,28 @@ mod tests {
         };
         let token = issue(&signer, &odd, now + chrono::Duration::days(1));
         assert_eq!(verify(&signer, &token, now).unwrap().0, odd);
+    }
+
+    #[test]
+    fn a_my_comments_link_hides_its_address_and_names_it_only_for_itself() {
+        let signer = Signer::new(vec![1; 32]);
+        let now = chrono::DateTime::from_timestamp(1_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        let link = my_comments_link(&signer, "Ada@Example.com");
+        let token = issue(&signer, &link, now + chrono::Duration::days(1));
+        let payload = URL_SAFE_NO_PAD
+            .decode(token.split_once('.').unwrap().0)
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&payload).contains("example"));
+        let (read, _) = verify(&signer, &token, now).unwrap();
+        assert_eq!(
+            my_comments_address(&signer, &read).as_deref(),
+            Some("ada@example.com")
+        );
+        let unsubscribe = Link::Unsubscribe {
+            email: "ada@example.com".into(),
+        };
+        assert_eq!(my_comments_address(&signer, &unsubscribe), None);
     }
 }

@@ -153,6 +153,30 @@ impl DiscussionSettings {
     }
 }
 
+/// The admin's own words on the privacy page (Markdown), printed above and below the part
+/// lectern writes from its settings. Edited at `/admin/privacy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivacyText {
+    pub above: String,
+    pub below: String,
+}
+
+impl PrivacyText {
+    pub const MAX_CHARS: usize = 20_000;
+
+    pub fn load(conn: &mut DbConn) -> Result<PrivacyText, DbError> {
+        Ok(PrivacyText {
+            above: get(conn, "privacy_above")?.unwrap_or_default(),
+            below: get(conn, "privacy_below")?.unwrap_or_default(),
+        })
+    }
+
+    pub fn save(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        put(conn, "privacy_above", &self.above)?;
+        put(conn, "privacy_below", &self.below)
+    }
+}
+
 pub fn get(conn: &mut DbConn, name: &str) -> Result<Option<String>, DbError> {
     Ok(settings::table
         .find(name)

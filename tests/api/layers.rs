@@ -35,7 +35,9 @@ const LAYERS: &[&[&str]] = &[
     // The admin layout every staff page shares (it shows the pending count).
     &["staff"],
     &["moderation"],
-    &["feeds", "admin"],
+    // Pages over the features: feeds, the admin's own pages, and privacy (a commenter's data:
+    // export and erasure across comments, moderation and mail; the privacy page).
+    &["feeds", "admin", "privacy"],
     // Wiring: only these build the application and know every feature (the welcome post
     // writes a post and a comment on a new site).
     &["startup", "cli", "check", "lib", "main", "welcome"],

@@ -18,6 +18,7 @@ mod mail_faults;
 mod moderation;
 mod observability;
 mod operations;
+mod privacy;
 mod publishing;
 mod reading;
 mod schema;

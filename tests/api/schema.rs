@@ -148,7 +148,7 @@ fn sqlite_schema(url: &str) -> Schema {
             .unwrap();
         for index in list {
             let cols: Vec<Name> = diesel::sql_query(format!(
-                "SELECT name FROM pragma_index_info('{}') ORDER BY seqno",
+                "SELECT coalesce(name, '(expression)') AS name FROM pragma_index_info('{}') ORDER BY seqno",
                 index.name
             ))
             .load(&mut conn)
@@ -219,8 +219,8 @@ fn postgres_schema(url: &str) -> Schema {
     }
     let list: Vec<PgIndex> = diesel::sql_query(
         "SELECT t.relname::text AS table_name, i.relname::text AS index_name,
-                array_to_string(ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(n, o)
-                    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o), ',') AS columns,
+                array_to_string(ARRAY(SELECT coalesce(a.attname::text, '(expression)') FROM unnest(x.indkey) WITH ORDINALITY k(n, o)
+                    LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o), ',') AS columns,
                 x.indisunique AS is_unique, x.indisprimary AS is_primary
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace
