@@ -523,7 +523,7 @@ fn seed(db: &Db) -> Result<String> {
             let email = format!("reader{}@example.com", i % 37);
             let website = format!("https://reader{i}.example.org");
             let at = post.published_at + chrono::Duration::minutes(23 * (i as i64 + 1));
-            let html = lectern::render::render_comment(&body);
+            let html = lectern::render::CommentFormat::Markdown.render(&body);
             let id = lectern::comments::queries::insert(
                 conn,
                 &NewComment {
@@ -535,6 +535,7 @@ fn seed(db: &Db) -> Result<String> {
                     author_url: (i % 4 == 0).then_some(website.as_str()),
                     body: &body,
                     body_html: html.as_str(),
+                    format: lectern::render::CommentFormat::Markdown,
                     status: lectern::comments::CommentStatus::Approved,
                     held_reason: None,
                     ip: None,
