@@ -60,7 +60,11 @@ fn may_read_metrics(state: &AppState, req: &HttpRequest) -> bool {
 }
 
 /// `GET /metrics`: the Prometheus text format, never cached.
-pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub async fn metrics(
+    state: web::Data<AppState>,
+    pages: web::Data<crate::http::page_cache::PageCache>,
+    req: HttpRequest,
+) -> HttpResponse {
     if !may_read_metrics(&state, &req) {
         let mut refused = HttpResponse::Forbidden();
         refused
@@ -95,6 +99,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         db_in_use: i64::from(in_use),
         db_idle: i64::from(idle),
         cache_bytes: cache_bytes as i64,
+        page_cache_bytes: pages.usage().1 as i64,
     };
     let body = state.metrics.render(&snapshot);
     HttpResponse::Ok()

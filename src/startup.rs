@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::Method;
-use actix_web::middleware::{Compress, ErrorHandlers, from_fn};
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use url::Url;
@@ -22,7 +22,11 @@ use crate::{comments, posts, site};
 
 /// What the rendered comment threads may weigh: the hundred-comment threads of a few dozen
 /// busy posts, well inside the server's memory target.
-const THREAD_CACHE_BYTES: usize = 8 << 20;
+const THREAD_CACHE_BYTES: usize = 6 << 20;
+
+/// What the pages kept for anonymous readers may weigh (a 100-comment post page with its
+/// compressed forms is about 150 KB).
+const PAGE_CACHE_BYTES: usize = 12 << 20;
 
 pub struct Application {
     port: u16,
@@ -176,21 +180,33 @@ impl Application {
         );
 
         let app_state = state.clone();
+        let freshness = web::Data::new(match state.db.backend() {
+            crate::db::Backend::Sqlite => crate::db::Freshness::sqlite(
+                state.config.database_url.trim_start_matches("sqlite://"),
+            )
+            .context("LECTERN_DATABASE_URL")?,
+            crate::db::Backend::Postgres => crate::db::Freshness::unknown(),
+        });
+        let page_cache = web::Data::new(crate::http::page_cache::PageCache::new(PAGE_CACHE_BYTES));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(page_cache.clone())
+                .app_data(freshness.clone())
                 .wrap(from_fn(middleware::head_as_get))
                 .wrap(from_fn(middleware::body_deadline))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
                 .wrap(from_fn(middleware::refuse_cross_site_posts))
+                // Inside the security headers, so kept pages get them too.
+                .wrap(from_fn(crate::http::page_cache::deliver))
                 .wrap(from_fn(middleware::security_headers))
-                .wrap(Compress::default())
                 .wrap(from_fn(middleware::observe_requests))
                 .configure(routes)
         })
-        // Responses leave in several writes (headers, then compressed chunks as the encoder
-        // yields them). With Nagle's algorithm on, a later write waits for the ACK of the
-        // first, which a kept-alive client delays by ~40 ms: every compressed page paid it.
+        // Responses may leave in several writes (headers, then the body). With Nagle's
+        // algorithm on, a later write waits for the ACK of the first, which a kept-alive client
+        // delays by ~40 ms: every compressed page paid it when bodies were compressed as they
+        // streamed out.
         .tcp_nodelay(true)
         .listen(listener)?
         // Database jobs are bounded by the pool size (`Db::read`), so more blocking threads

@@ -15,6 +15,7 @@ use super::{PublicComment, cookies, queries as comment_queries};
 use crate::db::ids::CommentId;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FieldErrors;
+use crate::http::page_cache::{Keep, TokenMaker, token_marker};
 use crate::http::response::{html_response, moved_permanently};
 use crate::posts::handlers::{TagView, accepts_comments};
 use crate::posts::queries::{self, PublicAuthor};
@@ -86,8 +87,8 @@ pub async fn render_post_page(
             Ok((post, data))
         })
         .await?;
-    let (html, private) = post_page(state, req, post, author, form_state, data, None).await?;
-    Ok(html_response(status, html, private))
+    let made = post_page(state, req, post, author, form_state, data, None, false).await?;
+    Ok(html_response(status, made.html, made.private))
 }
 
 /// The page exactly as readers would see `post` (not yet saved) with `tags`, for an admin's
@@ -109,8 +110,8 @@ pub async fn render_preview(
             Ok((post, data))
         })
         .await?;
-    let (html, _) = post_page(state, req, post, author, fresh, data, Some(tags)).await?;
-    let mut response = html_response(StatusCode::OK, html, true);
+    let made = post_page(state, req, post, author, fresh, data, Some(tags), false).await?;
+    let mut response = html_response(StatusCode::OK, made.html, true);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-robots-tag"),
         HeaderValue::from_static("noindex, nofollow"),
@@ -180,8 +181,20 @@ fn load_page_data(
     })
 }
 
-/// The post page's HTML, and whether it shows the visitor their own data. `preview_tags` marks
-/// an admin's preview of unsaved changes, with the tags from the form.
+/// A rendered post page.
+struct MadePage {
+    html: String,
+    /// It shows the visitor their own data.
+    private: bool,
+    /// How anonymous readers may be served it again without the database; `None`: never.
+    keep: Option<Keep>,
+}
+
+/// The post page. `preview_tags` marks an admin's preview of unsaved changes, with the tags
+/// from the form. `keepable`: the request carries no cookie, so the page is the one every
+/// anonymous reader gets, and it is rendered to be kept (its form token is the marker that
+/// `page_cache` replaces per response).
+#[allow(clippy::too_many_arguments)]
 async fn post_page(
     state: &AppState,
     req: &HttpRequest,
@@ -190,7 +203,8 @@ async fn post_page(
     form_state: FormState,
     data: PageData,
     preview_tags: Option<Vec<TagView>>,
-) -> AppResult<(String, bool)> {
+    keepable: bool,
+) -> AppResult<MadePage> {
     let preview = preview_tags.is_some();
     let PageData {
         settings,
@@ -241,9 +255,14 @@ async fn post_page(
         || cookies::remembered(req).is_some()
         || matches!(form_state, FormState::Rejected { .. });
 
+    let keepable = keepable && !shows_own_data && !preview;
     let path = post.path();
     let form = replies_open.then(|| {
-        let token = issue_form_token(&state.signer, post.id, state.clock.unix());
+        let token = if keepable {
+            token_marker().to_string()
+        } else {
+            issue_form_token(&state.signer, post.id, state.clock.unix())
+        };
         let action = format!("/posts/{}/comments", post.slug);
         let cancel_href = format!("{path}#respond");
         let reply_name = |id: CommentId| thread.name_of_repliable(id).map(str::to_string);
@@ -315,6 +334,20 @@ async fn post_page(
         ));
     }
 
+    let keep = keepable.then(|| {
+        let token: Option<TokenMaker> = form.is_some().then(|| {
+            let (signer, clock, post_id) = (state.signer.clone(), state.clock.clone(), post.id);
+            Arc::new(move || issue_form_token(&signer, post_id, clock.unix())) as TokenMaker
+        });
+        Keep {
+            // The page changes by itself when its comments close.
+            valid_until: open
+                .then(|| settings.close_after_days)
+                .flatten()
+                .map(|days| post.published_at + chrono::Duration::days(i64::from(days))),
+            token,
+        }
+    });
     let page = PostPage {
         layout,
         comment_heading: comment_heading(post.approved_comment_count, &post.title),
@@ -336,7 +369,11 @@ async fn post_page(
         },
     };
     let html = page.render().map_err(|e| AppError::Internal(e.into()))?;
-    Ok((html, shows_own_data))
+    Ok(MadePage {
+        html,
+        private: shows_own_data,
+        keep,
+    })
 }
 
 fn parse_cpage(text: Option<&str>) -> AppResult<u32> {
@@ -384,8 +421,13 @@ async fn show(
         Err(None) => return Err(AppError::NotFound),
     };
     let form = FormState::Fresh { reply_to };
-    let (html, private) = post_page(&state, &req, post, author, form, data, None).await?;
-    Ok(html_response(StatusCode::OK, html, private))
+    let keepable = !req.headers().contains_key(actix_web::http::header::COOKIE);
+    let made = post_page(&state, &req, post, author, form, data, None, keepable).await?;
+    let mut response = html_response(StatusCode::OK, made.html, made.private);
+    if let Some(keep) = made.keep {
+        response.extensions_mut().insert(keep);
+    }
+    Ok(response)
 }
 
 pub async fn show_post(

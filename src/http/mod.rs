@@ -1,9 +1,11 @@
 //! HTTP plumbing shared by every route: the client's address, security headers, the origin
 //! check on POSTs, request logs and HTML error pages.
 
+pub mod compression;
 pub mod errors;
 pub mod forms;
 pub mod middleware;
+pub mod page_cache;
 pub mod response;
 
 use std::net::IpAddr;

@@ -160,7 +160,12 @@ async fn listing(
     }
     .render()
     .map_err(|e| AppError::Internal(e.into()))?;
-    Ok(html_response(StatusCode::OK, html, false))
+    let mut response = html_response(StatusCode::OK, html, false);
+    // The same for every reader: kept for anonymous ones until the database changes.
+    response
+        .extensions_mut()
+        .insert(crate::http::page_cache::Keep::default());
+    Ok(response)
 }
 
 pub async fn index(

@@ -32,6 +32,9 @@ pub struct Metrics {
     cache_hits: IntCounter,
     cache_misses: IntCounter,
     cache_bytes: IntGauge,
+    pages_hits: IntCounter,
+    pages_misses: IntCounter,
+    pages_bytes: IntGauge,
     logins_failed: IntCounter,
     logins_throttled: IntCounter,
     resident_bytes: IntGauge,
@@ -48,6 +51,7 @@ pub struct Snapshot {
     pub db_in_use: i64,
     pub db_idle: i64,
     pub cache_bytes: i64,
+    pub page_cache_bytes: i64,
 }
 
 /// "2xx", "4xx", …: the label a status code is counted under.
@@ -202,6 +206,21 @@ impl Metrics {
                 "lectern_thread_cache_bytes",
                 "Bytes of rendered threads kept in memory",
             ),
+            pages_hits: counter(
+                &r,
+                "lectern_page_cache_hits_total",
+                "Anonymous page views served from a kept page without the database",
+            ),
+            pages_misses: counter(
+                &r,
+                "lectern_page_cache_misses_total",
+                "Anonymous page views that made (and kept) their page",
+            ),
+            pages_bytes: gauge(
+                &r,
+                "lectern_page_cache_bytes",
+                "Bytes of kept pages, their compressed forms included",
+            ),
             logins_failed: counter(
                 &r,
                 "lectern_login_failures_total",
@@ -284,6 +303,14 @@ impl Metrics {
         self.cache_misses.inc();
     }
 
+    pub fn page_cache_hit(&self) {
+        self.pages_hits.inc();
+    }
+
+    pub fn page_cache_miss(&self) {
+        self.pages_misses.inc();
+    }
+
     /// Everything, in the Prometheus text format (version 0.0.4).
     pub fn render(&self, now: &Snapshot) -> String {
         self.outbox
@@ -303,6 +330,7 @@ impl Metrics {
             .with_label_values(&["idle"])
             .set(now.db_idle);
         self.cache_bytes.set(now.cache_bytes);
+        self.pages_bytes.set(now.page_cache_bytes);
         if let Some(process) = ProcessStats::read() {
             self.resident_bytes.set(process.resident_bytes);
             self.open_fds.set(process.open_fds);

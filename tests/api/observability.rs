@@ -105,9 +105,11 @@ async fn metrics_are_prometheus_text_and_their_counters_move_with_requests() {
         ),
         1.0
     );
-    // The first anonymous view rendered the thread; the next two were served from the cache.
+    // The first anonymous view made the page and kept it; the next two were served from it.
+    assert_eq!(viewed_moved("lectern_page_cache_misses_total", &[]), 1.0);
+    assert_eq!(viewed_moved("lectern_page_cache_hits_total", &[]), 2.0);
     assert_eq!(viewed_moved("lectern_thread_cache_misses_total", &[]), 1.0);
-    assert_eq!(viewed_moved("lectern_thread_cache_hits_total", &[]), 2.0);
+    assert!(viewed.value("lectern_page_cache_bytes", &[]) > 0.0);
 
     // One comment held for moderation, one refused as a duplicate, one refused as invalid.
     app.advance(60);

@@ -1,0 +1,390 @@
+//! Public pages kept for anonymous readers, and the content coding of every response.
+//!
+//! A reader without cookies sees the same page as every other such reader, except for the
+//! comment form's token. Such a page is kept here once rendered, with its fixed parts
+//! compressed once (gzip and brotli, on first demand), and served again without touching the
+//! database for as long as the database's generation has not moved (`db::Freshness`) and the
+//! page's own deadline (comments closing at a set time) has not passed. The token is made
+//! fresh for every response and put where the page was rendered with `token_marker()`.
+//!
+//! Every response also gets its content coding here: a kept page from its pieces, any other
+//! compressible body compressed at request time at a fast setting.
+//!
+//! A request with any cookie is never served from here and never stored: it may be a
+//! commenter who must see their own pending comment, or a moderator. Kept pages carry a weak
+//! `ETag` (a hash of their bytes, so a new release or any change gives a new one) and answer
+//! `If-None-Match` with 304; they vary on `Accept-Encoding` and `Cookie`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{Error, HttpResponse, web};
+use chrono::NaiveDateTime;
+use sha2::{Digest, Sha256};
+
+use super::compression::{self, Coding, Pieces};
+use crate::db::Freshness;
+use crate::state::AppState;
+
+/// Makes a fresh form token for one response of a kept page.
+pub type TokenMaker = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Attached by a handler to a response that may be kept for anonymous readers.
+#[derive(Clone, Default)]
+pub struct Keep {
+    /// Until when the page is right whatever the database says (a post's comments close at a
+    /// set time).
+    pub valid_until: Option<NaiveDateTime>,
+    /// For a page with a comment form: it was rendered with `token_marker()` as the token.
+    pub token: Option<TokenMaker>,
+}
+
+/// What a kept page's form token is rendered as, to be replaced per response. Random per
+/// process, so no comment can contain it.
+pub fn token_marker() -> &'static str {
+    static MARKER: OnceLock<String> = OnceLock::new();
+    MARKER.get_or_init(|| format!("lectern-token-{}", crate::crypto::random_token(18)))
+}
+
+struct Entry {
+    generation: Option<u64>,
+    valid_until: Option<NaiveDateTime>,
+    content_type: HeaderValue,
+    cache_control: Option<HeaderValue>,
+    etag: HeaderValue,
+    head: Bytes,
+    tail: Bytes,
+    token: Option<TokenMaker>,
+    /// Compressed on first demand, then reused by every response (and by the next entry for
+    /// the same bytes).
+    pieces: Arc<OnceLock<Pieces>>,
+    last_used: AtomicU64,
+}
+
+impl Entry {
+    fn weight(&self) -> usize {
+        let pieces = self.pieces.get().map_or(0, Pieces::weight);
+        self.head.len() + self.tail.len() + pieces + 256
+    }
+
+    fn is_fresh(&self, generation: Option<u64>, now: NaiveDateTime) -> bool {
+        generation.is_some()
+            && self.generation == generation
+            && self.valid_until.is_none_or(|until| now < until)
+    }
+
+    fn pieces(&self) -> &Pieces {
+        self.pieces
+            .get_or_init(|| Pieces::new(&self.head, &self.tail))
+    }
+}
+
+/// Kept pages by path and query, least recently used dropped first past the budget.
+pub struct PageCache {
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    tick: AtomicU64,
+    budget_bytes: usize,
+}
+
+impl PageCache {
+    pub fn new(budget_bytes: usize) -> PageCache {
+        PageCache {
+            entries: Mutex::new(HashMap::new()),
+            tick: AtomicU64::new(0),
+            budget_bytes,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.get(key)?.clone();
+        entry
+            .last_used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some(entry)
+    }
+
+    fn insert(&self, key: String, entry: Arc<Entry>) {
+        if entry.weight() * 4 > self.budget_bytes {
+            return;
+        }
+        entry
+            .last_used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.insert(key, entry);
+        let mut total: usize = entries.values().map(|e| e.weight()).sum();
+        while total > self.budget_bytes {
+            let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(dropped) = entries.remove(&oldest) {
+                total -= dropped.weight();
+            }
+        }
+    }
+
+    /// Kept pages and their weight in bytes.
+    pub fn usage(&self) -> (usize, usize) {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        (entries.len(), entries.values().map(|e| e.weight()).sum())
+    }
+}
+
+/// The compression level of bodies compressed per request: fast, since the reader waits.
+const DYNAMIC_GZIP_LEVEL: u32 = 5;
+const DYNAMIC_BROTLI_QUALITY: i32 = 4;
+/// Smaller bodies are sent as they are: compression would gain less than a packet.
+const MIN_COMPRESSED_BYTES: usize = 512;
+
+const VARY_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+const VARY_KEPT: HeaderValue = HeaderValue::from_static("Accept-Encoding, Cookie");
+
+/// The middleware: serves kept pages, keeps new ones, and encodes every response.
+pub async fn deliver(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(coding) = compression::negotiate(accept.as_deref()) else {
+        let (req, _) = req.into_parts();
+        let res = HttpResponse::NotAcceptable()
+            .insert_header((header::VARY, VARY_ENCODING))
+            .content_type("text/plain; charset=utf-8")
+            .body("None of the content codings this request accepts is available.\n");
+        return Ok(ServiceResponse::new(req, res));
+    };
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let cache = req.app_data::<web::Data<PageCache>>().cloned();
+    let freshness = req.app_data::<web::Data<Freshness>>().cloned();
+    let anonymous_read = matches!(*req.method(), Method::GET | Method::HEAD)
+        && !req.headers().contains_key(header::COOKIE);
+    let (Some(state), Some(cache), Some(freshness), true) =
+        (state, cache, freshness, anonymous_read)
+    else {
+        let res = next.call(req).await?;
+        return encode(res, coding).await;
+    };
+
+    let key = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_string(), |pq| pq.as_str().to_string());
+    // Read before the page is made: a change committed meanwhile leaves the kept page with an
+    // older generation, so the next request makes it again.
+    let generation = freshness.generation();
+    let now = state.clock.now();
+    let kept = cache.get(&key);
+    if let Some(entry) = &kept
+        && entry.is_fresh(generation, now)
+    {
+        state.metrics.page_cache_hit();
+        let (req, _) = req.into_parts();
+        let res = serve(&req, entry, coding);
+        return Ok(ServiceResponse::new(req, res));
+    }
+
+    let res = next.call(req).await?;
+    let keep = res.response().extensions().get::<Keep>().cloned();
+    let keep = match keep {
+        Some(keep)
+            if res.status() == StatusCode::OK
+                && !res.headers().contains_key(header::SET_COOKIE) =>
+        {
+            keep
+        }
+        _ => return encode(res, coding).await,
+    };
+    let (req, res) = res.into_parts();
+    let (head_parts, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|e| actix_web::error::ErrorInternalServerError(e.into()))?;
+    let (head, tail) = match &keep.token {
+        Some(_) => match split_at_marker(&bytes) {
+            Some(parts) => parts,
+            None => {
+                // The handler promised a marker and rendered none: never keep such a page.
+                tracing::error!(route = %key, "a kept page has no token marker; not kept");
+                let res = head_parts.set_body(bytes).map_into_boxed_body();
+                return encode(ServiceResponse::new(req, res), coding).await;
+            }
+        },
+        None => (bytes.clone(), Bytes::new()),
+    };
+    let etag = etag_of(&head, &tail);
+    // The same bytes as before (a change elsewhere moved the generation): keep the compressed
+    // pieces already made.
+    let pieces = match &kept {
+        Some(old) if old.etag == etag => old.pieces.clone(),
+        _ => Arc::new(OnceLock::new()),
+    };
+    state.metrics.page_cache_miss();
+    let entry = Arc::new(Entry {
+        generation,
+        valid_until: keep.valid_until,
+        content_type: head_parts
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("text/html; charset=utf-8")),
+        cache_control: head_parts.headers().get(header::CACHE_CONTROL).cloned(),
+        etag,
+        head,
+        tail,
+        token: keep.token,
+        pieces,
+        last_used: AtomicU64::new(0),
+    });
+    cache.insert(key, entry.clone());
+    let res = serve(&req, &entry, coding);
+    Ok(ServiceResponse::new(req, res))
+}
+
+fn split_at_marker(bytes: &Bytes) -> Option<(Bytes, Bytes)> {
+    let marker = token_marker().as_bytes();
+    let at = bytes.windows(marker.len()).rposition(|w| w == marker)?;
+    Some((bytes.slice(..at), bytes.slice(at + marker.len()..)))
+}
+
+fn etag_of(head: &[u8], tail: &[u8]) -> HeaderValue {
+    let mut hash = Sha256::new();
+    hash.update(head);
+    hash.update([0u8]);
+    hash.update(tail);
+    let tag = format!("W/\"{}\"", hex::encode(&hash.finalize()[..12]));
+    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("W/\"0\""))
+}
+
+/// Whether `If-None-Match` names this entity (weak comparison, RFC 9110 13.1.2).
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let ours = etag
+        .to_str()
+        .unwrap_or("")
+        .trim_start_matches("W/")
+        .to_string();
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == ours)
+}
+
+/// A kept page as a response in `coding`, or 304.
+fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpResponse {
+    let unchanged = not_modified(req.headers(), &entry.etag);
+    let mut res = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::ETAG, entry.etag.clone()))
+        .insert_header((header::VARY, VARY_KEPT));
+    if let Some(cache_control) = &entry.cache_control {
+        res.insert_header((header::CACHE_CONTROL, cache_control.clone()));
+    }
+    if unchanged {
+        return res.finish();
+    }
+    res.insert_header((header::CONTENT_TYPE, entry.content_type.clone()));
+    let token = entry.token.as_ref().map(|make| make()).unwrap_or_default();
+    let body: Vec<u8> = match coding {
+        Coding::Identity => {
+            let mut body = Vec::with_capacity(entry.head.len() + token.len() + entry.tail.len());
+            body.extend_from_slice(&entry.head);
+            body.extend_from_slice(token.as_bytes());
+            body.extend_from_slice(&entry.tail);
+            body
+        }
+        Coding::Gzip => entry.pieces().gzip(token.as_bytes()),
+        Coding::Brotli => entry.pieces().brotli(token.as_bytes()),
+    };
+    if let Some(name) = coding.header() {
+        res.insert_header((header::CONTENT_ENCODING, name));
+    }
+    res.body(body)
+}
+
+/// Compresses a response made for this request alone, when that is worth it.
+async fn encode(
+    res: ServiceResponse<impl MessageBody + 'static>,
+    coding: Coding,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let compressible = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(compression::compressible);
+    let sized = match res.response().body().size() {
+        actix_web::body::BodySize::Sized(n) => Some(n as usize),
+        _ => None,
+    };
+    if !compressible
+        || res.headers().contains_key(header::CONTENT_ENCODING)
+        || matches!(
+            res.status(),
+            StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT
+        )
+    {
+        return Ok(res.map_into_boxed_body());
+    }
+    let mut res = res;
+    add_vary(res.headers_mut());
+    let worth_it = sized.is_some_and(|n| n >= MIN_COMPRESSED_BYTES);
+    if coding == Coding::Identity || !worth_it {
+        return Ok(res.map_into_boxed_body());
+    }
+    let (req, res) = res.into_parts();
+    let (mut head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|e| actix_web::error::ErrorInternalServerError(e.into()))?;
+    let compressed = match coding {
+        Coding::Gzip => compression::gzip(&bytes, DYNAMIC_GZIP_LEVEL),
+        Coding::Brotli => compression::brotli(&bytes, DYNAMIC_BROTLI_QUALITY),
+        Coding::Identity => bytes.to_vec(),
+    };
+    if let Some(name) = coding.header() {
+        head.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
+    }
+    head.headers_mut().remove(header::CONTENT_LENGTH);
+    let res = head.set_body(compressed).map_into_boxed_body();
+    Ok(ServiceResponse::new(req, res))
+}
+
+/// Adds `Accept-Encoding` to `Vary`, keeping what is there.
+fn add_vary(headers: &mut HeaderMap) {
+    let existing = headers
+        .get(header::VARY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let value = match existing {
+        Some(v) if v.to_ascii_lowercase().contains("accept-encoding") => return,
+        Some(v) if !v.is_empty() => format!("{v}, Accept-Encoding"),
+        _ => "Accept-Encoding".to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(header::VARY, value);
+    }
+}
