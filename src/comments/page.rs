@@ -342,7 +342,7 @@ async fn post_page(
         Keep {
             // The page changes by itself when its comments close.
             valid_until: open
-                .then(|| settings.close_after_days)
+                .then_some(settings.close_after_days)
                 .flatten()
                 .map(|days| post.published_at + chrono::Duration::days(i64::from(days))),
             token,
