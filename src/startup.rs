@@ -103,6 +103,7 @@ impl Application {
             .context("opening the database")?
             .context("LECTERN_DATABASE_URL")?;
 
+        crate::http::assets::prepare();
         let metrics = Arc::new(crate::telemetry::Metrics::new());
         db.record_waits_in(metrics.pool_wait());
         let mail_transport = transport.describe();
@@ -496,8 +497,8 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/my-comments/{token}/erase", || {
             web::post().to(crate::privacy::handlers::erase)
         }),
-        (Method::GET, "/static/style.css", || {
-            web::get().to(stylesheet)
+        (Method::GET, "/static/{file}", || {
+            web::get().to(crate::http::assets::serve)
         }),
         (Method::GET, "/robots.txt", || web::get().to(robots)),
     ]
@@ -564,15 +565,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
-}
-
-const STYLESHEET: &str = include_str!("../static/style.css");
-
-async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(STYLESHEET)
 }
 
 async fn robots(state: web::Data<AppState>) -> HttpResponse {

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every route: the client's address, security headers, the origin
 //! check on POSTs, request logs and HTML error pages.
 
+pub mod assets;
 pub mod compression;
 pub mod errors;
 pub mod forms;

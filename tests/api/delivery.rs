@@ -279,3 +279,43 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
     assert!(!page(&app).await.contains("Approved through the web"));
     let _ = client;
 }
+
+#[tokio::test]
+async fn the_stylesheet_has_a_fingerprinted_immutable_address_and_the_old_one_still_answers() {
+    let app = TestApp::spawn().await;
+    let page = fetch(&app, "/", &[]).await.text().await.unwrap();
+    let start = page.find("<link rel=\"stylesheet\" href=\"").unwrap() + 29;
+    let href = &page[start..start + page[start..].find('"').unwrap()];
+    assert!(
+        href.starts_with("/static/style.") && href.ends_with(".css") && href.len() > 20,
+        "{href}"
+    );
+    let css = fetch(&app, href, &[]).await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(
+        css.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    let etag = css.headers()["etag"].to_str().unwrap().to_string();
+    let plain = css.bytes().await.unwrap();
+    for (accept, decode) in [
+        ("gzip", gunzip as fn(&[u8]) -> Vec<u8>),
+        ("br", unbrotli as fn(&[u8]) -> Vec<u8>),
+    ] {
+        let coded = fetch(&app, href, &[("Accept-Encoding", accept)]).await;
+        assert_eq!(coded.headers()["content-encoding"], accept);
+        assert_eq!(decode(&coded.bytes().await.unwrap()), plain);
+    }
+    assert_eq!(
+        fetch(&app, href, &[("If-None-Match", etag.as_str())])
+            .await
+            .status(),
+        304
+    );
+    let old = fetch(&app, "/static/style.css", &[]).await;
+    assert_eq!(old.status(), 200);
+    assert_eq!(old.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(old.bytes().await.unwrap(), plain);
+    assert_eq!(fetch(&app, "/static/nothing.css", &[]).await.status(), 404);
+}
