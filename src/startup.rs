@@ -104,6 +104,14 @@ impl Application {
             .context("LECTERN_DATABASE_URL")?;
 
         crate::http::assets::prepare();
+        // SQLite has one writer and one fsync per commit: comments are stored in batches.
+        let group_commit = match db.backend() {
+            crate::db::Backend::Sqlite => Some(Arc::new(
+                crate::db::GroupCommit::start(db.clone())
+                    .context("starting the comment writer thread")?,
+            )),
+            crate::db::Backend::Postgres => None,
+        };
         let metrics = Arc::new(crate::telemetry::Metrics::new());
         db.record_waits_in(metrics.pool_wait());
         let mail_transport = transport.describe();
@@ -153,6 +161,7 @@ impl Application {
             thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
             metrics: metrics.clone(),
+            group_commit,
         });
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
             state.db.clone(),

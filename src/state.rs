@@ -62,6 +62,8 @@ pub struct AppState {
     pub retention_wakeup: Arc<tokio::sync::Notify>,
     /// This server's counters for `/metrics`.
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// On SQLite: the writer that stores comments in shared transactions, one fsync per batch.
+    pub group_commit: Option<Arc<crate::db::GroupCommit>>,
 }
 
 impl AppState {

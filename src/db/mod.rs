@@ -18,7 +18,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::SqliteSync;
 
 mod freshness;
+mod group_commit;
 pub use freshness::Freshness;
+pub use group_commit::GroupCommit;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -45,20 +47,27 @@ pub enum DbError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The database is there but cannot take the work now (another process has held SQLite's
+    /// write lock past the busy wait, or a batch could not get a connection): try again later.
+    #[error("the database is busy: {0}")]
+    Busy(String),
 }
 
 impl DbError {
     /// No connection could be had (the database is down, or every connection stayed busy), or
     /// the one in hand was closed under the query: the request may work in a moment.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            DbError::Pool(_)
-                | DbError::Query(DieselError::DatabaseError(
-                    DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
-        )
+        match self {
+            DbError::Pool(_) | DbError::Busy(_) => true,
+            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+                true
+            }
+            // SQLITE_BUSY after the busy wait: another process holds the write lock.
+            DbError::Query(DieselError::DatabaseError(_, info)) => {
+                info.message().contains("database is locked")
+            }
+            _ => false,
+        }
     }
 
     pub fn is_unique_violation(&self) -> bool {

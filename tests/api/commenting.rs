@@ -459,3 +459,70 @@ async fn comments_are_written_in_a_safe_markdown_subset() {
     let form = app.get_text(&format!("/posts/{WELCOME}")).await;
     assert!(form.contains("You can use Markdown"));
 }
+
+#[tokio::test]
+async fn comments_submitted_at_once_are_checked_as_if_one_after_another() {
+    let app = TestApp::spawn_with(&[("LECTERN_FLOOD_LIMITS", "off")]).await;
+    let token = app.form_token(WELCOME).await;
+    app.advance(10);
+    let before = app.comment_count().await;
+    // Twelve copies of one comment, all at once: they share batches, and exactly one is stored.
+    let sends = (0..12).map(|_| {
+        let token = token.clone();
+        let http = client();
+        let url = app.url(POST_URL);
+        async move {
+            http.post(url)
+                .form(&[
+                    ("name", "Twin"),
+                    ("email", "twin@example.com"),
+                    ("body", "Said at the same moment."),
+                    ("form_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let mut statuses = futures_util::future::join_all(sends).await;
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        11,
+        "{statuses:?}"
+    );
+    assert_eq!(app.comment_count().await, before + 1);
+
+    // Distinct comments at once: every one acknowledged is stored.
+    let sends = (0..20).map(|i| {
+        let token = token.clone();
+        let http = client();
+        let url = app.url(POST_URL);
+        async move {
+            let body = format!("Distinct comment number {i}.");
+            let email = format!("many{i}@example.com");
+            http.post(url)
+                .form(&[
+                    ("name", "Many"),
+                    ("email", email.as_str()),
+                    ("body", body.as_str()),
+                    ("form_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert!(statuses.iter().all(|s| *s == 303), "{statuses:?}");
+    assert_eq!(app.comment_count().await, before + 21);
+}
