@@ -200,7 +200,14 @@ async fn post_entries(state: &AppState, tag_id: Option<i32>) -> AppResult<Vec<En
     let (rows, tags) = state
         .db
         .read(move |conn| {
-            let (rows, _) = post_queries::list_visible(conn, now, tag_id, None, 1, POSTS_IN_FEED)?;
+            let (rows, _) = post_queries::list_visible(
+                conn,
+                now,
+                tag_id,
+                None,
+                post_queries::Position::Page(1),
+                POSTS_IN_FEED,
+            )?;
             let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
             let tags = post_queries::tags_for_posts(conn, &ids)?;
             Ok((rows, tags))

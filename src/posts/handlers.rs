@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::queries::{self, PublicAuthor};
+use super::queries::{self, Position, PublicAuthor};
 use super::{Post, PostKind, Tag};
 use crate::db::ids::PostId;
 use crate::error::{AppError, AppResult};
@@ -50,7 +50,8 @@ struct IndexPage {
     heading: Option<String>,
     intro: Option<String>,
     posts: Vec<PostSummary>,
-    page: i64,
+    /// The page number; none on a page reached by a cursor.
+    page: Option<i64>,
     prev_href: Option<String>,
     next_href: Option<String>,
 }
@@ -58,7 +59,12 @@ struct IndexPage {
 #[derive(Deserialize)]
 pub struct PageQuery {
     page: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
 }
+
+/// Page numbers reach this far (OFFSET stays cheap); the links beyond them are cursors.
+const NUMBERED_PAGES: i64 = 100;
 
 fn page_number(text: Option<&str>) -> AppResult<i64> {
     match text {
@@ -66,8 +72,38 @@ fn page_number(text: Option<&str>) -> AppResult<i64> {
         Some(t) => t
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
+            .filter(|n| (1..=NUMBERED_PAGES).contains(n))
             .ok_or(AppError::NotFound),
+    }
+}
+
+/// A post's place in a listing, as a cursor: `{nanoseconds since 1970}.{id}`.
+fn cursor(post: &Post) -> String {
+    let nanos = post
+        .published_at
+        .and_utc()
+        .timestamp_nanos_opt()
+        .unwrap_or_default();
+    format!("{nanos}.{}", post.id.0)
+}
+
+fn parse_cursor(text: &str) -> Option<(chrono::NaiveDateTime, PostId)> {
+    let (nanos, id) = text.split_once('.')?;
+    let at = chrono::DateTime::from_timestamp_nanos(nanos.parse().ok()?).naive_utc();
+    Some((at, PostId(id.parse().ok()?)))
+}
+
+/// Where the listing asked for starts: `?before=` and `?after=` (cursors) or `?page=N`.
+fn position(query: &PageQuery) -> AppResult<Position> {
+    match (&query.before, &query.after, &query.page) {
+        (Some(before), None, None) => parse_cursor(before)
+            .map(|(at, id)| Position::Before(at, id))
+            .ok_or(AppError::NotFound),
+        (None, Some(after), None) => parse_cursor(after)
+            .map(|(at, id)| Position::After(at, id))
+            .ok_or(AppError::NotFound),
+        (None, None, page) => Ok(Position::Page(page_number(page.as_deref())?)),
+        _ => Err(AppError::NotFound),
     }
 }
 
@@ -81,7 +117,7 @@ enum Listing {
 async fn listing(
     state: &AppState,
     listing: Listing,
-    page: i64,
+    position: Position,
     base_path: &str,
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
@@ -94,15 +130,40 @@ async fn listing(
         .db
         .read(move |conn| {
             let (rows, more) =
-                queries::list_visible(conn, now, tag_id, author_id, page, POSTS_PER_PAGE)?;
+                queries::list_visible(conn, now, tag_id, author_id, position, POSTS_PER_PAGE)?;
             let ids: Vec<PostId> = rows.iter().map(|(p, _)| p.id).collect();
             let tags = queries::tags_for_posts(conn, &ids)?;
             Ok((rows, tags, more))
         })
         .await?;
-    if rows.is_empty() && page > 1 {
+    if rows.is_empty() && position != Position::Page(1) {
         return Err(AppError::NotFound);
     }
+    // Links to the neighbouring pages: numbers near the start, cursors beyond them.
+    let page_href = |n: i64| {
+        if n == 1 {
+            base_path.to_string()
+        } else {
+            format!("{base_path}?page={n}")
+        }
+    };
+    let older_href = rows
+        .last()
+        .map(|(post, _)| format!("{base_path}?before={}", cursor(post)));
+    let newer_href = rows
+        .first()
+        .map(|(post, _)| format!("{base_path}?after={}", cursor(post)));
+    let (page, prev_href, next_href) = match position {
+        Position::Page(n) => (
+            Some(n),
+            (n > 1).then(|| page_href(n - 1)),
+            more.then_some(older_href).flatten(),
+        ),
+        // Came from newer posts; older ones follow if the query found more.
+        Position::Before(..) => (None, newer_href, more.then_some(older_href).flatten()),
+        // `more` counts newer posts here; an older page always exists (where we came from).
+        Position::After(..) => (None, more.then_some(newer_href).flatten(), older_href),
+    };
     let tz = state.config.timezone;
     let posts = rows
         .into_iter()
@@ -137,26 +198,26 @@ async fn listing(
             Layout::new(state, &author.display_name),
         ),
     };
-    layout.canonical = Some(state.absolute(&if page > 1 {
-        format!("{base_path}?page={page}")
-    } else {
-        base_path.to_string()
-    }));
-    let page_href = |n: i64| {
-        if n == 1 {
-            base_path.to_string()
-        } else {
-            format!("{base_path}?page={n}")
+    layout.canonical = Some(state.absolute(&match position {
+        Position::Page(n) => page_href(n),
+        Position::Before(at, id) | Position::After(at, id) => {
+            let nanos = at.and_utc().timestamp_nanos_opt().unwrap_or_default();
+            let key = if matches!(position, Position::Before(..)) {
+                "before"
+            } else {
+                "after"
+            };
+            format!("{base_path}?{key}={nanos}.{}", id.0)
         }
-    };
+    }));
     let html = IndexPage {
         layout,
         heading,
         intro,
         posts,
         page,
-        prev_href: (page > 1).then(|| page_href(page - 1)),
-        next_href: more.then(|| page_href(page + 1)),
+        prev_href,
+        next_href,
     }
     .render()
     .map_err(|e| AppError::Internal(e.into()))?;
@@ -172,8 +233,8 @@ pub async fn index(
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let page = page_number(query.page.as_deref())?;
-    listing(&state, Listing::All, page, "/").await
+    let position = position(&query)?;
+    listing(&state, Listing::All, position, "/").await
 }
 
 pub async fn tag_index(
@@ -181,7 +242,7 @@ pub async fn tag_index(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let page = page_number(query.page.as_deref())?;
+    let position = position(&query)?;
     let slug = path.into_inner();
     let lookup = slug.clone();
     let tag = state
@@ -189,7 +250,13 @@ pub async fn tag_index(
         .read(move |conn| queries::find_tag(conn, &lookup))
         .await?
         .ok_or(AppError::NotFound)?;
-    listing(&state, Listing::Tag(tag), page, &format!("/tags/{slug}")).await
+    listing(
+        &state,
+        Listing::Tag(tag),
+        position,
+        &format!("/tags/{slug}"),
+    )
+    .await
 }
 
 pub async fn author_index(
@@ -197,7 +264,7 @@ pub async fn author_index(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let page = page_number(query.page.as_deref())?;
+    let position = position(&query)?;
     let slug = path.into_inner();
     let lookup = slug.clone();
     let user = state
@@ -214,7 +281,7 @@ pub async fn author_index(
     listing(
         &state,
         Listing::Author(author),
-        page,
+        position,
         &format!("/authors/{slug}"),
     )
     .await

@@ -48,13 +48,25 @@ pub fn find_visible(
         .optional()?)
 }
 
-/// One page of visible posts, newest first, and whether another page follows.
+/// Where a page of a listing starts: a page number (the first pages, by OFFSET), or next to a
+/// post (keyset: as fast on the ten-thousandth page as on the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Page(i64),
+    /// The posts older than this (publication time, id).
+    Before(NaiveDateTime, PostId),
+    /// The posts newer than this.
+    After(NaiveDateTime, PostId),
+}
+
+/// One page of visible posts, newest first, and whether more follow in the page's direction
+/// (older posts; for `After`, newer ones).
 pub fn list_visible(
     conn: &mut DbConn,
     now: NaiveDateTime,
     tag_id: Option<i32>,
     author_id: Option<UserId>,
-    page: i64,
+    position: Position,
     per_page: i64,
 ) -> Result<(Vec<(Post, PublicAuthor)>, bool), DbError> {
     let mut query = posts::table
@@ -63,8 +75,30 @@ pub fn list_visible(
         .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
-        .order((posts::published_at.desc(), posts::id.desc()))
         .into_boxed();
+    query = match position {
+        Position::Page(_) | Position::Before(..) => {
+            query.order((posts::published_at.desc(), posts::id.desc()))
+        }
+        Position::After(..) => query.order((posts::published_at.asc(), posts::id.asc())),
+    };
+    match position {
+        Position::Page(_) => {}
+        Position::Before(at, id) => {
+            query = query.filter(
+                posts::published_at
+                    .lt(at)
+                    .or(posts::published_at.eq(at).and(posts::id.lt(id))),
+            );
+        }
+        Position::After(at, id) => {
+            query = query.filter(
+                posts::published_at
+                    .gt(at)
+                    .or(posts::published_at.eq(at).and(posts::id.gt(id))),
+            );
+        }
+    }
     if let Some(tag_id) = tag_id {
         query = query.filter(
             posts::id.eq_any(
@@ -77,12 +111,17 @@ pub fn list_visible(
     if let Some(author_id) = author_id {
         query = query.filter(posts::author_id.eq(author_id));
     }
+    if let Position::Page(page) = position {
+        query = query.offset((page - 1).max(0) * per_page);
+    }
     let mut rows = query
         .limit(per_page + 1)
-        .offset((page - 1).max(0) * per_page)
         .load::<(Post, PublicAuthor)>(conn)?;
     let more = rows.len() as i64 > per_page;
     rows.truncate(per_page as usize);
+    if let Position::After(..) = position {
+        rows.reverse();
+    }
     Ok((rows, more))
 }
 

@@ -556,3 +556,11 @@ impl std::io::Write for LogSink {
         Ok(())
     }
 }
+
+/// The `href` of the first link with `rel="{rel}"` in `page`, HTML entities decoded.
+pub fn hidden_href(page: &str, rel: &str) -> Option<String> {
+    let marker = format!("rel=\"{rel}\" href=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].replace("&amp;", "&"))
+}

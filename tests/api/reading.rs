@@ -96,15 +96,31 @@ async fn the_index_paginates_newest_first() {
     let first = app.get_text("/").await;
     assert!(first.contains("Welcome to lectern"));
     assert!(first.find("Post number 12").unwrap() < first.find("Post number 11").unwrap());
-    assert!(first.contains("/?page=2"));
-    let second = app.get_text("/?page=2").await;
-    assert!(
-        second.contains("Post number 1<")
-            || second.contains("Post number 1\n")
-            || second.contains(">Post number 1</a>")
-    );
+    // The link to older posts is a cursor (keyset: as fast on page 10,000 as on page 2).
+    let older = crate::common::hidden_href(&first, "next").expect("an older-posts link");
+    assert!(older.starts_with("/?before="), "{older}");
+    let second = app.get_text(&older).await;
+    let has_first_post = |page: &str| {
+        page.contains("Post number 1<")
+            || page.contains("Post number 1\n")
+            || page.contains(">Post number 1</a>")
+    };
+    assert!(has_first_post(&second));
+    assert!(!second.contains("Post number 12<"));
+    // Back to newer posts: the same posts as the first page.
+    let newer = crate::common::hidden_href(&second, "prev").expect("a newer-posts link");
+    assert!(newer.starts_with("/?after="), "{newer}");
+    let back = app.get_text(&newer).await;
+    assert!(back.contains("Welcome to lectern") && back.contains("Post number 4"));
+    assert!(!back.contains("Post number 3<"));
+    assert!(!has_first_post(&back));
+    // Page numbers still answer for the first pages (old links, bookmarks).
+    assert!(has_first_post(&app.get_text("/?page=2").await));
     assert_eq!(app.get("/?page=99").await.status(), 404);
+    assert_eq!(app.get("/?page=100000").await.status(), 404);
     assert_eq!(app.get("/?page=abc").await.status(), 404);
+    assert_eq!(app.get("/?before=nonsense").await.status(), 404);
+    assert_eq!(app.get("/?before=1.1&page=2").await.status(), 404);
 }
 
 #[tokio::test]
