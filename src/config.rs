@@ -60,6 +60,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The bearer token that opens `/metrics` to clients beyond loopback.
     pub metrics_token: Option<String>,
+    /// Addresses per sitemap file (sitemaps.org allows 50,000); past them, `/sitemap.xml` is
+    /// an index of several files.
+    pub sitemap_file_urls: i64,
     /// How long a request waits for a database connection while every one is busy.
     pub database_timeout: std::time::Duration,
     /// `/healthz`'s wait for the database, and how soon an outage (or its end) is noticed.
@@ -135,6 +138,7 @@ const KEYS: &[&str] = &[
     "LECTERN_BODY_TIMEOUT_SECS",
     "LECTERN_METRICS_TOKEN",
     "LECTERN_LOG_FORMAT",
+    "LECTERN_SITEMAP_FILE_URLS",
     "RUST_LOG",
 ];
 
@@ -352,6 +356,9 @@ impl Config {
             }
         };
 
+        let sitemap_file_urls =
+            whole_number(&get, "LECTERN_SITEMAP_FILE_URLS", 50_000, 10..=50_000, "")? as i64;
+
         Ok(Config {
             database_url,
             bind,
@@ -371,6 +378,7 @@ impl Config {
             log_filter,
             log_format,
             metrics_token,
+            sitemap_file_urls,
             database_timeout: std::time::Duration::from_secs(database_timeout),
             database_probe: std::time::Duration::from_millis(database_probe),
             body_timeout: std::time::Duration::from_secs(body_timeout),

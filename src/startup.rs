@@ -453,6 +453,9 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/sitemap.xml", || {
             web::get().to(feeds::sitemap)
         }),
+        (Method::GET, "/sitemaps/{file}", || {
+            web::get().to(feeds::sitemap_file)
+        }),
         (Method::GET, "/tags/{tag}", || {
             web::get().to(posts::handlers::tag_index)
         }),

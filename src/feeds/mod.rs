@@ -24,8 +24,6 @@ use queries::{CommentedPost, FeedComment};
 
 const POSTS_IN_FEED: i64 = 20;
 const COMMENTS_IN_FEED: i64 = 30;
-/// The sitemap protocol's limit for one file.
-const SITEMAP_MAX_URLS: i64 = 50_000;
 const ATOM: &str = "application/atom+xml; charset=utf-8";
 
 fn fixed(at: NaiveDateTime) -> FixedDateTime {
@@ -355,36 +353,24 @@ fn w3c(at: NaiveDateTime) -> String {
     crate::views::iso_date(at)
 }
 
-/// `GET /sitemap.xml`: the home page, visible posts and pages, tag and author pages.
-pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
-    let now = state.clock.now();
-    let (posts, tags, authors, started) = state
-        .db
-        .read(move |conn| {
-            Ok((
-                queries::sitemap_posts(conn, now, SITEMAP_MAX_URLS)?,
-                queries::sitemap_tags(conn, now)?,
-                queries::sitemap_authors(conn, now)?,
-                queries::site_started(conn)?,
-            ))
-        })
-        .await?;
-    let newest = posts
-        .iter()
-        .filter(|p| p.kind == PostKind::Post)
-        .map(|p| p.updated_at.max(p.published_at))
-        .max();
-    let last_modified = posts
-        .iter()
-        .map(|p| p.updated_at.max(p.published_at))
-        .chain(tags.iter().filter_map(|(_, at)| *at))
-        .chain(authors.iter().filter_map(|(_, at)| *at))
-        .max()
-        .or(started)
-        .unwrap_or_default();
+#[derive(Template)]
+#[template(path = "posts/sitemap_index.xml")]
+struct SitemapIndex {
+    files: Vec<SitemapUrl>,
+}
+
+/// What the home, tag and author entries of the sitemap are made from.
+struct SiteEntries {
+    newest_post: Option<NaiveDateTime>,
+    tags: Vec<(String, Option<NaiveDateTime>)>,
+    authors: Vec<(String, Option<NaiveDateTime>)>,
+    started: Option<NaiveDateTime>,
+}
+
+fn site_urls(state: &AppState, site: &SiteEntries) -> Vec<SitemapUrl> {
     let mut urls = vec![SitemapUrl {
         loc: state.absolute("/"),
-        lastmod: newest.map(w3c),
+        lastmod: site.newest_post.map(w3c),
     }];
     let listing = |prefix: &str, rows: &[(String, Option<NaiveDateTime>)]| -> Vec<SitemapUrl> {
         rows.iter()
@@ -394,21 +380,146 @@ pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
             })
             .collect()
     };
-    urls.extend(listing("/tags", &tags));
-    urls.extend(listing("/authors", &authors));
-    urls.extend(posts.iter().map(|p| SitemapUrl {
-        loc: state.absolute(&p.kind.path(&p.slug)),
-        lastmod: Some(w3c(p.updated_at.max(p.published_at))),
-    }));
-    // One file holds at most 50,000 addresses; past that, the oldest posts are left out.
-    urls.truncate(SITEMAP_MAX_URLS as usize);
-    let body = Sitemap { urls }
-        .render()
-        .map_err(|e| AppError::Internal(e.into()))?;
+    urls.extend(listing("/tags", &site.tags));
+    urls.extend(listing("/authors", &site.authors));
+    urls
+}
+
+fn read_site_entries(
+    conn: &mut crate::db::DbConn,
+    now: NaiveDateTime,
+) -> Result<SiteEntries, crate::db::DbError> {
+    let newest = queries::sitemap_posts(conn, now, 1)?
+        .into_iter()
+        .map(|p| p.updated_at.max(p.published_at))
+        .next();
+    Ok(SiteEntries {
+        newest_post: newest,
+        tags: queries::sitemap_tags(conn, now)?,
+        authors: queries::sitemap_authors(conn, now)?,
+        started: queries::site_started(conn)?,
+    })
+}
+
+fn site_modified(site: &SiteEntries) -> NaiveDateTime {
+    site.newest_post
+        .into_iter()
+        .chain(site.tags.iter().filter_map(|(_, at)| *at))
+        .chain(site.authors.iter().filter_map(|(_, at)| *at))
+        .max()
+        .or(site.started)
+        .unwrap_or_default()
+}
+
+fn post_urls(state: &AppState, posts: &[queries::SitemapPost]) -> Vec<SitemapUrl> {
+    posts
+        .iter()
+        .map(|p| SitemapUrl {
+            loc: state.absolute(&p.kind.path(&p.slug)),
+            lastmod: Some(w3c(p.updated_at.max(p.published_at))),
+        })
+        .collect()
+}
+
+/// `GET /sitemap.xml`: the home page, visible posts and pages, tag and author pages in one
+/// file while they fit (sitemaps.org: at most 50,000 addresses a file); past that, an index of
+/// files: `/sitemaps/site.xml` (home, tags, authors) and `/sitemaps/posts-N.xml`.
+pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let per_file = state.config.sitemap_file_urls;
+    let (site, count, posts) = state
+        .db
+        .read(move |conn| {
+            let site = read_site_entries(conn, now)?;
+            let count = queries::visible_count(conn, now)?;
+            let fits = 1 + site.tags.len() as i64 + site.authors.len() as i64 + count <= per_file;
+            let posts = if fits {
+                Some(queries::sitemap_posts(conn, now, per_file)?)
+            } else {
+                None
+            };
+            Ok((site, count, posts))
+        })
+        .await?;
+    let modified = site_modified(&site);
+    let body = match posts {
+        Some(posts) => {
+            let mut urls = site_urls(&state, &site);
+            urls.extend(post_urls(&state, &posts));
+            Sitemap { urls }.render()
+        }
+        None => {
+            let files = (count + per_file - 1) / per_file;
+            let mut list = vec![SitemapUrl {
+                loc: state.absolute("/sitemaps/site.xml"),
+                lastmod: Some(w3c(modified)),
+            }];
+            list.extend((1..=files).map(|n| SitemapUrl {
+                loc: state.absolute(&format!("/sitemaps/posts-{n}.xml")),
+                lastmod: None,
+            }));
+            SitemapIndex { files: list }.render()
+        }
+    }
+    .map_err(|e| AppError::Internal(e.into()))?;
     Ok(conditional::respond(
         &req,
         "application/xml; charset=utf-8",
         body.into_bytes(),
-        last_modified,
+        modified,
+    ))
+}
+
+/// `GET /sitemaps/{file}`: one file of a split sitemap.
+pub async fn sitemap_file(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    file: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let per_file = state.config.sitemap_file_urls;
+    let file = file.into_inner();
+    let body = if file == "site.xml" {
+        let site = state
+            .db
+            .read(move |conn| read_site_entries(conn, now))
+            .await?;
+        let mut urls = site_urls(&state, &site);
+        urls.truncate(per_file as usize);
+        (Sitemap { urls }.render(), site_modified(&site))
+    } else {
+        let n: i64 = file
+            .strip_prefix("posts-")
+            .and_then(|rest| rest.strip_suffix(".xml"))
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n >= 1 && *n <= 1_000_000)
+            .ok_or(AppError::NotFound)?;
+        let posts = state
+            .db
+            .read(move |conn| queries::sitemap_posts_file(conn, now, n, per_file))
+            .await?;
+        if posts.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        let modified = posts
+            .iter()
+            .map(|p| p.updated_at.max(p.published_at))
+            .max()
+            .unwrap_or_default();
+        (
+            Sitemap {
+                urls: post_urls(&state, &posts),
+            }
+            .render(),
+            modified,
+        )
+    };
+    let (xml, modified) = body;
+    let xml = xml.map_err(|e| AppError::Internal(e.into()))?;
+    Ok(conditional::respond(
+        &req,
+        "application/xml; charset=utf-8",
+        xml.into_bytes(),
+        modified,
     ))
 }

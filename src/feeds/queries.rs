@@ -89,6 +89,33 @@ pub fn sitemap_posts(
         .load(conn)?)
 }
 
+/// Visible posts and pages, oldest first (so a sitemap file keeps its addresses as posts are
+/// added), the `n`th file of `per_file`.
+pub fn sitemap_posts_file(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    n: i64,
+    per_file: i64,
+) -> Result<Vec<SitemapPost>, DbError> {
+    Ok(posts::table
+        .filter(posts::status.eq(PostStatus::Published))
+        .filter(posts::published_at.le(now))
+        .select(SitemapPost::as_select())
+        .order((posts::published_at.asc(), posts::id.asc()))
+        .offset((n - 1) * per_file)
+        .limit(per_file)
+        .load(conn)?)
+}
+
+/// How many posts and pages are visible.
+pub fn visible_count(conn: &mut DbConn, now: NaiveDateTime) -> Result<i64, DbError> {
+    Ok(posts::table
+        .filter(posts::status.eq(PostStatus::Published))
+        .filter(posts::published_at.le(now))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Tags with at least one visible post: (slug, newest change among their posts).
 pub fn sitemap_tags(
     conn: &mut DbConn,

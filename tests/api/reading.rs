@@ -241,3 +241,36 @@ async fn a_scheduled_post_appears_when_its_time_comes_without_a_request() {
     assert_eq!(app.get("/posts/later").await.status(), 200);
     assert!(app.get_text("/").await.contains("Later"));
 }
+
+#[tokio::test]
+async fn a_sitemap_past_one_file_becomes_an_index_of_files() {
+    let app = TestApp::spawn_with(&[("LECTERN_SITEMAP_FILE_URLS", "10")]).await;
+    for n in 1..=14 {
+        publish(
+            &app,
+            &format!("---\ntitle: Mapped {n}\nslug: mapped-{n}\ndate: 2020-02-{n:02}\n---\nbody\n"),
+        )
+        .await;
+    }
+    let index = app.get_text("/sitemap.xml").await;
+    assert!(index.contains("<sitemapindex"), "{index}");
+    let files: Vec<String> = index
+        .split("<loc>")
+        .skip(1)
+        .map(|part| part[..part.find("</loc>").unwrap()].to_string())
+        .collect();
+    assert!(files[0].ends_with("/sitemaps/site.xml"), "{files:?}");
+    assert_eq!(files.len(), 3, "site + 15 posts in files of 10: {files:?}");
+    let mut found = Vec::new();
+    for file in &files {
+        let path = &file[file.find("/sitemaps/").unwrap()..];
+        let xml = app.get_text(path).await;
+        assert!(xml.contains("<urlset"));
+        let count = xml.matches("<url>").count();
+        assert!((1..=10).contains(&count), "{path}: {count}");
+        found.extend(xml.matches("/posts/mapped-").map(|_| ()));
+    }
+    assert_eq!(found.len(), 14, "every post in exactly one file");
+    assert_eq!(app.get("/sitemaps/posts-3.xml").await.status(), 404);
+    assert_eq!(app.get("/sitemaps/other.xml").await.status(), 404);
+}
