@@ -211,6 +211,18 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     })?;
     drop(server); // SIGTERM, then wait
 
+    // The cold path: the same post page built from the database on every view (no kept
+    // thread, no kept page), by a server started for it.
+    let cold_server =
+        Server::start_with(dir.path(), &db_url, mode, &[("LECTERN_PAGE_CACHES", "off")])?;
+    let cold = measure(
+        &format!("http://{}/posts/bench-thread", cold_server.addr),
+        None,
+        warmup,
+        secs,
+    )?;
+    drop(cold_server);
+
     println!(
         "{:<26} {:>9} {:>8} {:>8} {:>8}   target",
         "scenario", "req/s", "p50 ms", "p99 ms", "errors"
@@ -249,6 +261,14 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
             ),
         ),
         ("  the same, 1 connection", &post_gzip_one, "-".to_string()),
+        (
+            "post page, cold (no caches)",
+            &cold,
+            format!(
+                "{} ≥ 1,000 req/s",
+                verdict(cold.rps >= 1_000.0 && cold.errors == 0)
+            ),
+        ),
         ("index page", &index, "-".to_string()),
         (
             "comment submission",
@@ -637,6 +657,15 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, url: &str, mode: Option<SqliteSync>) -> Result<Server> {
+        Server::start_with(dir, url, mode, &[])
+    }
+
+    fn start_with(
+        dir: &Path,
+        url: &str,
+        mode: Option<SqliteSync>,
+        extra: &[(&str, &str)],
+    ) -> Result<Server> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lectern"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LECTERN_")) {
             cmd.env_remove(key);
@@ -652,6 +681,9 @@ impl Server {
             .stderr(Stdio::piped());
         if let Some(mode) = mode {
             cmd.env("LECTERN_SQLITE_SYNC", mode.pragma().to_lowercase());
+        }
+        for (key, value) in extra {
+            cmd.env(key, value);
         }
         let mut child = cmd.spawn().context("starting target/release/lectern")?;
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());

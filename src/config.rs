@@ -63,6 +63,9 @@ pub struct Config {
     /// Addresses per sitemap file (sitemaps.org allows 50,000); past them, `/sitemap.xml` is
     /// an index of several files.
     pub sitemap_file_urls: i64,
+    /// `LECTERN_PAGE_CACHES=off` (benchmarks only): no kept threads and no kept pages, so every
+    /// view is built from the database (the cold path).
+    pub page_caches: bool,
     /// How long a request waits for a database connection while every one is busy.
     pub database_timeout: std::time::Duration,
     /// `/healthz`'s wait for the database, and how soon an outage (or its end) is noticed.
@@ -139,6 +142,7 @@ const KEYS: &[&str] = &[
     "LECTERN_METRICS_TOKEN",
     "LECTERN_LOG_FORMAT",
     "LECTERN_SITEMAP_FILE_URLS",
+    "LECTERN_PAGE_CACHES",
     "RUST_LOG",
 ];
 
@@ -359,6 +363,12 @@ impl Config {
         let sitemap_file_urls =
             whole_number(&get, "LECTERN_SITEMAP_FILE_URLS", 50_000, 10..=50_000, "")? as i64;
 
+        let page_caches = match get("LECTERN_PAGE_CACHES").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(_) => return Err(bad("LECTERN_PAGE_CACHES", "must be on or off")),
+        };
+
         Ok(Config {
             database_url,
             bind,
@@ -379,6 +389,7 @@ impl Config {
             log_format,
             metrics_token,
             sitemap_file_urls,
+            page_caches,
             database_timeout: std::time::Duration::from_secs(database_timeout),
             database_probe: std::time::Duration::from_millis(database_probe),
             body_timeout: std::time::Duration::from_secs(body_timeout),

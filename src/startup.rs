@@ -143,6 +143,7 @@ impl Application {
         let mail_faults = Arc::new(MailFaults::default());
         let (stop_mail, mail_shutdown) = tokio::sync::watch::channel(false);
 
+        let page_caches = config.page_caches;
         let state = web::Data::new(AppState {
             db,
             config,
@@ -158,7 +159,11 @@ impl Application {
             mail_faults: mail_faults.clone(),
             mail_transport,
             publish_wakeup: Arc::new(tokio::sync::Notify::new()),
-            thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
+            thread_cache: Arc::new(ThreadCache::new(if page_caches {
+                THREAD_CACHE_BYTES
+            } else {
+                0
+            })),
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
             metrics: metrics.clone(),
             group_commit,
@@ -197,7 +202,13 @@ impl Application {
             .context("LECTERN_DATABASE_URL")?,
             crate::db::Backend::Postgres => crate::db::Freshness::unknown(),
         });
-        let page_cache = web::Data::new(crate::http::page_cache::PageCache::new(PAGE_CACHE_BYTES));
+        let page_cache = web::Data::new(crate::http::page_cache::PageCache::new(
+            if state.config.page_caches {
+                PAGE_CACHE_BYTES
+            } else {
+                0
+            },
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
