@@ -63,6 +63,7 @@ fn may_read_metrics(state: &AppState, req: &HttpRequest) -> bool {
 pub async fn metrics(
     state: web::Data<AppState>,
     pages: web::Data<crate::http::page_cache::PageCache>,
+    freshness: web::Data<crate::db::Freshness>,
     req: HttpRequest,
 ) -> HttpResponse {
     if !may_read_metrics(&state, &req) {
@@ -100,6 +101,7 @@ pub async fn metrics(
         db_idle: i64::from(idle),
         cache_bytes: cache_bytes as i64,
         page_cache_bytes: pages.usage().1 as i64,
+        listener: freshness.listener_stats(),
     };
     let body = state.metrics.render(&snapshot);
     HttpResponse::Ok()

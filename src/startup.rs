@@ -200,7 +200,9 @@ impl Application {
                 state.config.database_url.trim_start_matches("sqlite://"),
             )
             .context("LECTERN_DATABASE_URL")?,
-            crate::db::Backend::Postgres => crate::db::Freshness::unknown(),
+            crate::db::Backend::Postgres => {
+                crate::db::Freshness::postgres(&state.config.database_url)
+            }
         });
         let page_cache = web::Data::new(crate::http::page_cache::PageCache::new(
             if state.config.page_caches {

@@ -7,11 +7,17 @@
 //! it touches no page of the database (it is read from the WAL index in shared memory), so a
 //! page view can afford it.
 //!
-//! On PostgreSQL there is no such cheap local signal yet: `generation` says "unknown" and every
-//! kept page is checked against the database by rendering it again (its compressed forms are
-//! still reused when nothing changed).
+//! On PostgreSQL, the tables whose rows show on public pages notify `lectern_changed` from a
+//! statement trigger (migration 000015), delivered when the writing transaction commits, on
+//! whichever server wrote. Each server keeps one listening connection; every notification
+//! moves the generation. While that connection is not known to be live (not yet connected,
+//! broken, reconnecting), `generation` says "unknown" and every kept page is checked against
+//! the database by rendering it again (its compressed forms are still reused when nothing
+//! changed); a reconnection moves the generation, since notifications may have been missed.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -31,10 +37,28 @@ struct Watch {
     generation: u64,
 }
 
+/// The PostgreSQL listener's state, shared with its task.
+#[derive(Default)]
+struct Listener {
+    live: AtomicBool,
+    generation: AtomicU64,
+    notifications: AtomicU64,
+    connections: AtomicU64,
+}
+
+enum Source {
+    Sqlite(Mutex<Watch>),
+    Postgres(Arc<Listener>),
+    Unknown,
+}
+
 /// A number that moves whenever the database may have changed.
 pub struct Freshness {
-    watch: Option<Mutex<Watch>>,
+    source: Source,
 }
+
+/// The channel the change triggers notify.
+const CHANNEL: &str = "lectern_changed";
 
 impl Freshness {
     /// Watches the SQLite database at `path`.
@@ -43,7 +67,7 @@ impl Freshness {
             .map_err(|e| DbError::Connect(format!("{path}: {}", one_line(&e.to_string()))))?;
         let last = read_version(&mut conn)?;
         Ok(Freshness {
-            watch: Some(Mutex::new(Watch {
+            source: Source::Sqlite(Mutex::new(Watch {
                 conn,
                 last,
                 generation: 0,
@@ -51,22 +75,115 @@ impl Freshness {
         })
     }
 
+    /// Listens on PostgreSQL at `url` (from a task on the current Tokio runtime, reconnecting
+    /// with back-off); until the first LISTEN succeeds, the generation is unknown.
+    pub fn postgres(url: &str) -> Freshness {
+        let listener = Arc::new(Listener::default());
+        tokio::spawn(listen(url.to_string(), listener.clone()));
+        Freshness {
+            source: Source::Postgres(listener),
+        }
+    }
+
     /// Nothing to watch: every kept page is checked against the database.
     pub fn unknown() -> Freshness {
-        Freshness { watch: None }
+        Freshness {
+            source: Source::Unknown,
+        }
     }
 
     /// The current generation: equal to an earlier one only if nothing was committed between
     /// the two calls. `None` when it cannot be known.
     pub fn generation(&self) -> Option<u64> {
-        let watch = self.watch.as_ref()?;
-        let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
-        let version = read_version(&mut watch.conn).ok()?;
-        if version != watch.last {
-            watch.last = version;
-            watch.generation += 1;
+        match &self.source {
+            Source::Sqlite(watch) => {
+                let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+                let version = read_version(&mut watch.conn).ok()?;
+                if version != watch.last {
+                    watch.last = version;
+                    watch.generation += 1;
+                }
+                Some(watch.generation)
+            }
+            Source::Postgres(listener) => listener
+                .live
+                .load(Ordering::Acquire)
+                .then(|| listener.generation.load(Ordering::Acquire)),
+            Source::Unknown => None,
         }
-        Some(watch.generation)
+    }
+
+    /// For `/metrics`: (listening now, notifications received, connections made); PostgreSQL
+    /// only.
+    pub fn listener_stats(&self) -> Option<(bool, u64, u64)> {
+        match &self.source {
+            Source::Postgres(l) => Some((
+                l.live.load(Ordering::Relaxed),
+                l.notifications.load(Ordering::Relaxed),
+                l.connections.load(Ordering::Relaxed),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps one connection listening for change notifications, for as long as the server runs.
+async fn listen(url: String, listener: Arc<Listener>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut config: tokio_postgres::Config = match url.parse() {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::warn!(error = %e, "change notifications: the database URL is not usable; kept pages are checked against the database");
+                return;
+            }
+        };
+        config.application_name("lectern-listener");
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, mut connection)) => {
+                let driving = listener.clone();
+                // The connection must be polled for the client's queries to complete, and it
+                // yields the notifications.
+                let driver = tokio::spawn(async move {
+                    loop {
+                        let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+                        match message {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                                driving.notifications.fetch_add(1, Ordering::Relaxed);
+                                driving.generation.fetch_add(1, Ordering::AcqRel);
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) | None => break,
+                        }
+                    }
+                    driving.live.store(false, Ordering::Release);
+                });
+                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    Ok(()) => {
+                        // Anything may have changed while nobody listened.
+                        listener.generation.fetch_add(1, Ordering::AcqRel);
+                        listener.connections.fetch_add(1, Ordering::Relaxed);
+                        listener.live.store(true, Ordering::Release);
+                        backoff = Duration::from_millis(100);
+                        let _ = driver.await;
+                        listener.live.store(false, Ordering::Release);
+                        tracing::warn!(
+                            "change notifications: the listening connection ended; reconnecting"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change notifications: LISTEN failed");
+                        driver.abort();
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "change notifications: cannot connect yet");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

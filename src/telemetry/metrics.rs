@@ -35,6 +35,9 @@ pub struct Metrics {
     pages_hits: IntCounter,
     pages_misses: IntCounter,
     pages_bytes: IntGauge,
+    listener_live: IntGauge,
+    listener_notifications: IntGauge,
+    listener_connections: IntGauge,
     logins_failed: IntCounter,
     logins_throttled: IntCounter,
     resident_bytes: IntGauge,
@@ -52,6 +55,8 @@ pub struct Snapshot {
     pub db_idle: i64,
     pub cache_bytes: i64,
     pub page_cache_bytes: i64,
+    /// PostgreSQL's change listener: (listening, notifications, connections).
+    pub listener: Option<(bool, u64, u64)>,
 }
 
 /// "2xx", "4xx", …: the label a status code is counted under.
@@ -221,6 +226,22 @@ impl Metrics {
                 "lectern_page_cache_bytes",
                 "Bytes of kept pages, their compressed forms included",
             ),
+            listener_live: gauge(
+                &r,
+                "lectern_change_listener_live",
+                "PostgreSQL: 1 while the change-notification connection listens (kept pages are \
+                 then served without the database), 0 otherwise",
+            ),
+            listener_notifications: gauge(
+                &r,
+                "lectern_change_notifications",
+                "PostgreSQL: change notifications received since start",
+            ),
+            listener_connections: gauge(
+                &r,
+                "lectern_change_listener_connections",
+                "PostgreSQL: times the change-notification connection was (re)established",
+            ),
             logins_failed: counter(
                 &r,
                 "lectern_login_failures_total",
@@ -331,6 +352,11 @@ impl Metrics {
             .set(now.db_idle);
         self.cache_bytes.set(now.cache_bytes);
         self.pages_bytes.set(now.page_cache_bytes);
+        if let Some((live, notifications, connections)) = now.listener {
+            self.listener_live.set(i64::from(live));
+            self.listener_notifications.set(notifications as i64);
+            self.listener_connections.set(connections as i64);
+        }
         if let Some(process) = ProcessStats::read() {
             self.resident_bytes.set(process.resident_bytes);
             self.open_fds.set(process.open_fds);

@@ -48,6 +48,46 @@ fn without_token(page: &[u8]) -> String {
     }
 }
 
+/// A gauge of `/metrics`, when present.
+async fn gauge(app: &TestApp, name: &str) -> Option<f64> {
+    let text = raw_client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l[name.len()..].trim().parse().ok())
+}
+
+/// On PostgreSQL, a change made elsewhere reaches this server as a notification, delivered
+/// when the change commits: waits until one more has arrived than `before` (the order of
+/// events, not a time). On SQLite (no listener) there is nothing to wait for.
+async fn notified_after(app: &TestApp, before: Option<f64>) {
+    let Some(before) = before else { return };
+    while gauge(app, "lectern_change_notifications")
+        .await
+        .unwrap_or(0.0)
+        <= before
+    {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The listener's notification count now (PostgreSQL), once it listens.
+async fn notifications(app: &TestApp) -> Option<f64> {
+    if !app.database_url.starts_with("postgres") {
+        return None;
+    }
+    while gauge(app, "lectern_change_listener_live").await != Some(1.0) {
+        tokio::task::yield_now().await;
+    }
+    gauge(app, "lectern_change_notifications").await
+}
+
 #[tokio::test]
 async fn compressed_pages_decode_to_the_bytes_of_the_uncompressed_page() {
     let app = TestApp::spawn().await;
@@ -211,6 +251,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
     assert!(page(&app).await.contains("Approved through the web"));
 
     // Plain SQL on a connection of its own, as a shell would.
+    let before = notifications(&app).await;
     app.db(|conn| {
         use diesel::prelude::*;
         diesel::sql_query(
@@ -220,6 +261,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
         Ok(())
     })
     .await;
+    notified_after(&app, before).await;
     assert!(page(&app).await.contains("Retitled by SQL"));
 
     // The command line, another process: a new post shows on the kept home page.
@@ -237,6 +279,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
         }
     };
     assert!(!home(&app).await.contains("Published from the shell"));
+    let before = notifications(&app).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shell.md");
     std::fs::write(
@@ -256,6 +299,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
         "{}",
         String::from_utf8_lossy(&published.stderr)
     );
+    notified_after(&app, before).await;
     assert!(home(&app).await.contains("Published from the shell"));
 
     // Another server on the same database.
@@ -269,6 +313,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
         .login_client("admin@example.com", crate::common::PASSWORD)
         .await;
     let csrf = other.csrf(&other_admin).await;
+    let before = notifications(&app).await;
     let trashed = other_admin
         .post(other.url(&format!("/admin/comments/{id}/trash")))
         .form(&[("csrf_token", csrf.as_str())])
@@ -276,6 +321,7 @@ async fn a_kept_page_never_outlives_a_change_from_the_web_sql_or_another_server(
         .await
         .unwrap();
     assert!(trashed.status().is_redirection());
+    notified_after(&app, before).await;
     assert!(!page(&app).await.contains("Approved through the web"));
     let _ = client;
 }
@@ -318,4 +364,53 @@ async fn the_stylesheet_has_a_fingerprinted_immutable_address_and_the_old_one_st
     assert_eq!(old.headers()["cache-control"], "public, max-age=3600");
     assert_eq!(old.bytes().await.unwrap(), plain);
     assert_eq!(fetch(&app, "/static/nothing.css", &[]).await.status(), 404);
+}
+
+#[tokio::test]
+async fn on_postgresql_a_change_made_while_the_listener_was_cut_off_still_shows() {
+    let app = TestApp::spawn().await;
+    if !app.database_url.starts_with("postgres") {
+        eprintln!("SKIPPED: PostgreSQL only (LECTERN_TEST_DATABASE_URL)");
+        return;
+    }
+    let path = format!("/posts/{WELCOME}");
+    notifications(&app).await;
+    let connections = gauge(&app, "lectern_change_listener_connections")
+        .await
+        .unwrap();
+    let kept = fetch(&app, &path, &[]).await.text().await.unwrap();
+    assert!(!kept.contains("Changed while nobody listened"));
+    // Cut the listening connection, then change the post at once: its notification has no
+    // listener to reach.
+    app.db(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'lectern-listener' AND datname = current_database()",
+        )
+        .execute(conn)?;
+        diesel::sql_query(
+            "UPDATE posts SET title = 'Changed while nobody listened' \
+             WHERE slug = 'welcome-to-lectern'",
+        )
+        .execute(conn)?;
+        Ok(())
+    })
+    .await;
+    // Once the server listens again, the kept page is not trusted: the change shows.
+    while gauge(&app, "lectern_change_listener_connections")
+        .await
+        .unwrap_or(0.0)
+        <= connections
+    {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        fetch(&app, &path, &[])
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Changed while nobody listened")
+    );
 }

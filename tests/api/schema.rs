@@ -276,11 +276,13 @@ fn sqlite_triggers(url: &str) -> BTreeSet<String> {
     rows.into_iter().map(|r| r.name).collect()
 }
 
+/// Leaves out PostgreSQL's change notifications (migration 000015), which SQLite has no need of.
 fn postgres_triggers(url: &str) -> BTreeSet<String> {
     let mut conn = diesel::pg::PgConnection::establish(url).unwrap();
     let rows: Vec<Name> = diesel::sql_query(
         "SELECT (c.relname || ' ' || t.tgname)::text AS name
-         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal",
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal
+         AND t.tgname NOT LIKE 'lectern_notify_%'",
     )
     .load(&mut conn)
     .unwrap();
