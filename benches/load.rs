@@ -74,8 +74,13 @@ fn run() -> Result<()> {
         println!("database: SQLite, both LECTERN_SQLITE_SYNC modes");
         vec![Some(SqliteSync::Full), Some(SqliteSync::Normal)]
     };
-    for mode in modes {
-        run_mode(&url, mode, warmup, secs)?;
+    for mode in &modes {
+        run_mode(&url, *mode, warmup, secs)?;
+    }
+    // The large site (100,000 posts, 1,000,000 comments): BENCH_LARGE=1, since seeding it
+    // takes a while. On SQLite it runs at LECTERN_SQLITE_SYNC=full.
+    if std::env::var("BENCH_LARGE").is_ok_and(|v| v == "1") {
+        run_large_site(&url, modes[0], warmup, secs)?;
     }
     Ok(())
 }
@@ -318,6 +323,220 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
         by_status.join(", "),
         submit.total_sent,
         submit.total_errors
+    );
+    Ok(())
+}
+
+/// A site of `posts` posts (20 authors, 50 tags, two tags a post) and `comments` approved
+/// comments spread over them, added in a few statements, with the maintained counts fixed.
+fn seed_large_site(db: &Db, posts: u64, comments: u64) -> Result<()> {
+    use diesel::connection::SimpleConnection;
+    use lectern::db::DbConn;
+    db.write_blocking(|conn| -> Result<()> {
+        let sqlite = matches!(conn, DbConn::Sqlite(_));
+        let series = |n: u64, body: &str| {
+            if sqlite {
+                format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) {body} FROM n"
+                )
+            } else {
+                format!("{body} FROM generate_series(1, {n}) AS i")
+            }
+        };
+        let ts = |text: &str| {
+            if sqlite {
+                format!("'{text}'")
+            } else {
+                format!("TIMESTAMP '{text}'")
+            }
+        };
+        // Seconds after 2000-01-01, as a timestamp expression of each backend.
+        let at = |seconds: &str| {
+            if sqlite {
+                format!("datetime('2000-01-01 00:00:00', '+' || ({seconds}) || ' seconds')")
+            } else {
+                format!("TIMESTAMP '2000-01-01 00:00:00' + (({seconds}) * INTERVAL '1 second')")
+            }
+        };
+        let now = ts("2026-01-01 00:00:00");
+        conn.batch_execute(&series(
+            20,
+            &format!(
+                "INSERT INTO users (email, display_name, slug, bio, role, password_hash, disabled, created_at, updated_at) \
+                 SELECT 'large-author-' || i || '@example.com', 'Large Author ' || i, 'large-author-' || i, \
+                 'Writes about many things.', 'admin', '', FALSE, {now}, {now}"
+            ),
+        ))?;
+        conn.batch_execute(&series(
+            50,
+            "INSERT INTO tags (name, slug) SELECT 'Large tag ' || i, 'large-tag-' || i",
+        ))?;
+        let first_author: i32 = users::table
+            .filter(users::slug.eq("large-author-1"))
+            .select(users::id)
+            .first(conn)?;
+        conn.batch_execute(&series(
+            posts,
+            &format!(
+                "INSERT INTO posts (slug, title, body_markdown, body_html, excerpt, author_id, kind, status, \
+                 published_at, comments_open, approved_comment_count, created_at, updated_at, thread_version) \
+                 SELECT 'large-' || i, 'Large post number ' || i, 'Body of large post ' || i, \
+                 '<p>Body of large post ' || i || '</p>', 'Body of large post ' || i, \
+                 {first_author} + (i % 20), 'post', 'published', {}, TRUE, 0, {now}, {now}, 0",
+                at("i * 3600")
+            ),
+        ))?;
+        let first_post: i32 = posts::table
+            .filter(posts::slug.eq("large-1"))
+            .select(posts::id)
+            .first(conn)?;
+        let first_tag: i32 = tags::table
+            .filter(tags::slug.eq("large-tag-1"))
+            .select(tags::id)
+            .first(conn)?;
+        for offset in [0, 7] {
+            conn.batch_execute(&format!(
+                "INSERT INTO post_tags (post_id, tag_id) SELECT id, {first_tag} + ((id + {offset}) % 50) \
+                 FROM posts WHERE id >= {first_post}"
+            ))?;
+        }
+        let per_post = (comments / posts).max(1);
+        conn.batch_execute(&series(
+            comments,
+            &format!(
+                "INSERT INTO comments (post_id, author_name, author_email, body, body_html, status, \
+                 user_agent, avatar_seed, notify, created_at, updated_at, format) \
+                 SELECT {first_post} + ((i - 1) / {per_post}) % {posts}, 'Reader ' || (i % 997), \
+                 'reader' || (i % 997) || '@example.com', 'A comment, number ' || i, \
+                 '<p>A comment, number ' || i || '</p>', 'approved', '', i, FALSE, {}, {}, 'markdown'",
+                at(&format!("(({first_post} + ((i - 1) / {per_post}) % {posts}) - {first_post} + 1) * 3600 + i % 3600")),
+                at(&format!("(({first_post} + ((i - 1) / {per_post}) % {posts}) - {first_post} + 1) * 3600 + i % 3600"))
+            ),
+        ))?;
+        conn.batch_execute(
+            "UPDATE posts SET approved_comment_count = \
+             (SELECT COUNT(*) FROM comments c WHERE c.post_id = posts.id AND c.status = 'approved')",
+        )?;
+        conn.batch_execute(
+            "UPDATE comment_counts SET total = \
+             (SELECT COUNT(*) FROM comments c WHERE c.status = comment_counts.status)",
+        )?;
+        conn.batch_execute("ANALYZE")?;
+        Ok(())
+    })?;
+    db.read_blocking(|conn| {
+        if let DbConn::Sqlite(_) = conn {
+            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The large site's pages, each read from the database on every request (the server runs with
+/// `LECTERN_PAGE_CACHES=off`: these figures come from indexes, keyset pages and maintained
+/// counts, not from kept pages).
+fn run_large_site(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Result<()> {
+    let posts_n = env_secs("BENCH_LARGE_POSTS", 100_000)?;
+    let comments_n = env_secs("BENCH_LARGE_COMMENTS", 1_000_000)?;
+    let dir = tempfile::Builder::new()
+        .prefix("lectern-bench-large-")
+        .tempdir()?;
+    let (db_url, _scratch) = scratch_database(url, dir.path())?;
+    println!("\n== large site: {posts_n} posts, {comments_n} comments");
+    let db = Db::open(&db_url, SqliteSync::Normal, 4).context("opening the bench database")?;
+    seed(&db)?;
+    let started = Instant::now();
+    seed_large_site(&db, posts_n, comments_n)?;
+    println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    let (session, _) = seed_queue(&db, 0)?;
+    let server = Server::start_with(dir.path(), &db_url, mode, &[("LECTERN_PAGE_CACHES", "off")])?;
+    let base = format!("http://{}", server.addr);
+    // A cursor deep in the listing: the post 90% of the way back.
+    let deep: (chrono::NaiveDateTime, i32) = db.read_blocking(|conn| {
+        Ok(posts::table
+            .filter(posts::slug.eq(format!("large-{}", posts_n / 10)))
+            .select((posts::published_at, posts::id))
+            .first(conn)?)
+    })?;
+    let deep_cursor = format!(
+        "{}.{}",
+        deep.0.and_utc().timestamp_nanos_opt().unwrap_or_default(),
+        deep.1
+    );
+    let cookie = format!("Cookie: lectern_session={session}");
+    let staff = Load {
+        headers: vec![&cookie],
+        ..Load::default()
+    };
+    let pages: Vec<(&str, String, bool, f64)> = vec![
+        ("home", "/".into(), false, 20.0),
+        (
+            "home, deep cursor",
+            format!("/?before={deep_cursor}"),
+            false,
+            20.0,
+        ),
+        ("tag page", "/tags/large-tag-3".into(), false, 20.0),
+        ("author page", "/authors/large-author-3".into(), false, 20.0),
+        (
+            "post page",
+            format!("/posts/large-{}", posts_n / 2),
+            false,
+            20.0,
+        ),
+        ("/feed.xml", "/feed.xml".into(), false, 20.0),
+        (
+            "/comments/feed.xml",
+            "/comments/feed.xml".into(),
+            false,
+            20.0,
+        ),
+        ("sitemap index", "/sitemap.xml".into(), false, 20.0),
+        (
+            "sitemap file, 50,000",
+            "/sitemaps/posts-1.xml".into(),
+            false,
+            150.0,
+        ),
+        ("queue, first page", "/admin/comments".into(), true, 20.0),
+        ("admin dashboard", "/admin".into(), true, 20.0),
+    ];
+    println!(
+        "{:<26} {:>9} {:>8} {:>8} {:>8}   target",
+        "page (no kept pages)", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (name, path, as_staff, p99_target) in pages {
+        let (status, _) = if as_staff {
+            (200, String::new())
+        } else {
+            http_get(&server.addr, &path)?
+        };
+        if status != 200 {
+            println!("{name:<26} answered {status}");
+            continue;
+        }
+        let load = if as_staff { &staff } else { &Load::default() };
+        let r = measure_as(&format!("{base}{path}"), None, load, warmup, secs)?;
+        let rps_target = if p99_target > 20.0 { 0.0 } else { 2_000.0 };
+        let ok = r.p99_ms < p99_target && r.rps >= rps_target && r.errors == 0;
+        println!(
+            "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8}   {} p99 < {p99_target} ms{}",
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            if ok { "PASS" } else { "MISS" },
+            if rps_target > 0.0 {
+                ", ≥ 2,000 req/s"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "server peak RSS: {:.1} MB",
+        server.peak_rss_kb()? as f64 / 1024.0
     );
     Ok(())
 }
