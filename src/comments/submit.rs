@@ -157,6 +157,11 @@ fn store_comment(
     r: &StoreRequest<'_>,
 ) -> Result<Outcome, DbError> {
     let input = r.input;
+    // The duplicate and flood checks below read, then the insert writes: submissions from the
+    // same address or network take turns until this transaction commits.
+    let address = format!("comment-address:{}", input.email.as_str());
+    let network = format!("comment-network:{}", r.ip_network.unwrap_or(""));
+    crate::db::take_turns(conn, &[&address, &network])?;
     let parent_id = match input.parent_id {
         None => None,
         Some(parent) => {

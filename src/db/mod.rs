@@ -672,6 +672,35 @@ pub fn migration_status(url: &str) -> Result<MigrationStatus, DbError> {
     })
 }
 
+/// Makes transactions that check and then write on behalf of the same keys (an email address,
+/// a client network) take turns on PostgreSQL until they commit, so that "is there already
+/// one?" and the insert that follows cannot interleave with another server's (or connection's)
+/// at READ COMMITTED. SQLite runs one writer at a time anyway.
+pub fn take_turns(conn: &mut DbConn, keys: &[&str]) -> Result<(), DbError> {
+    use sha2::{Digest, Sha256};
+    let DbConn::Postgresql(pg) = conn else {
+        return Ok(());
+    };
+    let mut locks: Vec<i64> = keys
+        .iter()
+        .map(|key| {
+            let digest = Sha256::digest(key.as_bytes());
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest[..8]);
+            i64::from_be_bytes(bytes)
+        })
+        .collect();
+    // Always in the same order, so two transactions never wait for each other in a circle.
+    locks.sort_unstable();
+    locks.dedup();
+    for lock in locks {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(lock)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Makes servers that start at once on one PostgreSQL database take turns with the first-start
 /// work (secret, welcome post, setup link) for the rest of the transaction. SQLite writers are
 /// serialised anyway.
