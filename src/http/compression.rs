@@ -180,6 +180,63 @@ fn raw_deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
     out
 }
 
+/// `bytes` as a catable brotli stream of uncompressed meta-blocks (RFC 7932): the window size,
+/// then meta-blocks of at most 64 KiB, each with ISUNCOMPRESSED set and its bytes starting on a
+/// byte boundary, then the empty last meta-block.
+fn brotli_stored(bytes: &[u8]) -> Vec<u8> {
+    let mut out = BitWriter::with_capacity(bytes.len() + 8);
+    // WBITS = 22: a 1, then 22 - 17 in three bits.
+    out.put(1, 1);
+    out.put((BROTLI_LGWIN - 17) as u64, 3);
+    for chunk in bytes.chunks(1 << 16) {
+        out.put(0, 1); // ISLAST
+        out.put(0, 2); // MNIBBLES: four nibbles
+        out.put(chunk.len() as u64 - 1, 16); // MLEN - 1
+        out.put(1, 1); // ISUNCOMPRESSED
+        out.align();
+        out.bytes.extend_from_slice(chunk);
+    }
+    out.put(1, 1); // ISLAST
+    out.put(1, 1); // ISLASTEMPTY
+    out.align();
+    out.bytes
+}
+
+/// Bits, least significant first, as brotli writes them.
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits already used in the last byte (0 when it is complete).
+    used: u32,
+}
+
+impl BitWriter {
+    fn with_capacity(n: usize) -> BitWriter {
+        BitWriter {
+            bytes: Vec::with_capacity(n),
+            used: 0,
+        }
+    }
+
+    fn put(&mut self, value: u64, bits: u32) {
+        for i in 0..bits {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            if (value >> i) & 1 == 1
+                && let Some(last) = self.bytes.last_mut()
+            {
+                *last |= 1 << self.used;
+            }
+            self.used = (self.used + 1) % 8;
+        }
+    }
+
+    /// Pads the last byte with zero bits.
+    fn align(&mut self) {
+        self.used = 0;
+    }
+}
+
 /// The fixed parts of a page (before and after the per-request part), compressed once.
 pub struct Pieces {
     head_len: usize,
@@ -258,10 +315,9 @@ impl Pieces {
 
     /// head + `middle` + tail as one brotli stream.
     pub fn brotli(&self, middle: &[u8]) -> Vec<u8> {
-        let mut params = brotli_params(1, middle.len());
-        params.catable = true;
-        params.appendable = true;
-        let middle = compress_brotli(middle, &params);
+        // The middle is a few dozen bytes: stored, not compressed (a brotli encoder would first
+        // zero its tables, which costs more than the whole rest of the response).
+        let middle = brotli_stored(middle);
         let total = self.head_brotli.len() + middle.len() + self.tail_brotli.len() + 16;
         let mut out = vec![0u8; total];
         let mut written = 0;
@@ -358,6 +414,18 @@ mod tests {
                 .read_to_end(&mut decoded)
                 .unwrap();
             assert_eq!(decoded, [&head[..], middle, &tail[..]].concat());
+        }
+    }
+
+    #[test]
+    fn stored_brotli_streams_decode_alone() {
+        for len in [0usize, 1, 60, 65_536, 65_537, 200_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let mut decoded = Vec::new();
+            brotli::Decompressor::new(&brotli_stored(&bytes)[..], 4096)
+                .read_to_end(&mut decoded)
+                .unwrap();
+            assert_eq!(decoded, bytes, "{len}");
         }
     }
 
