@@ -480,6 +480,15 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/my-comments/{token}/erase", || {
             web::post().to(crate::privacy::handlers::erase)
         }),
+        (Method::GET, "/comments/{id}/edit", || {
+            web::get().to(crate::privacy::own_comment::edit_form)
+        }),
+        (Method::POST, "/comments/{id}/edit", || {
+            web::post().to(crate::privacy::own_comment::edit)
+        }),
+        (Method::POST, "/comments/{id}/delete", || {
+            web::post().to(crate::privacy::own_comment::delete)
+        }),
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)
         }),

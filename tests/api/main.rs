@@ -20,6 +20,7 @@ mod observability;
 mod operations;
 mod privacy;
 mod publishing;
+mod reader;
 mod reading;
 mod schema;
 mod smtp;
