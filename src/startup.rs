@@ -427,6 +427,9 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/sitemap.xml", || {
             web::get().to(feeds::sitemap)
         }),
+        (Method::GET, "/search", || {
+            web::get().to(posts::search::search_page)
+        }),
         (Method::GET, "/tags/{tag}", || {
             web::get().to(posts::handlers::tag_index)
         }),

@@ -143,21 +143,27 @@ pub fn set_tags(conn: &mut DbConn, post_id: PostId, names: &[String]) -> Result<
             .execute(conn)?;
         seen.push(slug);
     }
-    Ok(())
+    super::search::reindex(conn, post_id)
 }
 
+/// Stores a new post (and its search row, in the same transaction).
 pub fn insert(conn: &mut DbConn, new_post: &NewPost<'_>) -> Result<Post, DbError> {
-    Ok(diesel::insert_into(posts::table)
+    let post: Post = diesel::insert_into(posts::table)
         .values((new_post, posts::created_at.eq(new_post.updated_at)))
         .returning(posts::all_columns)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    super::search::reindex(conn, post.id)?;
+    Ok(post)
 }
 
+/// Changes a post (and its search row, in the same transaction).
 pub fn update(conn: &mut DbConn, post_id: PostId, changes: &NewPost<'_>) -> Result<Post, DbError> {
-    Ok(diesel::update(posts::table.find(post_id))
+    let post: Post = diesel::update(posts::table.find(post_id))
         .set(changes)
         .returning(posts::all_columns)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    super::search::reindex(conn, post.id)?;
+    Ok(post)
 }
 
 pub fn count_posts(conn: &mut DbConn) -> Result<i64, DbError> {

@@ -23,5 +23,6 @@ mod publishing;
 mod reader;
 mod reading;
 mod schema;
+mod search;
 mod smtp;
 mod thread_cache;
