@@ -36,6 +36,7 @@ pub struct Application {
     mail_grace: std::time::Duration,
     scheduler: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    identity_refresh: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -80,8 +81,9 @@ impl Application {
             probe: config.database_probe,
         };
         let configured_secret = config.secret_key.clone();
-        type Opened = (Db, Vec<u8>, Option<String>);
-        let (mut db, secret, setup_token) =
+        let default_title = config.site_title.clone();
+        type Opened = (Db, Vec<u8>, Option<String>, site::identity::SiteIdentity);
+        let (mut db, secret, setup_token, identity) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
                 let db = Db::open_with(&url, sync, pool_size, waits)?;
                 let secret =
@@ -93,7 +95,10 @@ impl Application {
                 let setup_token = db.write_blocking(|conn| {
                     crate::auth::handlers::issue_setup_token(conn, &signer)
                 })?;
-                Ok((db, secret, setup_token))
+                let identity = db.read_blocking(|conn| {
+                    site::identity::SiteIdentity::load(conn, &default_title)
+                })?;
+                Ok((db, secret, setup_token, identity))
             })
             .await
             .context("opening the database")?
@@ -148,7 +153,13 @@ impl Application {
             thread_cache: Arc::new(ThreadCache::new(THREAD_CACHE_BYTES)),
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
             metrics: metrics.clone(),
+            identity: Arc::new(crate::state::IdentityCell::new(identity)),
         });
+        let identity_refresh = tokio::spawn(crate::state::refresh_identity(
+            state.db.clone(),
+            state.identity.clone(),
+            state.config.site_title.clone(),
+        ));
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
             state.db.clone(),
             state.clock.clone(),
@@ -210,6 +221,7 @@ impl Application {
             mail_grace: step_timeout + std::time::Duration::from_secs(5),
             scheduler,
             retention,
+            identity_refresh,
         })
     }
 
@@ -249,6 +261,7 @@ impl Application {
         }
         self.scheduler.abort();
         self.retention.abort();
+        self.identity_refresh.abort();
         result
     }
 
@@ -360,6 +373,12 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::GET, "/profile", || {
             web::get().to(crate::admin::profile::form)
+        }),
+        (Method::GET, "/site", || {
+            web::get().to(crate::admin::site::form)
+        }),
+        (Method::POST, "/site", || {
+            web::post().to(crate::admin::site::save)
         }),
         (Method::GET, "/posts", || {
             web::get().to(crate::admin::posts::list)
@@ -495,6 +514,13 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)
         }),
+        (Method::GET, "/static/favicon.svg", || {
+            web::get().to(favicon)
+        }),
+        (Method::GET, "/favicon.ico", || web::get().to(favicon)),
+        (Method::GET, "/static/site-{hash}.css", || {
+            web::get().to(crate::admin::site::stylesheet)
+        }),
         (Method::GET, "/robots.txt", || web::get().to(robots)),
     ]
 }
@@ -569,6 +595,17 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+const FAVICON: &str = include_str!("../static/favicon.svg");
+
+/// The site's icon, at `/static/favicon.svg` (linked from every page) and `/favicon.ico` (where
+/// browsers and crawlers look without a link): an SVG, which browsers accept at either address.
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+        .body(FAVICON)
 }
 
 async fn robots(state: web::Data<AppState>) -> HttpResponse {

@@ -82,13 +82,22 @@ pub async fn render_post_page(
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
     let visitor = Visitor::of(state, req).await?;
+    let site_version = state.identity().version;
     let own_ids = cookies::pending_ids(req, &state.signer, state.clock.unix());
     let cache = visitor.shared().then(|| state.thread_cache.clone());
     let now = state.clock.now();
     let (post, data) = state
         .db
         .read(move |conn| {
-            let data = load_page_data(conn, &post, &own_ids, cpage, now, cache.as_deref())?;
+            let data = load_page_data(
+                conn,
+                &post,
+                &own_ids,
+                cpage,
+                now,
+                cache.as_deref(),
+                site_version,
+            )?;
             Ok((post, data))
         })
         .await?;
@@ -136,7 +145,7 @@ pub async fn render_preview(
     let (post, data) = state
         .db
         .read(move |conn| {
-            let data = load_page_data(conn, &post, &[], 1, now, None)?;
+            let data = load_page_data(conn, &post, &[], 1, now, None, 0)?;
             Ok((post, data))
         })
         .await?;
@@ -186,6 +195,7 @@ fn load_page_data(
     cpage: u32,
     now: chrono::NaiveDateTime,
     cache: Option<&ThreadCache>,
+    site_version: i64,
 ) -> Result<PageData, crate::db::DbError> {
     let settings = DiscussionSettings::load(conn)?;
     let tags = queries::tags_for_post(conn, post.id)?;
@@ -200,7 +210,7 @@ fn load_page_data(
     let open = accepts_comments(post, &settings, now);
     let keep_as = cache
         .filter(|_| own.is_empty() && editable.is_empty())
-        .map(|_| ThreadKey::new(post.thread_of(), &settings, cpage, open));
+        .map(|_| ThreadKey::new(post.thread_of(), &settings, cpage, open).for_site(site_version));
     let cached = cache
         .zip(keep_as.as_ref())
         .and_then(|(cache, key)| cache.get(key));
@@ -382,7 +392,9 @@ async fn post_page(
 
     let mut layout = Layout::new(state, &post.title);
     layout.canonical = Some(state.absolute(&path));
-    layout.description = Some(post.excerpt.clone()).filter(|e| !e.is_empty());
+    if !post.excerpt.trim().is_empty() {
+        layout.description = Some(post.excerpt.clone());
+    }
     layout.og_type = "article";
     layout.og_title = Some(post.title.clone());
     layout.noindex = preview;
@@ -394,7 +406,7 @@ async fn post_page(
             tags: tags.iter().map(|t| t.name.clone()).collect(),
         });
         layout.feeds.push((
-            format!("{} – comments on “{}”", state.config.site_title, post.title),
+            format!("{} – comments on “{}”", state.identity().title, post.title),
             format!("/posts/{}/feed.xml", post.slug),
         ));
     }
@@ -460,13 +472,22 @@ async fn show(
         .map(CommentId);
     let own_ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
     let visitor = Visitor::of(&state, &req).await?;
+    let site_version = state.identity().version;
     let cache = visitor.shared().then(|| state.thread_cache.clone());
     let found = state
         .db
         .read(
             move |conn| match queries::find_visible(conn, kind, &slug, now)? {
                 Some((post, author)) => {
-                    let data = load_page_data(conn, &post, &own_ids, cpage, now, cache.as_deref())?;
+                    let data = load_page_data(
+                        conn,
+                        &post,
+                        &own_ids,
+                        cpage,
+                        now,
+                        cache.as_deref(),
+                        site_version,
+                    )?;
                     Ok(Ok((post, author, data)))
                 }
                 None => Ok(Err(queries::find_moved(conn, kind, &slug, now)?)),

@@ -152,6 +152,7 @@ pub struct Personal<'a> {
 }
 
 /// One page of the thread as HTML.
+#[allow(clippy::too_many_arguments)]
 pub fn render_thread(
     state: &AppState,
     post: &Post,

@@ -323,3 +323,18 @@ pub fn enabled_authors(conn: &mut DbConn) -> Result<Vec<(UserId, String)>, DbErr
         .order((users::display_name.asc(), users::id.asc()))
         .load(conn)?)
 }
+
+/// (title, slug) of every page readers can see, by title (for the site menu's form).
+pub fn visible_pages(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+) -> Result<Vec<(String, String)>, DbError> {
+    Ok(posts::table
+        .filter(posts::kind.eq(PostKind::Page))
+        .filter(posts::status.eq(PostStatus::Published))
+        .filter(posts::published_at.le(now))
+        .select((posts::title, posts::slug))
+        .order(posts::title.asc())
+        .limit(200)
+        .load(conn)?)
+}

@@ -183,7 +183,7 @@ pub async fn edit(
     }
     let keywords = {
         let settings = settings.clone();
-        let fields = vec![
+        let fields = [
             new_body.as_str().to_string(),
             comment.author_name.clone(),
             comment.author_email.clone(),

@@ -1,5 +1,6 @@
 //! Site-wide state kept in the database: discussion settings and the generated secret key.
 
+pub mod identity;
 pub mod welcome;
 
 use std::collections::HashMap;

@@ -418,3 +418,116 @@ async fn staff_see_their_name_instead_of_the_fields_and_controls_on_comments_pri
     );
     assert_eq!(app.stored_comment(id).await.0, "spam");
 }
+
+#[tokio::test]
+async fn an_admin_sets_the_site_identity_and_every_page_follows() {
+    let app = TestApp::spawn().await;
+    let admin = app.staff_client("admin").await;
+    let moderator = app.staff_client("moderator").await;
+    assert!(
+        !app.get_text_as(&moderator, "/admin/site")
+            .await
+            .contains("Site identity")
+    );
+    let refused = app
+        .staff_post(&moderator, "/admin/site", &[("title", "Mine")])
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let bad = app
+        .staff_post(
+            &admin,
+            "/admin/site",
+            &[("title", "Garden Diary"), ("menu", "About /pages/about")],
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("Label | /address"));
+    assert!(
+        app.get_text("/")
+            .await
+            .contains("<h1 class=\"listing-heading\">lectern</h1>")
+    );
+
+    let saved = app
+        .staff_post(
+            &admin,
+            "/admin/site",
+            &[
+                ("title", "Garden Diary"),
+                ("tagline", "Notes from a small garden"),
+                (
+                    "menu",
+                    "About | /pages/about\nSource | https://example.com/code",
+                ),
+                ("footer", "Grown in Lisbon"),
+                ("accent", "#2A7"),
+                ("custom_css", "body { letter-spacing: 0.01em; }"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+
+    let home = app.get_text("/").await;
+    assert!(home.contains("<h1 class=\"listing-heading\">Garden Diary</h1>"));
+    assert!(home.contains(r#"<meta name="description" content="Notes from a small garden">"#));
+    assert!(home.contains(r#"<a href="/pages/about">About</a>"#));
+    assert!(home.contains(r#"<a href="https://example.com/code">Source</a>"#));
+    assert!(home.contains("Grown in Lisbon"));
+    assert!(home.contains("<title>Garden Diary</title>"));
+    let start = home
+        .find("/static/site-")
+        .expect("the site stylesheet is linked");
+    let href = &home[start..start + home[start..].find('"').unwrap()];
+    let css = app.get(href).await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(
+        css.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let css = css.text().await.unwrap();
+    assert!(css.contains("--accent: #22aa77"));
+    assert!(css.contains("letter-spacing: 0.01em"));
+    assert_eq!(
+        app.get("/static/site-0000000000000000.css").await.status(),
+        404
+    );
+
+    let post = app.get_text(POST).await;
+    assert!(post.contains("– Garden Diary</title>"));
+    let audit = app.get_text_as(&admin, "/admin/audit").await;
+    assert!(audit.contains("site-update"));
+    assert!(audit.contains("title: “lectern” → “Garden Diary”"));
+}
+
+#[tokio::test]
+async fn every_public_page_has_a_description_and_the_favicon_is_answered() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/",
+        POST,
+        "/authors/lectern",
+        "/search?q=welcome",
+        "/privacy",
+        "/my-comments",
+    ] {
+        let page = app.get_text(path).await;
+        assert!(
+            page.contains(r#"<meta name="description" content=""#),
+            "{path}"
+        );
+        assert!(
+            page.contains(r#"<link rel="icon" href="/static/favicon.svg""#),
+            "{path}"
+        );
+    }
+    for path in ["/favicon.ico", "/static/favicon.svg"] {
+        let icon = app.get(path).await;
+        assert_eq!(icon.status(), 200);
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+        assert_eq!(
+            icon.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+}
