@@ -26,3 +26,4 @@ mod schema;
 mod search;
 mod smtp;
 mod thread_cache;
+mod validators;
