@@ -101,18 +101,19 @@ fn fts5_query(terms: &[String]) -> String {
 }
 
 #[derive(Debug, QueryableByName)]
-pub struct Hit {
+struct RankedId {
     #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
+/// A post that matched, with its indexed text for the snippet.
+#[derive(Debug)]
+pub struct Hit {
     pub id: i32,
-    #[diesel(sql_type = Text)]
     pub slug: String,
-    #[diesel(sql_type = Text)]
     pub title: String,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Timestamp)]
+    pub kind: PostKind,
     pub published_at: NaiveDateTime,
-    #[diesel(sql_type = Text)]
     pub body: String,
 }
 
@@ -130,15 +131,15 @@ pub fn search(
     let limit = PER_PAGE + 1;
     let offset = (page - 1).max(0) * PER_PAGE;
     let published = PostStatus::Published.as_str();
-    let mut hits: Vec<Hit> = match conn {
+    // First the page's ids, ranked, from the index and the visible posts' covering index
+    // alone; then the text of just those rows (ranking never carries every match's text).
+    let ranked: Vec<RankedId> = match conn {
         DbConn::Sqlite(c) => diesel::sql_query(
-            "SELECT p.id, p.slug, p.title, p.kind, p.published_at, s.body \
-             FROM post_search_fts f \
-             JOIN posts p ON p.id = f.rowid \
-             JOIN post_search s ON s.post_id = p.id \
-             WHERE post_search_fts MATCH ? AND p.status = ? AND p.published_at <= ? \
-             ORDER BY bm25(post_search_fts, 10.0, 1.0, 5.0), p.published_at DESC, p.id DESC \
-             LIMIT ? OFFSET ?",
+            "SELECT m.id FROM \
+               (SELECT rowid AS id, bm25(post_search_fts, 10.0, 1.0, 5.0) AS rank \
+                FROM post_search_fts WHERE post_search_fts MATCH ?) m \
+             WHERE m.id IN (SELECT id FROM posts WHERE status = ? AND published_at <= ?) \
+             ORDER BY m.rank, m.id DESC LIMIT ? OFFSET ?",
         )
         .bind::<Text, _>(fts5_query(terms))
         .bind::<Text, _>(published)
@@ -147,19 +148,10 @@ pub fn search(
         .bind::<BigInt, _>(offset)
         .load(c)?,
         DbConn::Postgresql(c) => diesel::sql_query(
-            "SELECT p.id, p.slug, p.title, p.kind, p.published_at, s.body \
-             FROM post_search s \
-             JOIN posts p ON p.id = s.post_id, \
-             plainto_tsquery('english', $1) q \
-             WHERE (setweight(to_tsvector('english', s.title), 'A') \
-                    || setweight(to_tsvector('english', s.tags), 'B') \
-                    || setweight(to_tsvector('english', s.body), 'C')) @@ q \
-               AND p.status = $2 AND p.published_at <= $3 \
-             ORDER BY ts_rank(setweight(to_tsvector('english', s.title), 'A') \
-                    || setweight(to_tsvector('english', s.tags), 'B') \
-                    || setweight(to_tsvector('english', s.body), 'C'), q) DESC, \
-                    p.published_at DESC, p.id DESC \
-             LIMIT $4 OFFSET $5",
+            "SELECT s.post_id AS id FROM post_search s, plainto_tsquery('english', $1) q \
+             WHERE s.document @@ q \
+               AND s.post_id IN (SELECT id FROM posts WHERE status = $2 AND published_at <= $3) \
+             ORDER BY ts_rank(s.document, q) DESC, s.post_id DESC LIMIT $4 OFFSET $5",
         )
         .bind::<Text, _>(terms.join(" "))
         .bind::<Text, _>(published)
@@ -168,6 +160,31 @@ pub fn search(
         .bind::<BigInt, _>(offset)
         .load(c)?,
     };
+    let ids: Vec<PostId> = ranked.iter().map(|r| PostId(r.id)).collect();
+    let rows: Vec<(PostId, String, String, PostKind, NaiveDateTime, String)> = posts::table
+        .inner_join(post_search::table)
+        .filter(posts::id.eq_any(&ids))
+        .select((
+            posts::id,
+            posts::slug,
+            posts::title,
+            posts::kind,
+            posts::published_at,
+            post_search::body,
+        ))
+        .load(conn)?;
+    let mut hits: Vec<Hit> = ids
+        .iter()
+        .filter_map(|id| rows.iter().find(|r| r.0 == *id))
+        .map(|(id, slug, title, kind, published_at, body)| Hit {
+            id: id.0,
+            slug: slug.clone(),
+            title: title.clone(),
+            kind: *kind,
+            published_at: *published_at,
+            body: body.clone(),
+        })
+        .collect();
     let more = hits.len() as i64 > PER_PAGE;
     hits.truncate(PER_PAGE as usize);
     Ok((hits, more))
@@ -308,7 +325,7 @@ pub async fn search_page(
     let results = hits
         .into_iter()
         .map(|hit| {
-            let kind = PostKind::parse(&hit.kind).unwrap_or(PostKind::Post);
+            let kind = hit.kind;
             ResultView {
                 href: kind.path(&hit.slug),
                 is_page: kind == PostKind::Page,
