@@ -1,5 +1,6 @@
 //! Load benchmark (DESIGN.md, "Benchmarks"): seeds 1,000 posts and a post with 100 approved
 //! threaded comments, starts the release build of `lectern`, and drives it with wrk on loopback.
+//! Search is measured over 10,000 posts (the rest are added before its scenarios).
 //! Run it with `scripts/bench` (which installs wrk and builds the release binary first).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,6 +23,13 @@ const CONNECTIONS: u32 = 64;
 const THREADS: u32 = 2;
 const POSTS: usize = 1_000;
 const THREAD_COMMENTS: usize = 100;
+/// Posts behind the search scenarios (POSTS at first, the rest added before them).
+const SEARCH_POSTS: usize = 10_000;
+/// Made-up topic words: each of the added posts carries one, so a one-word search matches 1%.
+const TOPIC_HEADS: &[&str] = &[
+    "bal", "cor", "dun", "fen", "gil", "hab", "jor", "kel", "mip", "tav",
+];
+const TOPIC_TAILS: &[&str] = &["ox", "ek", "ub", "iv", "am", "ot", "ur", "ix", "an", "ep"];
 /// Pending comments behind the moderation queue scenario (env `BENCH_QUEUE_COMMENTS`).
 const QUEUE_COMMENTS: u64 = 1_000_000;
 
@@ -173,6 +181,29 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
 
     peaks.push(("submission", server.peak_rss_kb()?));
 
+    // Search over 10,000 posts: a word that 1% of them carry, and two words most of them have.
+    let started = Instant::now();
+    let added = seed_search_posts(&db)?;
+    println!(
+        "search: {added} posts added in {:.1} s ({SEARCH_POSTS} in all)",
+        started.elapsed().as_secs_f64()
+    );
+    let word = topic(37);
+    for query in [word.as_str(), "keyset+pagination"] {
+        let (status, page) = http_get(&server.addr, &format!("/search?q={query}"))?;
+        if status != 200 || !page.contains("search-result") {
+            bail!("GET /search?q={query} answered {status} without results");
+        }
+    }
+    let search_rare = measure(&format!("{base}/search?q={word}"), None, warmup, secs)?;
+    let search_common = measure(
+        &format!("{base}/search?q=keyset+pagination"),
+        None,
+        warmup,
+        secs,
+    )?;
+    peaks.push(("search", server.peak_rss_kb()?));
+
     // The moderation queue over a large table: pending comments added in one statement, then
     // the first page and a page deep in the keyset, as a logged-in moderator.
     let queue_size = std::env::var("BENCH_QUEUE_COMMENTS")
@@ -248,6 +279,7 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     // One fsync per batch of comments (group commit) on SQLite; PostgreSQL commits each.
     let submit_target = if mode.is_some() { 3_000.0 } else { 500.0 };
     let submit_ok = submit.rps >= submit_target && submit.errors == 0;
+    let search_ok = search_rare.p99_ms < 20.0 && search_rare.errors == 0;
     let rows = [
         (
             "post page, 100 comments",
@@ -283,6 +315,12 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
                 verdict(submit_ok)
             ),
         ),
+        (
+            "search, 1% of 10,000 posts",
+            &search_rare,
+            format!("{} p99 < 20 ms", verdict(search_ok)),
+        ),
+        ("search, most of them", &search_common, "-".to_string()),
         ("queue, first page", &queue, "-".to_string()),
         ("queue, deep keyset page", &deep, "-".to_string()),
     ];
@@ -740,6 +778,43 @@ ORDER BY created_at, id LIMIT 50;\n```\n\n\
 What it needs:\n\n- an index on `(post_id, created_at, id)`;\n- a stable tie-breaker (the id);\n\
 - links that carry the key instead of a page number.\n\n\
 Counts are kept up to date on write, so nothing has to count a million rows to print a total.\n";
+
+/// The made-up topic word number `n` (0 to 99).
+fn topic(n: usize) -> String {
+    format!(
+        "{}{}",
+        TOPIC_HEADS[n % TOPIC_HEADS.len()],
+        TOPIC_TAILS[(n / TOPIC_HEADS.len()) % TOPIC_TAILS.len()]
+    )
+}
+
+/// Adds posts up to SEARCH_POSTS, each with one topic word in its title and text; returns how
+/// many were added.
+fn seed_search_posts(db: &Db) -> Result<usize> {
+    let mut rng = Rng(7);
+    let mut files = Vec::with_capacity(SEARCH_POSTS - POSTS);
+    for i in POSTS..SEARCH_POSTS {
+        let word = topic(i % 100);
+        let body: Vec<String> = (0..3).map(|_| paragraph(&mut rng, 200, 500)).collect();
+        let title = format!("Notes on {word}, part {i}");
+        let text = format!("All about {word} today.\n\n{}", body.join("\n\n"));
+        // Dates from the first thousand days again: later ones would be in the future.
+        let file = post_file(i % POSTS, &format!("post-{i:05}"), &title, &text);
+        files.push(
+            lectern::posts::publish::parse_post_file(&file, chrono_tz::UTC)
+                .map_err(|e| anyhow!("generated post {i}: {e}"))?,
+        );
+    }
+    for batch in files.chunks(250) {
+        db.write_blocking(|conn| -> Result<()> {
+            for file in batch {
+                lectern::posts::publish::store(conn, file)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(files.len())
+}
 
 /// Seeds the database and says what it holds.
 fn seed(db: &Db) -> Result<String> {

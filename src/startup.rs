@@ -40,6 +40,7 @@ pub struct Application {
     mail_grace: std::time::Duration,
     scheduler: tokio::task::JoinHandle<()>,
     retention: tokio::task::JoinHandle<()>,
+    identity_refresh: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -84,8 +85,9 @@ impl Application {
             probe: config.database_probe,
         };
         let configured_secret = config.secret_key.clone();
-        type Opened = (Db, Vec<u8>, Option<String>);
-        let (mut db, secret, setup_token) =
+        let default_title = config.site_title.clone();
+        type Opened = (Db, Vec<u8>, Option<String>, site::identity::SiteIdentity);
+        let (mut db, secret, setup_token, identity) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Opened> {
                 let db = Db::open_with(&url, sync, pool_size, waits)?;
                 let secret =
@@ -97,7 +99,10 @@ impl Application {
                 let setup_token = db.write_blocking(|conn| {
                     crate::auth::handlers::issue_setup_token(conn, &signer)
                 })?;
-                Ok((db, secret, setup_token))
+                let identity = db.read_blocking(|conn| {
+                    site::identity::SiteIdentity::load(conn, &default_title)
+                })?;
+                Ok((db, secret, setup_token, identity))
             })
             .await
             .context("opening the database")?
@@ -167,7 +172,13 @@ impl Application {
             retention_wakeup: Arc::new(tokio::sync::Notify::new()),
             metrics: metrics.clone(),
             group_commit,
+            identity: Arc::new(crate::state::IdentityCell::new(identity)),
         });
+        let identity_refresh = tokio::spawn(crate::state::refresh_identity(
+            state.db.clone(),
+            state.identity.clone(),
+            state.config.site_title.clone(),
+        ));
         let scheduler = tokio::spawn(crate::posts::scheduler::run(
             state.db.clone(),
             state.clock.clone(),
@@ -249,6 +260,7 @@ impl Application {
             mail_grace: step_timeout + std::time::Duration::from_secs(5),
             scheduler,
             retention,
+            identity_refresh,
         })
     }
 
@@ -288,6 +300,7 @@ impl Application {
         }
         self.scheduler.abort();
         self.retention.abort();
+        self.identity_refresh.abort();
         result
     }
 
@@ -400,6 +413,12 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/profile", || {
             web::get().to(crate::admin::profile::form)
         }),
+        (Method::GET, "/site", || {
+            web::get().to(crate::admin::site::form)
+        }),
+        (Method::POST, "/site", || {
+            web::post().to(crate::admin::site::save)
+        }),
         (Method::GET, "/posts", || {
             web::get().to(crate::admin::posts::list)
         }),
@@ -469,6 +488,9 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/sitemaps/{file}", || {
             web::get().to(feeds::sitemap_file)
         }),
+        (Method::GET, "/search", || {
+            web::get().to(posts::search::search_page)
+        }),
         (Method::GET, "/tags/{tag}", || {
             web::get().to(posts::handlers::tag_index)
         }),
@@ -522,9 +544,23 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/my-comments/{token}/erase", || {
             web::post().to(crate::privacy::handlers::erase)
         }),
+        (Method::GET, "/comments/{id}/edit", || {
+            web::get().to(crate::privacy::own_comment::edit_form)
+        }),
+        (Method::POST, "/comments/{id}/edit", || {
+            web::post().to(crate::privacy::own_comment::edit)
+        }),
+        (Method::POST, "/comments/{id}/delete", || {
+            web::post().to(crate::privacy::own_comment::delete)
+        }),
+        // The site's own stylesheet (a fingerprint of its text) before the built-in files.
+        (Method::GET, "/static/site-{hash}.css", || {
+            web::get().to(crate::admin::site::stylesheet)
+        }),
         (Method::GET, "/static/{file}", || {
             web::get().to(crate::http::assets::serve)
         }),
+        (Method::GET, "/favicon.ico", || web::get().to(favicon)),
         (Method::GET, "/robots.txt", || web::get().to(robots)),
     ]
 }
@@ -590,6 +626,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
+}
+
+const FAVICON: &str = include_str!("../static/favicon.svg");
+
+/// The site's icon where browsers and crawlers look without a link (`/favicon.ico`): an SVG,
+/// which browsers accept there. Pages link its fingerprinted copy under `/static/`.
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(FAVICON)
 }
 
 async fn robots(state: web::Data<AppState>) -> HttpResponse {

@@ -3,8 +3,8 @@
 //! It lives low in the house so handlers, middleware and tasks import it downwards; only
 //! `startup.rs` builds it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDateTime;
 use url::Url;
@@ -12,6 +12,7 @@ use url::Url;
 use crate::config::Config;
 use crate::crypto::Signer;
 use crate::db::Db;
+use crate::site::identity::SiteIdentity;
 use crate::thread_cache::ThreadCache;
 
 /// The time as lectern sees it. Tests move it forward instead of sleeping.
@@ -64,9 +65,66 @@ pub struct AppState {
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// On SQLite: the writer that stores comments in shared transactions, one fsync per batch.
     pub group_commit: Option<Arc<crate::db::GroupCommit>>,
+    /// The site's title, tagline, menu, footer and styles (`/admin/site`).
+    pub identity: Arc<IdentityCell>,
+}
+
+/// This server's copy of the site identity: replaced at once by a save here, and by
+/// [`refresh_identity`] within seconds of a save on another server sharing the database.
+pub struct IdentityCell {
+    current: RwLock<Arc<SiteIdentity>>,
+}
+
+/// How often a server looks for an identity saved by another one.
+const IDENTITY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl IdentityCell {
+    pub fn new(identity: SiteIdentity) -> IdentityCell {
+        IdentityCell {
+            current: RwLock::new(Arc::new(identity)),
+        }
+    }
+
+    pub fn get(&self) -> Arc<SiteIdentity> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set(&self, identity: SiteIdentity) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identity);
+    }
+}
+
+/// Reloads the identity whenever its stored version is not the one this server has.
+pub async fn refresh_identity(db: Db, cell: Arc<IdentityCell>, default_title: String) {
+    loop {
+        tokio::time::sleep(IDENTITY_POLL).await;
+        let known = cell.get().version;
+        let title = default_title.clone();
+        let fresh = db
+            .read(move |conn| {
+                if crate::site::identity::load_version(conn)? == known {
+                    return Ok(None);
+                }
+                SiteIdentity::load(conn, &title).map(Some)
+            })
+            .await;
+        match fresh {
+            Ok(Some(identity)) => cell.set(identity),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the site identity failed"),
+        }
+    }
 }
 
 impl AppState {
+    /// The site identity as this server knows it.
+    pub fn identity(&self) -> Arc<SiteIdentity> {
+        self.identity.get()
+    }
+
     /// An absolute URL for a site path (emails and feeds).
     pub fn absolute(&self, path: &str) -> String {
         let base = self.base_url.as_str().trim_end_matches('/');

@@ -30,6 +30,8 @@ pub struct ThreadKey {
     /// Always 1 while paging is off, so `?cpage=7` cannot make copies of the one page.
     cpage: u32,
     replies_open: bool,
+    /// The site identity's version (`/admin/site`): a change of identity starts new renderings.
+    site_version: i64,
 }
 
 /// What a thread's key needs of its post (`Post::thread_of` makes one).
@@ -58,7 +60,14 @@ impl ThreadKey {
             per_page,
             cpage: if per_page.is_some() { cpage } else { 1 },
             replies_open,
+            site_version: 0,
         }
+    }
+
+    /// The key under the site identity of `site_version`.
+    pub fn for_site(mut self, site_version: i64) -> Self {
+        self.site_version = site_version;
+        self
     }
 }
 
@@ -177,6 +186,7 @@ mod tests {
             per_page: None,
             cpage: 1,
             replies_open: true,
+            site_version: 0,
         }
     }
 

@@ -20,6 +20,12 @@ pub struct Layout {
     pub og_title: Option<String>,
     /// Open Graph article details on a post page.
     pub article: Option<ArticleMeta>,
+    /// The header's menu, after Home (`/admin/site`).
+    pub menu: Vec<crate::site::identity::MenuItem>,
+    /// The site's own footer text, if any.
+    pub footer: String,
+    /// The fingerprinted stylesheet of the accent colour and custom CSS, if any.
+    pub site_stylesheet: Option<String>,
 }
 
 /// The `article:*` Open Graph properties of a post.
@@ -34,8 +40,16 @@ pub struct ArticleMeta {
 }
 
 impl Layout {
+    /// A page's layout. Every page has a description: the site's tagline (or a sentence made
+    /// from its title) unless the page sets its own.
     pub fn new(state: &AppState, page_title: &str) -> Layout {
-        let site_title = state.config.site_title.clone();
+        let identity = state.identity();
+        let site_title = identity.title.clone();
+        let description = if identity.tagline.trim().is_empty() {
+            format!("Posts and discussion on {site_title}.")
+        } else {
+            identity.tagline.clone()
+        };
         let head_title = if page_title.is_empty() {
             site_title.clone()
         } else {
@@ -52,11 +66,14 @@ impl Layout {
             site_title,
             head_title,
             canonical: None,
-            description: None,
+            description: Some(description),
             og_type: "website",
             noindex: false,
             og_title: None,
             article: None,
+            menu: identity.menu.clone(),
+            footer: identity.footer.clone(),
+            site_stylesheet: identity.stylesheet_path(),
         }
     }
 
@@ -72,6 +89,9 @@ impl Layout {
             noindex: true,
             og_title: None,
             article: None,
+            menu: Vec::new(),
+            footer: String::new(),
+            site_stylesheet: None,
         }
     }
 }

@@ -1,7 +1,8 @@
-//! The admin's pages: posts, users, settings, profile and mail. Their layout is `crate::staff`.
+//! The admin's pages: posts, users, settings, site identity, profile and mail. Their layout is `crate::staff`.
 
 pub mod mail;
 pub mod posts;
 pub mod profile;
 pub mod settings;
+pub mod site;
 pub mod users;

@@ -31,6 +31,7 @@ pub struct SettingsForm {
     pub flood_interval_secs: String,
     pub flood_per_hour: String,
     pub retention_days: String,
+    pub edit_window_minutes: String,
 }
 
 fn optional_text(value: Option<u32>) -> String {
@@ -56,6 +57,7 @@ impl SettingsForm {
             flood_interval_secs: s.flood_interval_secs.to_string(),
             flood_per_hour: s.flood_per_hour.to_string(),
             retention_days: s.retention_days.to_string(),
+            edit_window_minutes: s.edit_window_minutes.to_string(),
         }
     }
 
@@ -79,6 +81,7 @@ impl SettingsForm {
             flood_interval_secs: text("flood_interval_secs"),
             flood_per_hour: text("flood_per_hour"),
             retention_days: text("retention_days"),
+            edit_window_minutes: text("edit_window_minutes"),
         }
     }
 
@@ -95,6 +98,7 @@ impl SettingsForm {
         let flood_interval_secs = number("flood_interval_secs", &self.flood_interval_secs, 0, 3600);
         let flood_per_hour = number("flood_per_hour", &self.flood_per_hour, 0, 10_000);
         let retention_days = number("retention_days", &self.retention_days, 1, 3650);
+        let edit_window_minutes = number("edit_window_minutes", &self.edit_window_minutes, 0, 1440);
         let mut optional = |field: &'static str, text: &str, min: u32, max: u32| {
             if text.trim().is_empty() {
                 return Some(None);
@@ -132,6 +136,7 @@ impl SettingsForm {
             comment_order,
             moderation_keywords,
             disallowed_keywords,
+            edit_window_minutes,
         ) {
             (
                 Some(link_limit),
@@ -144,6 +149,7 @@ impl SettingsForm {
                 Some(comment_order),
                 Some(moderation_keywords),
                 Some(disallowed_keywords),
+                Some(edit_window_minutes),
             ) if errors.is_empty() => Ok(DiscussionSettings {
                 require_approval: self.require_approval,
                 trust_returning_commenters: self.trust_returning_commenters,
@@ -157,6 +163,7 @@ impl SettingsForm {
                 flood_interval_secs,
                 flood_per_hour,
                 retention_days,
+                edit_window_minutes,
             }),
             _ => Err(errors),
         }

@@ -74,7 +74,8 @@ pub fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A `next` or `back` parameter that stays inside the admin (no open redirects) and can be sent
+/// A `next` or `back` parameter that stays inside the admin or on a post or page (staff act on
+/// comments from the public thread too; no open redirects) and can be sent
 /// as a `Location` header: only visible ASCII, as a browser sends a path (percent-encoded). A
 /// CR, LF, DEL or any other byte the header would refuse falls back to `/admin`; callers decide
 /// it before acting, so the answer can never fail after the action ran.
@@ -86,7 +87,9 @@ pub fn safe_next(next: Option<&str>) -> String {
 pub fn safe_next_or(next: Option<&str>, default: &str) -> String {
     match next {
         Some(n)
-            if n.starts_with("/admin")
+            if (n.starts_with("/admin")
+                || n.starts_with("/posts/")
+                || n.starts_with("/pages/"))
                 && !n.starts_with("//")
                 && !n.contains('\\')
                 && n.bytes().all(|b| b.is_ascii_graphic()) =>

@@ -49,6 +49,15 @@ const APPROVED: Verdict = Verdict {
     rule: None,
 };
 
+/// Why a comment is spam when a bot gave itself away (honeypot, too fast, forged form). Its
+/// author is shown it exactly as a held comment: a person who types fast loses nothing, and a
+/// bot learns nothing.
+pub const BOT_SIGNAL_REASONS: [&str; 3] = [
+    "honeypot field filled in",
+    "form submitted too fast",
+    "form token missing or forged",
+];
+
 pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
     if s.staff {
         return APPROVED;

@@ -27,6 +27,8 @@ pub struct RawCommentForm {
     pub remember: bool,
     pub honeypot: String,
     pub form_token: String,
+    /// The Preview button was pressed: render, store nothing.
+    pub preview: bool,
 }
 
 impl RawCommentForm {
@@ -43,6 +45,7 @@ impl RawCommentForm {
                 "notify" => form.notify = true,
                 "remember" => form.remember = true,
                 "form_token" => form.form_token = value,
+                "preview" => form.preview = true,
                 HONEYPOT_FIELD => form.honeypot = value,
                 _ => {}
             }

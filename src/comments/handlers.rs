@@ -11,7 +11,7 @@ use super::cookies::{self, RememberedCommenter};
 use super::domain::{self, FormTokenCheck, MAX_FORM_BYTES, RawCommentForm};
 use super::page::render_post_page;
 use super::submit::{Client, FormChecks, Outcome, submit};
-use super::views::FormState;
+use super::views::{FormState, PreviewView};
 use super::{CommentStatus, queries, thread};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FieldErrors;
@@ -100,8 +100,21 @@ async fn store_comment(
         errors,
         notice,
     };
+    // A moderator or admin commenting while logged in is published at once, under their name.
+    let staff = crate::auth::guard::current_staff(&state, &req).await?;
     let raw = match crate::http::forms::decode_form(&body) {
-        Ok(pairs) => RawCommentForm::from_pairs(pairs),
+        Ok(pairs) => {
+            let mut raw = RawCommentForm::from_pairs(pairs);
+            if let Some(staff) = &staff {
+                if raw.name.trim().is_empty() {
+                    raw.name = staff.user.display_name.clone();
+                }
+                if raw.email.trim().is_empty() {
+                    raw.email = staff.user.email.clone();
+                }
+            }
+            raw
+        }
         Err(message) => {
             let state_ = rejected(
                 RawCommentForm::default(),
@@ -137,6 +150,23 @@ async fn store_comment(
             .await;
         }
     };
+    if raw.preview {
+        // Rendered exactly as the stored comment will be; nothing is stored or counted.
+        let preview = PreviewView {
+            author_name: input.name.as_str().to_string(),
+            author_url: input.website.as_ref().map(|w| w.as_str().to_string()),
+            avatar: crate::render::identicon_svg(
+                state.signer.keyed_u32("avatar", input.email.as_str()),
+                48,
+            ),
+            body_html: crate::render::CommentFormat::Markdown.render(input.body.as_str()),
+        };
+        let form = FormState::Preview {
+            raw: Box::new(raw),
+            preview,
+        };
+        return render_post_page(&state, &req, post, author, form, 1, StatusCode::OK).await;
+    }
     let token =
         domain::check_form_token(&state.signer, &raw.form_token, post.id, state.clock.unix());
     if token == FormTokenCheck::Expired {
@@ -156,10 +186,7 @@ async fn store_comment(
         .await;
     }
 
-    // A moderator or admin commenting while logged in is published at once.
-    let staff_user = crate::auth::guard::current_staff(&state, &req)
-        .await?
-        .map(|staff| staff.user.id);
+    let staff_user = staff.map(|staff| staff.user.id);
     let client = Client {
         staff_user,
         ip: crate::http::client_ip(&req, &state.config.trusted_proxies),
@@ -202,13 +229,42 @@ async fn store_comment(
             )
             .await;
         }
+        // Both answer with the page and the input kept, so nothing the reader typed is lost.
         Outcome::Duplicate => {
-            return Err(AppError::Conflict(
+            let notice = Some(
                 "Duplicate comment detected; it looks as though you’ve already said that!".into(),
-            ));
+            );
+            return render_post_page(
+                &state,
+                &req,
+                post,
+                author,
+                rejected(raw, FieldErrors::new(), notice),
+                1,
+                StatusCode::CONFLICT,
+            )
+            .await;
         }
         Outcome::Flooded { retry_after_secs } => {
-            return Err(AppError::TooManyRequests { retry_after_secs });
+            let notice = Some(format!(
+                "Please wait {retry_after_secs} second{} before commenting again. Your comment is kept below.",
+                if retry_after_secs == 1 { "" } else { "s" }
+            ));
+            let mut response = render_post_page(
+                &state,
+                &req,
+                post,
+                author,
+                rejected(raw, FieldErrors::new(), notice),
+                1,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await?;
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after_secs),
+            );
+            return Ok(response);
         }
     };
     tracing::info!(
@@ -243,7 +299,9 @@ async fn store_comment(
     response
         .insert_header((LOCATION, location))
         .insert_header((CACHE_CONTROL, "no-store"));
-    if status != CommentStatus::Approved {
+    // The cookie names the comments this browser posted: a waiting one shows to its author
+    // alone, and any may be edited or deleted within the edit window.
+    if status != CommentStatus::Approved || settings.edit_window_minutes > 0 {
         let mut ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
         ids.push(id);
         response.cookie(cookies::pending_cookie(

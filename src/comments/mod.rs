@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod cookies;
 pub mod domain;
+pub mod edit;
 pub mod handlers;
 pub mod notifications;
 pub mod page;

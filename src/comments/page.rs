@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::domain::{HONEYPOT_FIELD, issue_form_token};
-use super::views::{CommentFormView, FormState, render_thread};
+use super::views::{CommentFormView, FormState, Personal, StaffView, error_links, render_thread};
 use super::{PublicComment, cookies, queries as comment_queries};
 use crate::db::ids::CommentId;
 use crate::error::{AppError, AppResult};
@@ -31,6 +31,8 @@ use crate::views::{ArticleMeta, Layout, iso_date, post_date};
 struct PostPage {
     layout: Layout,
     post: PostView,
+    /// An admin reading the page: "Edit post" links to the editor.
+    edit_href: Option<String>,
     thread: Arc<RenderedThread>,
     comment_heading: String,
     form: Option<CommentFormView>,
@@ -58,8 +60,11 @@ pub struct PostQuery {
     replytocom: Option<String>,
 }
 
-pub fn comment_heading(count: i32, title: &str) -> String {
+/// The count heading. `shows_own` says the visitor sees their own waiting comment, so the
+/// page never says "No comments yet" above it.
+pub fn comment_heading(count: i32, title: &str, shows_own: bool) -> String {
     match count {
+        0 if shows_own => format!("Comments on “{title}”"),
         0 => "No comments yet".into(),
         1 => format!("One thought on “{title}”"),
         n => format!("{n} thoughts on “{title}”"),
@@ -77,18 +82,52 @@ pub async fn render_post_page(
     cpage: u32,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
+    let visitor = Visitor::of(state, req).await?;
+    let site_version = state.identity().version;
     let own_ids = cookies::pending_ids(req, &state.signer, state.clock.unix());
-    let cache = state.thread_cache.clone();
+    let cache = visitor.shared().then(|| state.thread_cache.clone());
     let now = state.clock.now();
     let (post, data) = state
         .db
         .read(move |conn| {
-            let data = load_page_data(conn, &post, &own_ids, cpage, now, Some(&cache))?;
+            let data = load_page_data(
+                conn,
+                &post,
+                &own_ids,
+                cpage,
+                now,
+                cache.as_deref(),
+                site_version,
+            )?;
             Ok((post, data))
         })
         .await?;
-    let made = post_page(state, req, post, author, form_state, data, None, false).await?;
+    let made = post_page(state, req, post, author, form_state, data, None, &visitor, false).await?;
     Ok(html_response(status, made.html, made.private))
+}
+
+/// Who is reading: a reader, or a moderator or admin signed in (whose pages show staff
+/// controls, so they are private and never kept in the shared thread cache).
+pub struct Visitor {
+    pub staff: Option<StaffView>,
+}
+
+impl Visitor {
+    pub async fn of(state: &AppState, req: &HttpRequest) -> AppResult<Visitor> {
+        let staff = crate::auth::guard::current_staff(state, req)
+            .await?
+            .map(|staff| StaffView {
+                is_admin: staff.is_admin(),
+                name: staff.user.display_name,
+                csrf_token: staff.csrf_token,
+            });
+        Ok(Visitor { staff })
+    }
+
+    /// Whether the page is the same for every reader (and its thread may be kept).
+    pub fn shared(&self) -> bool {
+        self.staff.is_none()
+    }
 }
 
 /// The page exactly as readers would see `post` (not yet saved) with `tags`, for an admin's
@@ -106,11 +145,12 @@ pub async fn render_preview(
     let (post, data) = state
         .db
         .read(move |conn| {
-            let data = load_page_data(conn, &post, &[], 1, now, None)?;
+            let data = load_page_data(conn, &post, &[], 1, now, None, 0)?;
             Ok((post, data))
         })
         .await?;
-    let made = post_page(state, req, post, author, fresh, data, Some(tags), false).await?;
+    let visitor = Visitor { staff: None };
+    let made = post_page(state, req, post, author, fresh, data, Some(tags), &visitor, false).await?;
     let mut response = html_response(StatusCode::OK, made.html, true);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-robots-tag"),
@@ -142,6 +182,8 @@ pub struct PageData {
     thread: ThreadSource,
     cpage: u32,
     tags: Vec<Tag>,
+    /// The visitor's own comments still inside the edit window.
+    editable: Vec<CommentId>,
 }
 
 /// Loads what the page of `post` needs. The thread's comments are read only when `cache` (none
@@ -153,14 +195,22 @@ fn load_page_data(
     cpage: u32,
     now: chrono::NaiveDateTime,
     cache: Option<&ThreadCache>,
+    site_version: i64,
 ) -> Result<PageData, crate::db::DbError> {
     let settings = DiscussionSettings::load(conn)?;
     let tags = queries::tags_for_post(conn, post.id)?;
     let own = comment_queries::own_pending(conn, post.id, own_ids)?;
+    let editable = match settings.edit_window_minutes {
+        0 => Vec::new(),
+        minutes => {
+            let since = now - chrono::Duration::minutes(i64::from(minutes));
+            comment_queries::own_editable(conn, post.id, own_ids, since)?
+        }
+    };
     let open = accepts_comments(post, &settings, now);
     let keep_as = cache
-        .filter(|_| own.is_empty())
-        .map(|_| ThreadKey::new(post.thread_of(), &settings, cpage, open));
+        .filter(|_| own.is_empty() && editable.is_empty())
+        .map(|_| ThreadKey::new(post.thread_of(), &settings, cpage, open).for_site(site_version));
     let cached = cache
         .zip(keep_as.as_ref())
         .and_then(|(cache, key)| cache.get(key));
@@ -178,6 +228,7 @@ fn load_page_data(
         thread,
         cpage,
         tags,
+        editable,
     })
 }
 
@@ -203,6 +254,7 @@ async fn post_page(
     form_state: FormState,
     data: PageData,
     preview_tags: Option<Vec<TagView>>,
+    visitor: &Visitor,
     keepable: bool,
 ) -> AppResult<MadePage> {
     let preview = preview_tags.is_some();
@@ -212,6 +264,7 @@ async fn post_page(
         thread: source,
         cpage,
         tags: stored_tags,
+        editable,
     } = data;
     let tags: Vec<TagView> = match preview_tags {
         Some(tags) => tags,
@@ -235,7 +288,11 @@ async fn post_page(
             if keep_as.is_some() {
                 state.metrics.thread_cache_miss();
             }
-            let personal = !own.is_empty();
+            let personal = !own.is_empty() || !editable.is_empty();
+            let controls = Personal {
+                editable: editable.iter().copied().collect(),
+                staff: visitor.staff.as_ref().filter(|_| !preview),
+            };
             let rendered = Arc::new(render_thread(
                 state,
                 &post,
@@ -244,6 +301,7 @@ async fn post_page(
                 own,
                 cpage,
                 replies_open,
+                &controls,
             )?);
             if let Some(key) = keep_as {
                 state.thread_cache.insert(key, rendered.clone());
@@ -252,8 +310,9 @@ async fn post_page(
         }
     };
     let shows_own_data = shows_own_pending
+        || !visitor.shared()
         || cookies::remembered(req).is_some()
-        || matches!(form_state, FormState::Rejected { .. });
+        || !matches!(form_state, FormState::Fresh { .. });
 
     let keepable = keepable && !shows_own_data && !preview;
     let path = post.path();
@@ -263,7 +322,8 @@ async fn post_page(
         } else {
             issue_form_token(&state.signer, post.id, state.clock.unix())
         };
-        let action = format!("/posts/{}/comments", post.slug);
+        let action = format!("/posts/{}/comments#respond", post.slug);
+        let staff = visitor.staff.clone();
         let cancel_href = format!("{path}#respond");
         let reply_name = |id: CommentId| thread.name_of_repliable(id).map(str::to_string);
         match form_state {
@@ -287,6 +347,10 @@ async fn post_page(
                     form_token: token,
                     honeypot_field: HONEYPOT_FIELD,
                     cancel_href,
+                    summary: Vec::new(),
+                    focus: "",
+                    preview: None,
+                    staff,
                 }
             }
             FormState::Rejected {
@@ -295,6 +359,7 @@ async fn post_page(
                 notice,
             } => {
                 let parent_id = raw.parent_id.trim().parse::<i32>().ok().map(CommentId);
+                let (summary, focus) = error_links(&errors);
                 CommentFormView {
                     action,
                     reply_to: parent_id.and_then(reply_name),
@@ -310,6 +375,33 @@ async fn post_page(
                     form_token: token,
                     honeypot_field: HONEYPOT_FIELD,
                     cancel_href,
+                    summary,
+                    focus,
+                    preview: None,
+                    staff,
+                }
+            }
+            FormState::Preview { raw, preview } => {
+                let parent_id = raw.parent_id.trim().parse::<i32>().ok().map(CommentId);
+                CommentFormView {
+                    action,
+                    reply_to: parent_id.and_then(reply_name),
+                    parent_id,
+                    name: raw.name.clone(),
+                    email: raw.email.clone(),
+                    website: raw.website.clone(),
+                    body: raw.body.clone(),
+                    notify: raw.notify,
+                    remember: raw.remember,
+                    errors: FieldErrors::new(),
+                    notice: None,
+                    form_token: token,
+                    honeypot_field: HONEYPOT_FIELD,
+                    cancel_href,
+                    summary: Vec::new(),
+                    focus: "",
+                    preview: Some(preview),
+                    staff,
                 }
             }
         }
@@ -317,7 +409,9 @@ async fn post_page(
 
     let mut layout = Layout::new(state, &post.title);
     layout.canonical = Some(state.absolute(&path));
-    layout.description = Some(post.excerpt.clone()).filter(|e| !e.is_empty());
+    if !post.excerpt.trim().is_empty() {
+        layout.description = Some(post.excerpt.clone());
+    }
     layout.og_type = "article";
     layout.og_title = Some(post.title.clone());
     layout.noindex = preview;
@@ -329,7 +423,7 @@ async fn post_page(
             tags: tags.iter().map(|t| t.name.clone()).collect(),
         });
         layout.feeds.push((
-            format!("{} – comments on “{}”", state.config.site_title, post.title),
+            format!("{} – comments on “{}”", state.identity().title, post.title),
             format!("/posts/{}/feed.xml", post.slug),
         ));
     }
@@ -348,9 +442,19 @@ async fn post_page(
             token,
         }
     });
+    let edit_href = visitor
+        .staff
+        .as_ref()
+        .filter(|s| s.is_admin && !preview)
+        .map(|_| format!("/admin/posts/{}/edit", post.id));
     let page = PostPage {
         layout,
-        comment_heading: comment_heading(post.approved_comment_count, &post.title),
+        edit_href,
+        comment_heading: comment_heading(
+            post.approved_comment_count,
+            &post.title,
+            thread.has_comments,
+        ),
         thread,
         form,
         comments_closed: !open && !preview,
@@ -402,13 +506,23 @@ async fn show(
         .and_then(|r| r.parse::<i32>().ok())
         .map(CommentId);
     let own_ids = cookies::pending_ids(&req, &state.signer, state.clock.unix());
-    let cache = state.thread_cache.clone();
+    let visitor = Visitor::of(&state, &req).await?;
+    let site_version = state.identity().version;
+    let cache = visitor.shared().then(|| state.thread_cache.clone());
     let found = state
         .db
         .read(
             move |conn| match queries::find_visible(conn, kind, &slug, now)? {
                 Some((post, author)) => {
-                    let data = load_page_data(conn, &post, &own_ids, cpage, now, Some(&cache))?;
+                    let data = load_page_data(
+                        conn,
+                        &post,
+                        &own_ids,
+                        cpage,
+                        now,
+                        cache.as_deref(),
+                        site_version,
+                    )?;
                     Ok(Ok((post, author, data)))
                 }
                 None => Ok(Err(queries::find_moved(conn, kind, &slug, now)?)),
@@ -422,7 +536,7 @@ async fn show(
     };
     let form = FormState::Fresh { reply_to };
     let keepable = !req.headers().contains_key(actix_web::http::header::COOKIE);
-    let made = post_page(&state, &req, post, author, form, data, None, keepable).await?;
+    let made = post_page(&state, &req, post, author, form, data, None, &visitor, keepable).await?;
     let mut response = html_response(StatusCode::OK, made.html, made.private);
     if let Some(keep) = made.keep {
         response.extensions_mut().insert(keep);

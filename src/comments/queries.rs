@@ -44,7 +44,8 @@ pub fn load_thread(conn: &mut DbConn, post_id: PostId) -> Result<Vec<PublicComme
     Ok(thread)
 }
 
-/// The visitor's own pending comments on this post, named by their signed cookie.
+/// The visitor's own waiting comments on this post, named by their signed cookie: pending,
+/// or spam for a bot signal (shown to its author exactly like a held comment).
 pub fn own_pending(
     conn: &mut DbConn,
     post_id: PostId,
@@ -56,8 +57,36 @@ pub fn own_pending(
     Ok(comments::table
         .filter(comments::post_id.eq(post_id))
         .filter(comments::id.eq_any(ids))
-        .filter(comments::status.eq(CommentStatus::Pending))
+        .filter(comments::deleted_at.is_null())
+        .filter(
+            comments::status
+                .eq(CommentStatus::Pending)
+                .or(comments::status
+                    .eq(CommentStatus::Spam)
+                    .and(comments::held_reason.eq_any(super::classify::BOT_SIGNAL_REASONS))),
+        )
         .select(PublicComment::as_select())
+        .load(conn)?)
+}
+
+/// Which of the visitor's own comments on this post (named by their signed cookie) were
+/// posted after `since`, so that they may still edit or delete them.
+pub fn own_editable(
+    conn: &mut DbConn,
+    post_id: PostId,
+    ids: &[CommentId],
+    since: NaiveDateTime,
+) -> Result<Vec<CommentId>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(comments::table
+        .filter(comments::post_id.eq(post_id))
+        .filter(comments::id.eq_any(ids))
+        .filter(comments::deleted_at.is_null())
+        .filter(comments::created_at.gt(since))
+        .filter(comments::status.ne(CommentStatus::Trash))
+        .select(comments::id)
         .load(conn)?)
 }
 
@@ -251,6 +280,8 @@ pub struct QueueRow {
     pub ip: Option<String>,
     pub user_agent: String,
     pub created_at: NaiveDateTime,
+    /// The text its author's last edit replaced.
+    pub previous_body: Option<String>,
     #[diesel(select_expression = posts::title)]
     pub post_title: String,
     #[diesel(select_expression = posts::slug)]

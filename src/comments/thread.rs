@@ -14,7 +14,8 @@ pub struct ThreadItem {
     pub depth: u32,
     /// A removed comment kept as a placeholder because approved replies hang from it.
     pub removed: bool,
-    /// The visitor's own comment, still waiting for a moderator.
+    /// The visitor's own comment, still waiting for a moderator (or held as spam for a bot
+    /// signal, which its author is not told).
     pub awaiting: bool,
     pub can_reply: bool,
     pub opens_children: bool,
@@ -99,7 +100,8 @@ impl Tree {
         let Some(comment) = self.by_id.remove(&id) else {
             return;
         };
-        let awaiting = self.own.contains(&id) && comment.status == CommentStatus::Pending;
+        // A comment marked spam for a bot signal is shown to its author exactly like a held one.
+        let awaiting = self.own.contains(&id) && comment.status != CommentStatus::Approved;
         out.push(ThreadItem {
             comment,
             depth,

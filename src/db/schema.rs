@@ -75,6 +75,17 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         published_notified_at -> Nullable<Timestamp>,
         format -> Text,
+        edited_at -> Nullable<Timestamp>,
+        previous_body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    post_search (post_id) {
+        post_id -> Integer,
+        title -> Text,
+        body -> Text,
+        tags -> Text,
     }
 }
 
@@ -206,6 +217,7 @@ diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));
 diesel::joinable!(post_slugs -> posts (post_id));
+diesel::joinable!(post_search -> posts (post_id));
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -229,5 +241,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_tokens,
     blocks,
     password_reset_requests,
-    my_comments_requests
+    my_comments_requests,
+    post_search
 );

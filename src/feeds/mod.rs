@@ -225,7 +225,7 @@ pub async fn posts_feed(state: web::Data<AppState>, req: HttpRequest) -> AppResu
     let entries = post_entries(&state, None).await?;
     let head = FeedHead {
         id: state.absolute("/feed.xml"),
-        title: state.config.site_title.clone(),
+        title: state.identity().title.clone(),
         self_path: "/feed.xml".into(),
         page_path: "/".into(),
         empty_updated: site_started(&state).await?,
@@ -249,7 +249,7 @@ pub async fn tag_feed(
     let entries = post_entries(&state, Some(tag.id)).await?;
     let head = FeedHead {
         id: state.absolute(&format!("/tags/{slug}/feed.xml")),
-        title: format!("{} – posts tagged {}", state.config.site_title, tag.name),
+        title: format!("{} – posts tagged {}", state.identity().title, tag.name),
         self_path: format!("/tags/{slug}/feed.xml"),
         page_path: format!("/tags/{slug}"),
         empty_updated: site_started(&state).await?,
@@ -273,7 +273,7 @@ pub async fn comments_feed(
         .collect();
     let head = FeedHead {
         id: state.absolute("/comments/feed.xml"),
-        title: format!("Comments for {}", state.config.site_title),
+        title: format!("Comments for {}", state.identity().title),
         self_path: "/comments/feed.xml".into(),
         page_path: "/".into(),
         empty_updated: site_started(&state).await?,

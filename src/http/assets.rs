@@ -27,11 +27,18 @@ struct Asset {
 }
 
 /// Every static file: its name, media type and bytes.
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "style.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/style.css"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+];
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     FILES

@@ -55,6 +55,9 @@ pub fn token_marker() -> &'static str {
 
 struct Entry {
     generation: Option<u64>,
+    /// The site identity the page was made with: another server's save reaches this one's
+    /// copy a moment after the database changed, and a page made in between must not stay.
+    identity_version: i64,
     valid_until: Option<NaiveDateTime>,
     content_type: HeaderValue,
     cache_control: Option<HeaderValue>,
@@ -74,9 +77,10 @@ impl Entry {
         self.head.len() + self.tail.len() + pieces + 256
     }
 
-    fn is_fresh(&self, generation: Option<u64>, now: NaiveDateTime) -> bool {
+    fn is_fresh(&self, generation: Option<u64>, identity: i64, now: NaiveDateTime) -> bool {
         generation.is_some()
             && self.generation == generation
+            && self.identity_version == identity
             && self.valid_until.is_none_or(|until| now < until)
     }
 
@@ -189,9 +193,10 @@ pub async fn deliver(
     // older generation, so the next request makes it again.
     let generation = freshness.generation();
     let now = state.clock.now();
+    let identity = state.identity.get().version;
     let kept = cache.get(&key);
     if let Some(entry) = &kept
-        && entry.is_fresh(generation, now)
+        && entry.is_fresh(generation, identity, now)
     {
         state.metrics.page_cache_hit();
         let (req, _) = req.into_parts();
@@ -237,6 +242,7 @@ pub async fn deliver(
     state.metrics.page_cache_miss();
     let entry = Arc::new(Entry {
         generation,
+        identity_version: identity,
         valid_until: keep.valid_until,
         content_type: head_parts
             .headers()

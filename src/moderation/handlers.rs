@@ -34,6 +34,8 @@ pub struct QueueItem {
     pub author_url: Option<String>,
     pub body: String,
     pub held_reason: Option<String>,
+    /// The text its author's last edit replaced.
+    pub previous_body: Option<String>,
     pub ip: Option<String>,
     pub user_agent: String,
     pub date: String,
@@ -106,6 +108,7 @@ fn items_from(
                 author_url: row.author_url,
                 body: row.body,
                 held_reason: row.held_reason,
+                previous_body: row.previous_body,
                 ip: row.ip,
                 user_agent: row.user_agent,
                 date: comment_date(row.created_at, tz),

@@ -188,6 +188,7 @@ fn delete_permanently(
                 comments::author_url.eq(None::<String>),
                 comments::body.eq(""),
                 comments::body_html.eq(""),
+                comments::previous_body.eq(None::<String>),
                 comments::held_reason.eq(None::<String>),
                 comments::ip.eq(None::<String>),
                 comments::ip_network.eq(None::<String>),
@@ -200,6 +201,17 @@ fn delete_permanently(
     } else {
         diesel::delete(comments::table.find(comment_id)).execute(conn)?;
     }
+    // The texts an author's edits replaced go with the comment.
+    diesel::update(
+        crate::db::schema::moderation_log::table
+            .filter(crate::db::schema::moderation_log::comment_id.eq(comment_id))
+            .filter(crate::db::schema::moderation_log::action.eq("author-edit")),
+    )
+    .set(
+        crate::db::schema::moderation_log::detail
+            .eq("edited by its author (the text was deleted with the comment)"),
+    )
+    .execute(conn)?;
     Ok(())
 }
 

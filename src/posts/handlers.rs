@@ -182,21 +182,39 @@ async fn listing(
             comment_count: post.approved_comment_count,
         })
         .collect();
+    let identity = state.identity();
     let (heading, intro, mut layout) = match &listing {
-        Listing::All => (None, None, Layout::new(state, "")),
+        // The home page is headed by the site's title, with its tagline below.
+        Listing::All => (
+            Some(identity.title.clone()),
+            Some(identity.tagline.clone()).filter(|t| !t.trim().is_empty()),
+            Layout::new(state, ""),
+        ),
         Listing::Tag(tag) => {
             let mut layout = Layout::new(state, &format!("Posts tagged “{}”", tag.name));
+            layout.description = Some(format!(
+                "Posts tagged “{}” on {}.",
+                tag.name, identity.title
+            ));
             layout.feeds.push((
-                format!("{} – posts tagged {}", state.config.site_title, tag.name),
+                format!("{} – posts tagged {}", identity.title, tag.name),
                 format!("/tags/{}/feed.xml", tag.slug),
             ));
             (Some(format!("Posts tagged “{}”", tag.name)), None, layout)
         }
-        Listing::Author(author) => (
-            Some(format!("Posts by {}", author.display_name)),
-            Some(author.bio.clone()).filter(|b| !b.trim().is_empty()),
-            Layout::new(state, &author.display_name),
-        ),
+        Listing::Author(author) => {
+            let mut layout = Layout::new(state, &author.display_name);
+            layout.description = Some(if author.bio.trim().is_empty() {
+                format!("Posts by {} on {}.", author.display_name, identity.title)
+            } else {
+                author.bio.clone()
+            });
+            (
+                Some(format!("Posts by {}", author.display_name)),
+                Some(author.bio.clone()).filter(|b| !b.trim().is_empty()),
+                layout,
+            )
+        }
     };
     layout.canonical = Some(state.absolute(&match position {
         Position::Page(n) => page_href(n),

@@ -5,6 +5,7 @@ pub mod handlers;
 pub mod publish;
 pub mod queries;
 pub mod scheduler;
+pub mod search;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -182,21 +182,27 @@ pub fn set_tags(conn: &mut DbConn, post_id: PostId, names: &[String]) -> Result<
             .execute(conn)?;
         seen.push(slug);
     }
-    Ok(())
+    super::search::reindex(conn, post_id)
 }
 
+/// Stores a new post (and its search row, in the same transaction).
 pub fn insert(conn: &mut DbConn, new_post: &NewPost<'_>) -> Result<Post, DbError> {
-    Ok(diesel::insert_into(posts::table)
+    let post: Post = diesel::insert_into(posts::table)
         .values((new_post, posts::created_at.eq(new_post.updated_at)))
         .returning(posts::all_columns)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    super::search::reindex(conn, post.id)?;
+    Ok(post)
 }
 
+/// Changes a post (and its search row, in the same transaction).
 pub fn update(conn: &mut DbConn, post_id: PostId, changes: &NewPost<'_>) -> Result<Post, DbError> {
-    Ok(diesel::update(posts::table.find(post_id))
+    let post: Post = diesel::update(posts::table.find(post_id))
         .set(changes)
         .returning(posts::all_columns)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    super::search::reindex(conn, post.id)?;
+    Ok(post)
 }
 
 pub fn count_posts(conn: &mut DbConn) -> Result<i64, DbError> {
@@ -354,5 +360,20 @@ pub fn enabled_authors(conn: &mut DbConn) -> Result<Vec<(UserId, String)>, DbErr
         .filter(users::disabled.eq(false))
         .select((users::id, users::display_name))
         .order((users::display_name.asc(), users::id.asc()))
+        .load(conn)?)
+}
+
+/// (title, slug) of every page readers can see, by title (for the site menu's form).
+pub fn visible_pages(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+) -> Result<Vec<(String, String)>, DbError> {
+    Ok(posts::table
+        .filter(posts::kind.eq(PostKind::Page))
+        .filter(posts::status.eq(PostStatus::Published))
+        .filter(posts::published_at.le(now))
+        .select((posts::title, posts::slug))
+        .order(posts::title.asc())
+        .limit(200)
         .load(conn)?)
 }

@@ -47,6 +47,8 @@ pub struct HeldComment {
     pub notify: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The text its author's last edit replaced, kept for moderators.
+    pub previous_body: Option<String>,
     #[diesel(select_expression = posts::title)]
     pub post_title: String,
     #[diesel(select_expression = posts::slug)]
@@ -171,6 +173,9 @@ pub struct ExportedComment {
     pub author_email: String,
     pub author_url: Option<String>,
     pub text: String,
+    /// The text the author's last edit replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_text: Option<String>,
     pub held_reason: Option<String>,
     /// `None` once dropped (after the retention period).
     pub ip: Option<String>,
@@ -272,6 +277,7 @@ pub fn export(
                 author_email: c.author_email,
                 author_url: c.author_url,
                 text: c.body,
+                previous_text: c.previous_body,
                 held_reason: c.held_reason,
                 ip: c.ip,
                 user_agent: Some(c.user_agent).filter(|ua| !ua.is_empty()),

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod data;
 pub mod handlers;
 pub mod limits;
+pub mod own_comment;
 pub mod policy;
 
 use crate::auth::{guard, sessions};
@@ -30,8 +31,8 @@ pub fn cookies(secure: bool) -> Vec<CookieInfo> {
     vec![
         CookieInfo {
             name: PENDING_COOKIE.to_string(),
-            who: "anyone whose comment is not published at once",
-            purpose: "Lists the numbers of the comments you posted from this browser that wait for moderation, signed so nobody can claim another's, so that you alone see them, marked “awaiting moderation”. It holds no name or address.",
+            who: "anyone who posts a comment (unless it is published at once and comments cannot be edited)",
+            purpose: "Lists the numbers of the comments you posted from this browser, signed so nobody can claim another's, so that you alone see the ones that wait for moderation, marked “awaiting moderation”, and can edit or delete a comment for a short while after posting it. It holds no name or address.",
             lifetime: "30 days".into(),
         },
         CookieInfo {

@@ -25,7 +25,7 @@ fn options() -> Options {
 /// Renders a post's Markdown (raw HTML allowed) to sanitised HTML.
 ///
 /// Headings get unique slug ids, footnotes get `fn-N` ids, table alignment becomes an
-/// `align` attribute (the CSP forbids inline styles), and `[box type="…"]…[/box]`
+/// `align-*` class (the CSP forbids inline styles), task-list checkboxes are labelled, and `[box type="…"]…[/box]`
 /// shortcodes become `<div class="box box-…" role="note">`.
 pub fn render_post(markdown: &str) -> SafeHtml {
     let source = expand_shortcodes(markdown);
@@ -68,10 +68,50 @@ pub fn plain_text(markdown: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// [`plain_text`] cut at a word boundary to at most `max_chars` characters, followed by
+/// The post's prose: the text of its paragraphs (quotes and list paragraphs included), without
+/// headings, table cells, code blocks, footnotes or image text, whitespace collapsed. Not
+/// HTML-escaped.
+pub fn prose_text(markdown: &str) -> String {
+    let source = expand_shortcodes(markdown);
+    let mut text = String::with_capacity(source.len());
+    // Depth inside paragraphs, and inside blocks whose text is not prose.
+    let mut paragraph = 0usize;
+    let mut hidden = 0usize;
+    for event in Parser::new_ext(&source, options()) {
+        match event {
+            Event::Start(
+                Tag::CodeBlock(_)
+                | Tag::Image { .. }
+                | Tag::MetadataBlock(_)
+                | Tag::Table(_)
+                | Tag::FootnoteDefinition(_)
+                | Tag::Heading { .. },
+            ) => hidden += 1,
+            Event::End(
+                TagEnd::CodeBlock
+                | TagEnd::Image
+                | TagEnd::MetadataBlock(_)
+                | TagEnd::Table
+                | TagEnd::FootnoteDefinition
+                | TagEnd::Heading(_),
+            ) => hidden = hidden.saturating_sub(1),
+            Event::Start(Tag::Paragraph) => paragraph += 1,
+            Event::End(TagEnd::Paragraph) => {
+                paragraph = paragraph.saturating_sub(1);
+                text.push(' ');
+            }
+            Event::Text(t) | Event::Code(t) if hidden == 0 && paragraph > 0 => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => text.push(' '),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`prose_text`] cut at a word boundary to at most `max_chars` characters, followed by
 /// "…" when anything was cut (so the result may be `max_chars + 1` characters long).
 pub fn excerpt(markdown: &str, max_chars: usize) -> String {
-    let text = plain_text(markdown);
+    let text = prose_text(markdown);
     let Some((limit, next)) = text.char_indices().nth(max_chars) else {
         return text;
     };
@@ -267,9 +307,9 @@ fn decorate(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
             Event::Start(Tag::TableCell) => {
                 let cell = if in_head { "th" } else { "td" };
                 let align = match alignments.get(column) {
-                    Some(Alignment::Left) => " align=\"left\"",
-                    Some(Alignment::Center) => " align=\"center\"",
-                    Some(Alignment::Right) => " align=\"right\"",
+                    Some(Alignment::Left) => " class=\"align-left\"",
+                    Some(Alignment::Center) => " class=\"align-center\"",
+                    Some(Alignment::Right) => " class=\"align-right\"",
                     _ => "",
                 };
                 Event::Html(format!("<{cell}{align}>").into())
@@ -295,6 +335,15 @@ fn decorate(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
                 )
             }
             Event::End(TagEnd::FootnoteDefinition) => Event::Html("</div>\n".into()),
+            // A checkbox needs a name: say what its tick means.
+            Event::TaskListMarker(done) => Event::InlineHtml(
+                if done {
+                    r#"<input type="checkbox" disabled checked aria-label="done"> "#
+                } else {
+                    r#"<input type="checkbox" disabled aria-label="not done"> "#
+                }
+                .into(),
+            ),
             other => other,
         })
         .collect()
@@ -380,9 +429,9 @@ static POST_SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
         ("a", HashSet::from(["href", "rel"])),
         ("img", HashSet::from(["src", "alt"])),
         ("ol", HashSet::from(["start"])),
-        ("td", HashSet::from(["align", "colspan", "rowspan"])),
-        ("th", HashSet::from(["align", "colspan", "rowspan"])),
-        ("input", HashSet::from(["checked"])),
+        ("td", HashSet::from(["class", "colspan", "rowspan"])),
+        ("th", HashSet::from(["class", "colspan", "rowspan"])),
+        ("input", HashSet::from(["checked", "aria-label"])),
         ("code", HashSet::from(["class"])),
         ("sup", HashSet::from(["class"])),
         ("div", HashSet::from(["class", "id", "role"])),
@@ -467,9 +516,7 @@ fn filter_attribute<'u>(element: &str, attribute: &str, value: &'u str) -> Optio
                 .collect();
             (!kept.is_empty()).then(|| kept.join(" ").into())
         }
-        ("td" | "th", "align") => {
-            matches!(value, "left" | "center" | "right").then_some(value.into())
-        }
+        ("input", "aria-label") => matches!(value, "done" | "not done").then_some(value.into()),
         ("div", "role") => (value == "note").then_some(value.into()),
         _ => Some(value.into()),
     }
@@ -487,6 +534,8 @@ fn class_allowed(element: &str, class: &str) -> bool {
                     .is_some_and(|kind| BOX_TYPES.contains(&kind))
         }
         "sup" => matches!(class, "footnote-reference" | "footnote-definition-label"),
+        // Table column alignment, styled by the stylesheet (the CSP forbids inline styles).
+        "td" | "th" => matches!(class, "align-left" | "align-center" | "align-right"),
         "code" => class.strip_prefix("language-").is_some_and(|lang| {
             !lang.is_empty()
                 && lang
@@ -527,12 +576,19 @@ mod tests {
     }
 
     #[test]
-    fn tables_use_align_attributes_not_styles() {
+    fn tables_use_align_classes_not_styles() {
         let html = render("| a | b | c |\n|:--|:-:|--:|\n| 1 | 2 | 3 |\n");
         assert!(html.contains("<table>"), "{html}");
-        assert!(html.contains(r#"<th align="left">a</th>"#), "{html}");
-        assert!(html.contains(r#"<td align="center">2</td>"#), "{html}");
-        assert!(html.contains(r#"<td align="right">3</td>"#), "{html}");
+        assert!(html.contains(r#"<th class="align-left">a</th>"#), "{html}");
+        assert!(
+            html.contains(r#"<td class="align-center">2</td>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<td class="align-right">3</td>"#), "{html}");
+        assert!(!html.contains("align="), "{html}");
+        let forged =
+            render(r#"<table><tr><td class="box" align="left" style="x">1</td></tr></table>"#);
+        assert!(forged.contains("<td>1</td>"), "{forged}");
         assert!(
             html.contains("<thead>") && html.contains("<tbody>"),
             "{html}"
@@ -558,6 +614,13 @@ mod tests {
     fn strikethrough_and_task_lists() {
         let html = render("~~gone~~\n\n- [x] done\n- [ ] todo\n");
         assert!(html.contains("<del>gone</del>"), "{html}");
+        assert!(
+            html.contains(r#"<input type="checkbox" disabled="" checked="" aria-label="done">"#)
+                || html.contains(r#"aria-label="done""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"aria-label="not done""#), "{html}");
+        assert!(!render(r#"<input type="text" aria-label="x">"#).contains("aria-label"));
         assert_eq!(html.matches(r#"type="checkbox""#).count(), 2, "{html}");
         assert_eq!(html.matches("checked").count(), 1, "{html}");
         assert_eq!(html.matches("disabled").count(), 2, "{html}");
@@ -705,6 +768,13 @@ mod tests {
             "# Title\n\n[box type=info]\nSome *em* and `code`.\n[/box]\n\n```\nhidden()\n```\n\n![alt](x.png) <b>bold</b>&amp;",
         );
         assert_eq!(text, "Title Some em and code. bold&");
+    }
+
+    #[test]
+    fn excerpts_are_prose_only() {
+        let md = "# Heading\n\nFirst paragraph[^1] with `code`.\n\n| a | b |\n|---|---|\n| cell | cell |\n\n```\nfn x() {}\n```\n\n> A quote.\n\n[^1]: The footnote.\n";
+        assert_eq!(prose_text(md), "First paragraph with code. A quote.");
+        assert_eq!(excerpt(md, 280), "First paragraph with code. A quote.");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Site-wide state kept in the database: discussion settings and the generated secret key.
 
+pub mod identity;
 pub mod welcome;
 
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub struct DiscussionSettings {
     pub flood_per_hour: u32,
     /// Spam and trash older than this are purged; IP addresses older than this are dropped.
     pub retention_days: u32,
+    /// For how many minutes after posting a commenter's own browser may edit or delete the
+    /// comment; 0 turns this off.
+    pub edit_window_minutes: u32,
 }
 
 impl Default for DiscussionSettings {
@@ -55,6 +59,7 @@ impl Default for DiscussionSettings {
             flood_interval_secs: 15,
             flood_per_hour: 10,
             retention_days: 30,
+            edit_window_minutes: 15,
         }
     }
 }
@@ -107,6 +112,7 @@ impl DiscussionSettings {
             flood_interval_secs: number("flood_interval_secs", d.flood_interval_secs),
             flood_per_hour: number("flood_per_hour", d.flood_per_hour),
             retention_days: number("retention_days", d.retention_days).max(1),
+            edit_window_minutes: number("edit_window_minutes", d.edit_window_minutes).min(1440),
         }
     }
 
@@ -135,6 +141,7 @@ impl DiscussionSettings {
             ("flood_interval_secs", self.flood_interval_secs.to_string()),
             ("flood_per_hour", self.flood_per_hour.to_string()),
             ("retention_days", self.retention_days.to_string()),
+            ("edit_window_minutes", self.edit_window_minutes.to_string()),
         ]
     }
 

@@ -328,9 +328,15 @@ async fn bots_get_the_human_response_but_are_stored_as_spam() {
         ("spam", Some("form token missing or forged"))
     );
 
-    // Spam never shows, not even to its sender.
+    // A bot learns nothing: its sender sees it exactly like a held comment, and nobody else
+    // sees it at all.
     let page = app.get_text(&format!("/posts/{WELCOME}")).await;
-    assert!(!page.contains("honey"));
+    assert!(page.contains("honey"));
+    assert!(page.contains("Your comment is awaiting moderation."));
+    let stranger = app
+        .get_text_as(&client(), &format!("/posts/{WELCOME}"))
+        .await;
+    assert!(!stranger.contains("honey"));
 }
 
 #[tokio::test]

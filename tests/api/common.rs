@@ -503,6 +503,7 @@ pub fn settings_form<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a st
         ("flood_interval_secs", "15"),
         ("flood_per_hour", "10"),
         ("retention_days", "30"),
+        ("edit_window_minutes", "15"),
     ];
     for (name, value) in changes {
         form.retain(|(n, _)| n != name);

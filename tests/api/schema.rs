@@ -120,7 +120,7 @@ fn sqlite_schema(url: &str) -> Schema {
     let mut conn =
         diesel::sqlite::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
     let tables: Vec<Name> = diesel::sql_query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '__diesel_schema_migrations'",
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '__diesel_schema_migrations' AND name NOT LIKE 'post_search_fts%'",
     )
     .load(&mut conn)
     .unwrap();
@@ -269,7 +269,7 @@ fn sqlite_triggers(url: &str) -> BTreeSet<String> {
     let mut conn =
         diesel::sqlite::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
     let rows: Vec<Name> = diesel::sql_query(
-        "SELECT tbl_name || ' ' || name AS name FROM sqlite_master WHERE type = 'trigger'",
+        "SELECT tbl_name || ' ' || name AS name FROM sqlite_master WHERE type = 'trigger' AND name NOT LIKE 'post_search_fts%'",
     )
     .load(&mut conn)
     .unwrap();
@@ -289,6 +289,18 @@ fn postgres_triggers(url: &str) -> BTreeSet<String> {
     rows.into_iter().map(|r| r.name).collect()
 }
 
+/// The search index's own objects in SQLite: the FTS5 table and its triggers.
+fn sqlite_fts_objects(url: &str) -> usize {
+    let mut conn =
+        diesel::sqlite::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap();
+    let rows: Vec<Name> = diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE name IN ('post_search_fts', 'post_search_fts_insert', 'post_search_fts_delete', 'post_search_fts_update')",
+    )
+    .load(&mut conn)
+    .unwrap();
+    rows.len()
+}
+
 #[test]
 fn both_migration_trees_build_the_same_schema() {
     // Runs in the PostgreSQL pass (`.ci/run` sets the URL); there a missing server fails.
@@ -304,7 +316,25 @@ fn both_migration_trees_build_the_same_schema() {
     lectern::db::run_migrations(&mut manager.connect().unwrap()).unwrap();
 
     let (sqlite_columns, sqlite_indexes, sqlite_keys) = sqlite_schema(&sqlite_url);
-    let (pg_columns, pg_indexes, pg_keys) = postgres_schema(&pg.url);
+    let (mut pg_columns, mut pg_indexes, pg_keys) = postgres_schema(&pg.url);
+    // The full-text index is each backend's own (migration 000012): FTS5 tables kept by
+    // triggers in SQLite, a generated tsvector column with a GIN index in PostgreSQL. Both
+    // must exist; the rest of the schema must agree.
+    let gin = "post_search post_search_fts (document) unique=false".to_string();
+    assert!(
+        pg_indexes.remove(&gin),
+        "the GIN search index exists: {pg_indexes:?}"
+    );
+    let document = pg_columns
+        .iter()
+        .find(|c| c.starts_with("post_search.document tsvector"))
+        .cloned()
+        .expect("the generated tsvector column exists");
+    pg_columns.remove(&document);
+    assert!(
+        sqlite_fts_objects(&sqlite_url) >= 4,
+        "the FTS5 table and its three triggers exist"
+    );
     assert!(sqlite_columns.len() > 50, "the catalogue was read");
     let diff = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> {
         a.symmetric_difference(b)
