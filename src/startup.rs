@@ -311,6 +311,9 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/comments/{id}/{action}", || {
             web::post().to(moderation::act)
         }),
+        (Method::POST, "/undo", || {
+            web::post().to(moderation::undo_action)
+        }),
         (Method::GET, "/audit", || web::get().to(moderation::audit)),
         (Method::GET, "/blocks", || {
             web::get().to(crate::moderation::blocks::list)
@@ -482,6 +485,12 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::GET, "/static/style.css", || {
             web::get().to(stylesheet)
+        }),
+        (Method::GET, "/static/admin.css", || {
+            web::get().to(crate::staff::admin_stylesheet)
+        }),
+        (Method::GET, "/static/admin.js", || {
+            web::get().to(crate::staff::admin_script)
         }),
         (Method::GET, "/robots.txt", || web::get().to(robots)),
     ]

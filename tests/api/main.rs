@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod commenting;
 mod common;
+mod desk;
 mod email;
 mod layers;
 mod mail_faults;
