@@ -239,7 +239,9 @@ pub fn day_chart(
 
 /// A labelled horizontal bar (held reasons, top posts).
 pub struct HBar {
+    /// Cut to fit the drawing; `full` goes in the table.
     pub label: String,
+    pub full: String,
     pub href: Option<String>,
     pub count: i64,
     pub y: String,
@@ -267,6 +269,7 @@ pub fn hbars(rows: Vec<(String, Option<String>, i64)>) -> HChart {
             let y = i as f64 * ROW + 4.0;
             HBar {
                 label: shorten(&label, 26),
+                full: label,
                 href,
                 count,
                 y: num(y),
