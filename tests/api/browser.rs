@@ -13,7 +13,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::common::{PASSWORD, TestApp, WELCOME};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -25,7 +25,7 @@ impl Drop for Driver {
     }
 }
 
-fn find_chromedriver() -> Option<PathBuf> {
+pub(crate) fn find_chromedriver() -> Option<PathBuf> {
     let candidates = [
         std::env::var("LECTERN_CHROMEDRIVER").ok(),
         Some("/usr/bin/chromedriver".into()),
@@ -37,7 +37,7 @@ fn find_chromedriver() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn start_driver(path: &PathBuf) -> Driver {
+pub(crate) fn start_driver(path: &PathBuf) -> Driver {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -64,7 +64,7 @@ fn start_driver(path: &PathBuf) -> Driver {
     }
 }
 
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(crate) async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     let chromium = std::env::var("LECTERN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     caps.insert(
@@ -86,7 +86,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("a browser session")
 }
 
-async fn fill(client: &Client, css: &str, text: &str) {
+pub(crate) async fn fill(client: &Client, css: &str, text: &str) {
     client
         .find(Locator::Css(css))
         .await
@@ -96,7 +96,7 @@ async fn fill(client: &Client, css: &str, text: &str) {
         .unwrap();
 }
 
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
         .await
@@ -107,7 +107,7 @@ async fn click(client: &Client, css: &str) {
 }
 
 /// Waits (bounded) until the current page satisfies `ready`, and returns it.
-async fn eventually(client: &Client, ready: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn eventually(client: &Client, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let page = client.source().await.unwrap();
@@ -122,7 +122,7 @@ async fn eventually(client: &Client, ready: impl Fn(&str) -> bool) -> String {
     }
 }
 
-async fn page_containing(client: &Client, text: &str) -> String {
+pub(crate) async fn page_containing(client: &Client, text: &str) -> String {
     eventually(client, |page| page.contains(text)).await
 }
 

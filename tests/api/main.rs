@@ -8,6 +8,7 @@ mod abuse;
 mod admin_pages;
 mod auth;
 mod browser;
+mod browser_desk;
 mod cli;
 mod cluster;
 mod commenting;
