@@ -6,4 +6,5 @@ DROP FUNCTION held_reason_key(TEXT);
 DROP TABLE post_comment_months;
 DROP TABLE held_reason_days;
 DROP TABLE comment_hours;
+DROP INDEX outbox_by_status_age;
 DROP TABLE admin_notices;

@@ -14,6 +14,8 @@ CREATE TABLE admin_notices (
 CREATE INDEX admin_notices_by_session ON admin_notices (session_hash, id);
 CREATE INDEX admin_notices_by_age ON admin_notices (created_at);
 
+CREATE INDEX outbox_by_status_age ON outbox (status, created_at);
+
 CREATE TABLE comment_hours (
     hour TIMESTAMP NOT NULL,
     status TEXT NOT NULL,

@@ -18,6 +18,10 @@ CREATE TABLE admin_notices (
 CREATE INDEX admin_notices_by_session ON admin_notices (session_hash, id);
 CREATE INDEX admin_notices_by_age ON admin_notices (created_at);
 
+-- The outbox's waiting messages by age: the dashboard (and /healthz, /admin/mail) count them
+-- and read the oldest one's age from the index alone, without reading each large row.
+CREATE INDEX outbox_by_status_age ON outbox (status, created_at);
+
 -- 2. The dashboard's numbers, kept in step by triggers so that every path that writes comments
 --    (the form, moderation, imports, erasure, retention, plain SQL) keeps them true, and the
 --    dashboard reads a few hundred rows however many comments there are.
