@@ -241,7 +241,19 @@ fn add_user(config: &Config, email: &str, name: &str, role: &str) -> anyhow::Res
                 role,
                 password_hash: &hash,
             };
-            users::create(conn, &staff, crate::db::now())
+            let now = crate::db::now();
+            let user = users::create(conn, &staff, now)?;
+            if let Some(user) = &user {
+                crate::audit::log(
+                    conn,
+                    None,
+                    "user-add",
+                    &format!("{} {}", role.as_str(), user.display_name),
+                    &cli_actor(),
+                    now,
+                )?;
+            }
+            Ok::<_, crate::db::DbError>(user)
         })?
         .ok_or_else(|| anyhow!("a user with the email {email} already exists"))?;
     println!(
@@ -250,7 +262,25 @@ fn add_user(config: &Config, email: &str, name: &str, role: &str) -> anyhow::Res
         user.email,
         user.display_name
     );
+    println!("they log in at {}", login_url(config));
     Ok(())
+}
+
+/// Who made a change from the command line, for the moderation log ("command line").
+fn cli_actor() -> crate::actions::Actor {
+    crate::actions::Actor {
+        user_id: None,
+        via: crate::actions::Via::Cli,
+        ip: None,
+    }
+}
+
+/// Where staff log in: the base URL's `/admin/login`, or the default bind address's.
+fn login_url(config: &Config) -> String {
+    match &config.base_url {
+        Some(base) => format!("{}/admin/login", base.as_str().trim_end_matches('/')),
+        None => format!("http://{}/admin/login", config.bind),
+    }
 }
 
 fn set_password(config: &Config, email: &str) -> anyhow::Result<()> {
@@ -264,6 +294,14 @@ fn set_password(config: &Config, email: &str) -> anyhow::Result<()> {
     db.write_blocking(|conn| -> anyhow::Result<()> {
         users::set_password_hash(conn, user.id, &hash)?;
         users::end_sessions(conn, user.id)?;
+        crate::audit::log(
+            conn,
+            None,
+            "user-passwd",
+            &format!("new password for {}", user.display_name),
+            &cli_actor(),
+            crate::db::now(),
+        )?;
         Ok(())
     })?;
     println!("password changed for {email}; their sessions were ended");
@@ -278,6 +316,17 @@ fn publish(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
         } else {
             "updated"
         };
+        let detail = format!("{verb} /posts/{}", published.slug);
+        db.write_blocking(|conn| {
+            crate::audit::log(
+                conn,
+                None,
+                "post-publish",
+                &detail,
+                &cli_actor(),
+                crate::db::now(),
+            )
+        })?;
         println!(
             "{verb} /posts/{} ({})",
             published.slug,

@@ -363,6 +363,9 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/comments/{id}/{action}", || {
             web::post().to(moderation::act)
         }),
+        (Method::POST, "/undo", || {
+            web::post().to(moderation::undo_action)
+        }),
         (Method::GET, "/audit", || web::get().to(moderation::audit)),
         (Method::GET, "/blocks", || {
             web::get().to(crate::moderation::blocks::list)

@@ -279,22 +279,40 @@ pub async fn save(
         .write(move |conn| -> Result<(), DbError> {
             let before = DiscussionSettings::load(conn)?.to_rows();
             let after = settings.to_rows();
-            // The log names what changed, not the values: keyword lists can be long.
-            let changed: Vec<&str> = after
+            // The log shows each change as old → new; a keyword list as its count of lines.
+            let changed: Vec<String> = after
                 .iter()
                 .filter(|row| !before.contains(row))
-                .map(|(name, _)| *name)
+                .map(|(name, new)| {
+                    let old = before
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or("", |(_, v)| v.as_str());
+                    format!("{name}: {} → {}", logged_value(old), logged_value(new))
+                })
                 .collect();
             settings.save(conn)?;
             let detail = if changed.is_empty() {
                 "no changes".to_string()
             } else {
-                format!("changed {}", changed.join(", "))
+                format!("changed {}", changed.join("; "))
             };
             crate::audit::log(conn, None, "settings", &detail, &actor, now)
         })
         .await?;
     Ok(see_other("/admin/settings?saved=1"))
+}
+
+/// A setting's value as the moderation log shows it: short values whole, lists by their size.
+fn logged_value(value: &str) -> String {
+    let lines = value.lines().filter(|l| !l.trim().is_empty()).count();
+    if value.trim().is_empty() {
+        "(empty)".into()
+    } else if lines > 1 || value.chars().count() > 40 {
+        format!("{lines} line{}", if lines == 1 { "" } else { "s" })
+    } else {
+        value.to_string()
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct UserRow {
     pub role: &'static str,
     pub disabled: bool,
     pub created: String,
+    /// The author lectern made for the welcome post: no one logs in as it.
+    pub builtin: bool,
 }
 
 /// The "Add user" form as typed: kept on a 422, passwords never.
@@ -95,6 +97,7 @@ async fn users_page(
         .await?
         .into_iter()
         .map(|u| UserRow {
+            builtin: u.email == crate::site::welcome::PLACEHOLDER_EMAIL,
             id: u.id,
             role: u.role().as_str(),
             created: crate::views::post_date(u.created_at, tz),

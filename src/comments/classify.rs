@@ -101,7 +101,7 @@ pub fn classify(settings: &DiscussionSettings, s: &Submission<'_>) -> Verdict {
         return verdict(
             CommentStatus::Pending,
             "link_limit",
-            format!("{links} {noun} (limit {})", settings.link_limit),
+            format!("{links} {noun} (hold at {} or more)", settings.link_limit),
         );
     }
     if settings.require_approval {

@@ -102,7 +102,10 @@ pub async fn render_post_page(
             Ok((post, data))
         })
         .await?;
-    let made = post_page(state, req, post, author, form_state, data, None, &visitor, false).await?;
+    let made = post_page(
+        state, req, post, author, form_state, data, None, &visitor, false,
+    )
+    .await?;
     Ok(html_response(status, made.html, made.private))
 }
 
@@ -150,7 +153,18 @@ pub async fn render_preview(
         })
         .await?;
     let visitor = Visitor { staff: None };
-    let made = post_page(state, req, post, author, fresh, data, Some(tags), &visitor, false).await?;
+    let made = post_page(
+        state,
+        req,
+        post,
+        author,
+        fresh,
+        data,
+        Some(tags),
+        &visitor,
+        false,
+    )
+    .await?;
     let mut response = html_response(StatusCode::OK, made.html, true);
     response.headers_mut().insert(
         actix_web::http::header::HeaderName::from_static("x-robots-tag"),
@@ -536,7 +550,10 @@ async fn show(
     };
     let form = FormState::Fresh { reply_to };
     let keepable = !req.headers().contains_key(actix_web::http::header::COOKIE);
-    let made = post_page(&state, &req, post, author, form, data, None, &visitor, keepable).await?;
+    let made = post_page(
+        &state, &req, post, author, form, data, None, &visitor, keepable,
+    )
+    .await?;
     let mut response = html_response(StatusCode::OK, made.html, made.private);
     if let Some(keep) = made.keep {
         response.extensions_mut().insert(keep);

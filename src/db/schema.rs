@@ -213,6 +213,48 @@ diesel::table! {
     }
 }
 
+// The moderator's desk (migration 000014): flash notices and the dashboard's counts.
+diesel::table! {
+    admin_notices (id) {
+        id -> Integer,
+        user_id -> Integer,
+        session_hash -> Nullable<Text>,
+        message -> Text,
+        undo -> Text,
+        view_href -> Nullable<Text>,
+        created_at -> Timestamp,
+        shown_at -> Nullable<Timestamp>,
+        undone_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    comment_hours (hour, status) {
+        hour -> Timestamp,
+        status -> Text,
+        total -> Integer,
+    }
+}
+
+diesel::table! {
+    held_reason_days (day, reason) {
+        day -> Timestamp,
+        reason -> Text,
+        total -> Integer,
+    }
+}
+
+diesel::table! {
+    post_comment_months (month, post_id) {
+        month -> Timestamp,
+        post_id -> Integer,
+        total -> Integer,
+    }
+}
+
+diesel::joinable!(post_comment_months -> posts (post_id));
+diesel::allow_tables_to_appear_in_same_query!(post_comment_months, posts);
+
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));

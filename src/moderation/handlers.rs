@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, LogRow, QueueFilter, Tab};
-use super::{Moved, Refused};
+use super::{Moved, Refused, dashboard, undo};
 use crate::actions::{Action, Actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
@@ -47,6 +47,9 @@ pub struct QueueItem {
     pub spam_before: i64,
     pub staff: bool,
     pub actions: Vec<Action>,
+    /// "Approved by Ada, Dec 1": who made the move that put it where it is, shown instead of
+    /// the reason it was held.
+    pub moderated: Option<String>,
 }
 
 #[derive(Template)]
@@ -88,18 +91,79 @@ fn queue_href(tab: Tab, post: Option<PostId>, q: &str, before: Option<CommentId>
     href
 }
 
-fn items_from(
-    rows: Vec<QueueRow>,
-    parents: &HashMap<CommentId, String>,
-    history: &HashMap<String, (i64, i64)>,
+/// A held reason as it reads at the limit's boundary: "3 links (hold at 3 or more)". Older
+/// comments kept "(limit N)", which read as if N links were allowed.
+pub fn reworded_reason(reason: &str) -> String {
+    if let Some(head) = reason.strip_suffix(')')
+        && let Some((links, limit)) = head.split_once(" (limit ")
+        && limit.parse::<u32>().is_ok()
+    {
+        return format!("{links} (hold at {limit} or more)");
+    }
+    reason.to_string()
+}
+
+/// What the queue shows of each row besides the row itself.
+pub struct RowContext {
+    pub parents: HashMap<CommentId, String>,
+    pub history: HashMap<String, (i64, i64)>,
+    pub moves: HashMap<CommentId, queries::LastMove>,
+}
+
+impl RowContext {
+    pub fn load(conn: &mut crate::db::DbConn, rows: &[QueueRow]) -> Result<RowContext, DbError> {
+        let parent_ids: Vec<CommentId> = rows.iter().filter_map(|r| r.parent_id).collect();
+        let emails: Vec<String> = rows.iter().map(|r| r.author_email.clone()).collect();
+        let ids: Vec<CommentId> = rows.iter().map(|r| r.id).collect();
+        Ok(RowContext {
+            parents: queries::parent_names(conn, &parent_ids)?,
+            history: queries::author_history(conn, &emails)?,
+            moves: queries::last_moves(conn, &ids)?,
+        })
+    }
+}
+
+/// "Approved by Ada, Dec 1" for a comment a person moved to where it is now.
+fn moderated_line(
+    status: CommentStatus,
+    last: Option<&queries::LastMove>,
     tz: chrono_tz::Tz,
-) -> Vec<QueueItem> {
+) -> Option<String> {
+    let last = last?;
+    let verb = match status {
+        CommentStatus::Approved => "Approved",
+        CommentStatus::Spam => "Marked spam",
+        CommentStatus::Trash => "Moved to the trash",
+        CommentStatus::Pending => return None,
+    };
+    let who = match (&last.user_name, last.via.as_str()) {
+        (Some(name), "email") => format!("{name} (from an email)"),
+        (Some(name), _) => name.clone(),
+        (None, "cli") => "the command line".into(),
+        (None, _) => "lectern".into(),
+    };
+    let day = last
+        .created_at
+        .and_utc()
+        .with_timezone(&tz)
+        .format("%b %-d")
+        .to_string();
+    Some(format!("{verb} by {who}, {day}"))
+}
+
+fn items_from(rows: Vec<QueueRow>, ctx: &RowContext, tz: chrono_tz::Tz) -> Vec<QueueItem> {
+    let parents = &ctx.parents;
     rows.into_iter()
         .map(|row| {
             let status = CommentStatus::parse(&row.status).unwrap_or(CommentStatus::Pending);
-            let (approved_before, spam_before) =
-                history.get(&row.author_email).copied().unwrap_or_default();
+            let (approved_before, spam_before) = ctx
+                .history
+                .get(&row.author_email)
+                .copied()
+                .unwrap_or_default();
+            let moderated = moderated_line(status, ctx.moves.get(&row.id), tz);
             QueueItem {
+                moderated,
                 id: row.id,
                 actions: Action::available_from(status),
                 status: row.status,
@@ -107,7 +171,7 @@ fn items_from(
                 author_email: row.author_email,
                 author_url: row.author_url,
                 body: row.body,
-                held_reason: row.held_reason,
+                held_reason: row.held_reason.map(|r| reworded_reason(&r)),
                 previous_body: row.previous_body,
                 ip: row.ip,
                 user_agent: row.user_agent,
@@ -165,21 +229,18 @@ pub async fn queue(
         post_id: post_filter,
         search: Some(search.clone()),
     };
-    let (rows, more, parents, history, counts, posts) = state
+    let (rows, more, context, counts, posts) = state
         .db
         .read(move |conn| {
             let (rows, more) = queries::list(conn, tab, &filter, before, page, QUEUE_PAGE_SIZE)?;
-            let parent_ids: Vec<CommentId> = rows.iter().filter_map(|r| r.parent_id).collect();
-            let emails: Vec<String> = rows.iter().map(|r| r.author_email.clone()).collect();
-            let parents = queries::parent_names(conn, &parent_ids)?;
-            let history = queries::author_history(conn, &emails)?;
+            let context = RowContext::load(conn, &rows)?;
             let counts = queries::tab_counts(conn)?;
             let posts = queries::post_choices(conn)?;
-            Ok((rows, more, parents, history, counts, posts))
+            Ok((rows, more, context, counts, posts))
         })
         .await?;
     let last_id = rows.last().map(|r| r.id);
-    let items = items_from(rows, &parents, &history, state.config.timezone);
+    let items = items_from(rows, &context, state.config.timezone);
     let back = req
         .uri()
         .path_and_query()
@@ -206,7 +267,10 @@ pub async fn queue(
         ],
     };
     let page_view = QueuePage {
-        layout: AdminLayout::with_pending(&state, &staff, "Comments", "comments", pending),
+        layout: AdminLayout::with_pending_and_notice(
+            &state, &staff, "Comments", "comments", pending,
+        )
+        .await?,
         tab,
         tabs,
         items,
@@ -226,9 +290,11 @@ pub async fn queue(
     render(page_view, StatusCode::OK)
 }
 
-/// Runs `action` on every id in one transaction; answers where to go back to, or 409/404.
+/// Runs `action` on every id in one transaction and leaves a notice (with Undo) for the
+/// session's next page; answers 409/404 when a single comment cannot make the move.
 async fn act_on(
     state: &AppState,
+    staff: &Staff,
     actor: Actor,
     ids: Vec<CommentId>,
     action: Action,
@@ -236,17 +302,32 @@ async fn act_on(
     let now = state.clock.now();
     let single = ids.len() == 1;
     let mail = state.mail.clone();
+    let user_id = staff.user.id;
+    let session = staff.session_hash.clone();
     let outcome = state
         .db
         .write_retrying(move |conn| -> Result<Result<(), Refused>, DbError> {
+            let mut steps = Vec::new();
+            let mut unchanged = 0;
             for &id in &ids {
                 match super::apply(conn, &mail, id, action, &actor, now)? {
-                    Ok(Moved::To(_) | Moved::Unchanged) => {}
+                    Ok(Moved::To(step)) => steps.push(step),
+                    Ok(Moved::Unchanged) => unchanged += 1,
                     // In a bulk action, a comment that cannot make the move is skipped.
                     Err(refused) if single => return Ok(Err(refused)),
                     Err(_) => {}
                 }
             }
+            undo::record(
+                conn,
+                user_id,
+                Some(&session),
+                action,
+                &ids,
+                &steps,
+                unchanged,
+                now,
+            )?;
             Ok(Ok(()))
         })
         .await?;
@@ -260,6 +341,71 @@ async fn act_on(
             action.label()
         ))),
     }
+}
+
+/// `POST /admin/undo` (`notice`): puts each comment of that notice's action back to the status
+/// it had, once, within the hour, for the moderator who acted; answers 303 back to the page.
+pub async fn undo_action(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    staff: Staff,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let form = FormFields::parse(&body)?;
+    let notice = form
+        .get("notice")
+        .and_then(|n| n.parse::<i32>().ok())
+        .ok_or_else(|| AppError::BadRequest("notice must be a notice id".into()))?;
+    let back = form
+        .get("back")
+        .map(str::to_string)
+        .or_else(|| referer_path(&req))
+        .map_or_else(
+            || "/admin/comments".to_string(),
+            |b| safe_next_or(Some(&b), "/admin/comments"),
+        );
+    let actor = actor(&state, &req, &staff);
+    let now = state.clock.now();
+    let mail = state.mail.clone();
+    let user_id = staff.user.id;
+    let session = staff.session_hash.clone();
+    let done = state
+        .db
+        .write_retrying(move |conn| -> Result<bool, DbError> {
+            let Some(text) = crate::staff::claim_undo(conn, notice, user_id, now)? else {
+                return Ok(false);
+            };
+            let (back, left) = undo::undo(conn, &mail, &text, &actor, now)?;
+            let message = undo::undone_message(conn, &back, left)?;
+            crate::staff::store_notice(
+                conn,
+                &crate::staff::NewNotice {
+                    user_id,
+                    session_hash: Some(&session),
+                    message: &message,
+                    undo: "",
+                    view_href: None,
+                },
+                now,
+            )?;
+            Ok(true)
+        })
+        .await?;
+    state.mail_wakeup.notify_one();
+    if !done {
+        return Err(AppError::Conflict(
+            "This action can no longer be undone: it was undone already, it is more than an hour old, or it was not yours. Nothing was changed.".into(),
+        ));
+    }
+    Ok(see_other(&back))
+}
+
+/// The admin path of the page a form was sent from.
+fn referer_path(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.find("/admin").map(|i| r[i..].to_string()))
 }
 
 /// Where a queue action goes back to, decided before it acts.
@@ -278,7 +424,14 @@ pub async fn act(
     let action = Action::parse(&action).ok_or(AppError::NotFound)?;
     let form = FormFields::parse(&body)?;
     let back = back_to(&form);
-    act_on(&state, actor(&state, &req, &staff), vec![id], action).await?;
+    act_on(
+        &state,
+        &staff,
+        actor(&state, &req, &staff),
+        vec![id],
+        action,
+    )
+    .await?;
     Ok(see_other(&back))
 }
 
@@ -308,7 +461,7 @@ pub async fn bulk(
         ));
     }
     if !ids.is_empty() {
-        act_on(&state, actor(&state, &req, &staff), ids, action).await?;
+        act_on(&state, &staff, actor(&state, &req, &staff), ids, action).await?;
     }
     Ok(see_other(&back))
 }
@@ -500,23 +653,28 @@ pub async fn edit(
 struct DashboardPage {
     layout: AdminLayout,
     counts: Vec<(Tab, i64, String)>,
-    latest: Vec<QueueItem>,
+    items: Vec<QueueItem>,
     back: String,
+    bulk_actions: Vec<Action>,
+    days: dashboard::DayChart,
+    stack: [CommentStatus; 4],
+    reasons: dashboard::HChart,
+    top_posts: dashboard::HChart,
+    outbox: dashboard::OutboxNumbers,
+    oldest_waited: String,
 }
 
 pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<HttpResponse> {
-    let (rows, parents, history, counts) = state
+    let now = state.clock.now();
+    let tz = state.config.timezone;
+    let (rows, context, counts, numbers) = state
         .db
-        .read(|conn| {
+        .read(move |conn| {
             let (rows, _) = queries::list(conn, Tab::All, &QueueFilter::default(), None, 1, 5)?;
-            let parent_ids: Vec<CommentId> = rows.iter().filter_map(|r| r.parent_id).collect();
-            let emails: Vec<String> = rows.iter().map(|r| r.author_email.clone()).collect();
-            Ok((
-                queries::parent_names(conn, &parent_ids)?,
-                queries::author_history(conn, &emails)?,
-                queries::tab_counts(conn)?,
-            ))
-            .map(|(p, h, c)| (rows, p, h, c))
+            let context = RowContext::load(conn, &rows)?;
+            let counts = queries::tab_counts(conn)?;
+            let numbers = dashboard::load(conn, now, tz)?;
+            Ok((rows, context, counts, numbers))
         })
         .await?;
     let pending = counts.get(&Tab::Pending).copied().unwrap_or(0);
@@ -531,12 +689,45 @@ pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<Ht
             )
         })
         .collect();
+    let reasons = dashboard::hbars(
+        numbers
+            .reasons
+            .iter()
+            .map(|(r, n)| (dashboard::reason_label(r), None, i64::from(*n)))
+            .collect(),
+    );
+    let top_posts = dashboard::hbars(
+        numbers
+            .top_posts
+            .iter()
+            .map(|(title, slug, n)| (title.clone(), Some(format!("/posts/{slug}")), i64::from(*n)))
+            .collect(),
+    );
     render(
         DashboardPage {
-            layout: AdminLayout::with_pending(&state, &staff, "Dashboard", "dashboard", pending),
+            layout: AdminLayout::with_pending_and_notice(
+                &state,
+                &staff,
+                "Dashboard",
+                "dashboard",
+                pending,
+            )
+            .await?,
             counts,
-            latest: items_from(rows, &parents, &history, state.config.timezone),
+            items: items_from(rows, &context, tz),
             back: "/admin".into(),
+            bulk_actions: vec![
+                Action::Approve,
+                Action::Unapprove,
+                Action::Spam,
+                Action::Trash,
+            ],
+            days: dashboard::day_chart(&numbers.hours, now, tz),
+            stack: dashboard::STACK,
+            reasons,
+            top_posts,
+            oldest_waited: dashboard::waited(numbers.outbox.oldest_queued_secs),
+            outbox: numbers.outbox,
         },
         StatusCode::OK,
     )

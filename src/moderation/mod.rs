@@ -2,10 +2,12 @@
 //! moderation log in the same transaction.
 
 pub mod blocks;
+pub mod dashboard;
 pub mod handlers;
 pub mod links;
 pub mod queries;
 pub mod retention;
+pub mod undo;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -54,10 +56,20 @@ impl Action {
     }
 }
 
+/// One comment's move: where it was (and what it remembered), and where it went (`None`:
+/// deleted). Undo puts `from` and `before` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub id: CommentId,
+    pub from: CommentStatus,
+    pub before: Option<CommentStatus>,
+    pub to: Option<CommentStatus>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Moved {
-    /// The comment now has this status (or was deleted: `None`).
-    To(Option<CommentStatus>),
+    /// The comment made this move.
+    To(Step),
     /// It already had the status the action leads to.
     Unchanged,
 }
@@ -137,7 +149,64 @@ pub fn apply(
         actor,
         now,
     )?;
-    Ok(Ok(Moved::To(to)))
+    Ok(Ok(Moved::To(Step {
+        id: comment_id,
+        from,
+        before,
+        to,
+    })))
+}
+
+/// Puts a comment back where `step` took it from, if it is still where `step` left it: Undo.
+/// Logged as its own entry ("undo", "spam → pending"). Returns whether it moved.
+pub fn put_back(
+    conn: &mut DbConn,
+    mail: &crate::state::MailContext,
+    step: &Step,
+    actor: &Actor,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let Some(now_status) = step.to else {
+        return Ok(false);
+    };
+    let found: Option<(PostId, String)> = comments::table
+        .find(step.id)
+        .filter(comments::deleted_at.is_null())
+        .select((comments::post_id, comments::status))
+        .first(conn)
+        .optional()?;
+    let Some((post_id, status)) = found else {
+        return Ok(false);
+    };
+    if CommentStatus::parse(&status) != Some(now_status) {
+        // Someone moved it since: their move stands.
+        return Ok(false);
+    }
+    if now_status == CommentStatus::Approved {
+        adjust_approved_count(conn, post_id, -1)?;
+    }
+    adjust_status_count(conn, now_status.as_str(), -1)?;
+    diesel::update(comments::table.find(step.id))
+        .set((
+            comments::status.eq(step.from.as_str()),
+            comments::status_before.eq(step.before.map(CommentStatus::as_str)),
+            comments::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    adjust_status_count(conn, step.from.as_str(), 1)?;
+    if step.from == CommentStatus::Approved {
+        adjust_approved_count(conn, post_id, 1)?;
+        crate::comments::notifications::comment_published(conn, mail, step.id, true, now)?;
+    }
+    log(
+        conn,
+        Some(step.id),
+        "undo",
+        &format!("{} → {}", now_status.as_str(), step.from.as_str()),
+        actor,
+        now,
+    )?;
+    Ok(true)
 }
 
 /// Deletes a comment at its author's request ("manage my comments", an erasure), whatever its

@@ -244,3 +244,65 @@ pub fn post_choices(conn: &mut DbConn) -> Result<Vec<(PostId, String)>, DbError>
         .limit(200)
         .load(conn)?)
 }
+
+/// The last move a person or task made to a comment, from the log.
+#[derive(Debug, Clone)]
+pub struct LastMove {
+    pub action: String,
+    pub via: String,
+    pub user_name: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// comment, action, via, who, when
+type MoveRow = (
+    Option<CommentId>,
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+);
+
+/// The last status move of each of these comments (edits and replies are not moves). One
+/// indexed look-up per page of the queue.
+pub fn last_moves(
+    conn: &mut DbConn,
+    ids: &[CommentId],
+) -> Result<HashMap<CommentId, LastMove>, DbError> {
+    let rows: Vec<MoveRow> = moderation_log::table
+        .left_join(users::table)
+        .filter(moderation_log::comment_id.eq_any(ids.iter().map(|id| Some(*id))))
+        .filter(moderation_log::action.eq_any([
+            "approve",
+            "unapprove",
+            "spam",
+            "not-spam",
+            "trash",
+            "restore",
+            "undo",
+        ]))
+        .order(moderation_log::id.asc())
+        .select((
+            moderation_log::comment_id,
+            moderation_log::action,
+            moderation_log::via,
+            users::display_name.nullable(),
+            moderation_log::created_at,
+        ))
+        .load(conn)?;
+    let mut moves = HashMap::new();
+    for (id, action, via, user_name, created_at) in rows {
+        if let Some(id) = id {
+            moves.insert(
+                id,
+                LastMove {
+                    action,
+                    via,
+                    user_name,
+                    created_at,
+                },
+            );
+        }
+    }
+    Ok(moves)
+}

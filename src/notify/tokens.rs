@@ -21,6 +21,9 @@ pub enum Link {
         action: Action,
         user_id: UserId,
     },
+    /// Undo what a moderation link just did (the moves are kept in admin notice `notice`),
+    /// for the moderator it was made for; valid for an hour, once.
+    UndoModeration { notice: i32, user_id: UserId },
     /// Confirm that this address wants reply notifications.
     Confirm { email: String },
     /// Stop all notifications to this address.
@@ -67,6 +70,7 @@ impl Link {
                 action,
                 user_id,
             } => format!("m|{comment_id}|{}|{user_id}", action.as_str()),
+            Link::UndoModeration { notice, user_id } => format!("x|{notice}|{user_id}"),
             Link::Confirm { email } => format!("c|{email}"),
             Link::Unsubscribe { email } => format!("u|{email}"),
             Link::PasswordReset { user_id, stamp } => format!("r|{user_id}|{stamp}"),
@@ -91,6 +95,10 @@ impl Link {
             ["m", comment_id, action, user_id] => Some(Link::Moderate {
                 comment_id: CommentId(comment_id.parse().ok()?),
                 action: Action::parse(action)?,
+                user_id: UserId(user_id.parse().ok()?),
+            }),
+            ["x", notice, user_id] => Some(Link::UndoModeration {
+                notice: notice.parse().ok()?,
                 user_id: UserId(user_id.parse().ok()?),
             }),
             ["r", user_id, stamp] => Some(Link::PasswordReset {

@@ -305,7 +305,7 @@ async fn links_at_the_limit_hold_the_comment_counting_the_website() {
     let response = submit(&app, &fields, &[]).await;
     assert_eq!(
         verdict(&app, response).await,
-        is("pending", Some("3 links (limit 2)"))
+        is("pending", Some("3 links (hold at 2 or more)"))
     );
     let one_link = submit(
         &app,

@@ -532,13 +532,16 @@ async fn requiring_approval_holds_a_returning_commenter_at_once() {
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(
         log[0],
-        ("settings".into(), "changed require_approval".into())
+        (
+            "settings".into(),
+            "changed require_approval: false → true".into()
+        )
     );
     assert_eq!(
         log[1],
         (
             "settings".into(),
-            "changed require_approval, moderation_keywords".into()
+            "changed require_approval: true → false; moderation_keywords: (empty) → 2 lines".into()
         )
     );
 }

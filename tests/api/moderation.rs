@@ -235,7 +235,7 @@ async fn the_queue_shows_why_each_comment_was_held_with_the_authors_details_and_
         "emails are shown to staff"
     );
     assert!(page.contains("Held: first comment from this author"));
-    assert!(page.contains("Held: 3 links (limit 2)"));
+    assert!(page.contains("Held: 3 links (hold at 2 or more)"));
     assert!(page.contains("127.0.0.1"));
     assert!(page.contains("0 approved · 0 spam"));
     assert!(page.contains(&format!("/admin/comments/{id}/approve")));

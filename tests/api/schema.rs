@@ -366,7 +366,7 @@ fn both_migration_trees_build_the_same_schema() {
         "foreign keys"
     );
     let sqlite_triggers = sqlite_triggers(&sqlite_url);
-    assert_eq!(sqlite_triggers.len(), 3, "{sqlite_triggers:?}");
+    assert_eq!(sqlite_triggers.len(), 6, "{sqlite_triggers:?}");
     assert_eq!(
         diff(&sqlite_triggers, &postgres_triggers(&pg.url)),
         Vec::<String>::new(),
