@@ -179,6 +179,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(crate::import::redirects::old_addresses))
                 .wrap(from_fn(middleware::head_as_get))
                 .wrap(from_fn(middleware::body_deadline))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
