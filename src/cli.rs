@@ -321,7 +321,8 @@ fn import(
     // A wrong or unreadable file is named before the database is touched.
     import::check_kind(file, kind)?;
     let db = open_db(config)?;
-    let secret = db.write_blocking(|conn| crate::site::secret_key(conn, config.secret_key.as_deref()))?;
+    let secret =
+        db.write_blocking(|conn| crate::site::secret_key(conn, config.secret_key.as_deref()))?;
     let env = import::Env {
         db,
         signer: crate::crypto::Signer::new(secret),

@@ -71,8 +71,9 @@ const BLOCK_TAGS: &[&str] = &[
     "iframe",
 ];
 
-static BLOCK_COMMENT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?s)<!--\s*/?wp:.*?-->|<!--(more|nextpage|noteaser)(\s.*?)?-->").ok());
+static BLOCK_COMMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?s)<!--\s*/?wp:.*?-->|<!--(more|nextpage|noteaser)(\s.*?)?-->").ok()
+});
 
 static BLANK_LINES: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\n[ \t]*\n").ok());
 
@@ -138,7 +139,8 @@ fn starts_with_block_tag(part: &str) -> bool {
         .collect::<String>()
         .to_ascii_lowercase();
     let after = rest[name.len()..].chars().next();
-    BLOCK_TAGS.contains(&name.as_str()) && matches!(after, None | Some(' ' | '>' | '/' | '\n' | '\t'))
+    BLOCK_TAGS.contains(&name.as_str())
+        && matches!(after, None | Some(' ' | '>' | '/' | '\n' | '\t'))
 }
 
 /// A block that is a shortcode the renderer expands: left as a Markdown paragraph.
@@ -161,7 +163,10 @@ fn split_pre(text: &str) -> Vec<(&str, bool)> {
         let Some(start) = lower.find("<pre") else {
             break;
         };
-        let Some(end) = lower[start..].find("</pre>").map(|e| start + e + "</pre>".len()) else {
+        let Some(end) = lower[start..]
+            .find("</pre>")
+            .map(|e| start + e + "</pre>".len())
+        else {
             break;
         };
         out.push((&rest[..start], false));
@@ -228,9 +233,8 @@ mod tests {
 
     #[test]
     fn block_editor_comments_are_dropped() {
-        let out = md(
-            "<!-- wp:paragraph -->\n<p>Hi</p>\n<!-- /wp:paragraph -->\n\n<!--more-->\n\nRest",
-        );
+        let out =
+            md("<!-- wp:paragraph -->\n<p>Hi</p>\n<!-- /wp:paragraph -->\n\n<!--more-->\n\nRest");
         assert_eq!(out, "<p>Hi</p>\n\n<p>Rest</p>");
     }
 

@@ -322,7 +322,10 @@ mod tests {
                 .as_deref(),
             Some("rss")
         );
-        assert_eq!(root_element("<disqus xmlns=\"x\">").as_deref(), Some("disqus"));
+        assert_eq!(
+            root_element("<disqus xmlns=\"x\">").as_deref(),
+            Some("disqus")
+        );
         assert_eq!(root_element("{\"a\": 1}"), None);
     }
 

@@ -56,7 +56,11 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// Where an old address now lives, if anywhere.
-pub fn lookup(conn: &mut DbConn, key: &str, now: chrono::NaiveDateTime) -> Result<Option<String>, DbError> {
+pub fn lookup(
+    conn: &mut DbConn,
+    key: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<String>, DbError> {
     let row: Option<(Option<i32>, String)> = old_addresses::table
         .find(key)
         .select((old_addresses::post_id, old_addresses::target))
@@ -72,7 +76,12 @@ pub fn lookup(conn: &mut DbConn, key: &str, now: chrono::NaiveDateTime) -> Resul
 }
 
 /// Where a request for `path` (not found by the router) or for `/` with `query` should go.
-fn resolve(conn: &mut DbConn, path: &str, query: &str, now: chrono::NaiveDateTime) -> Result<Option<String>, DbError> {
+fn resolve(
+    conn: &mut DbConn,
+    path: &str,
+    query: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<String>, DbError> {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let path = decoded.trim_end_matches('/');
     if path.is_empty() || path == "/index.php" {
@@ -100,7 +109,13 @@ fn resolve(conn: &mut DbConn, path: &str, query: &str, now: chrono::NaiveDateTim
         Some(i) if is_number(&path[i + "/comment-page-".len()..]) => &path[..i],
         _ => path,
     };
-    for suffix in ["/feed/rss2", "/feed/atom", "/feed/rss", "/feed/rdf", "/feed"] {
+    for suffix in [
+        "/feed/rss2",
+        "/feed/atom",
+        "/feed/rss",
+        "/feed/rdf",
+        "/feed",
+    ] {
         if let Some(base) = path.strip_suffix(suffix) {
             return feed_of(conn, base, now);
         }
@@ -124,7 +139,11 @@ fn resolve(conn: &mut DbConn, path: &str, query: &str, now: chrono::NaiveDateTim
 }
 
 /// The feed of whatever `base` was on the old site.
-fn feed_of(conn: &mut DbConn, base: &str, now: chrono::NaiveDateTime) -> Result<Option<String>, DbError> {
+fn feed_of(
+    conn: &mut DbConn,
+    base: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<String>, DbError> {
     if base.is_empty() {
         return Ok(Some("/feed.xml".into()));
     }
@@ -215,15 +234,15 @@ mod tests {
             address_key("https://old.example/2012/01/06/myofascial-release/").as_deref(),
             Some("/2012/01/06/myofascial-release")
         );
-        assert_eq!(address_key("http://old.example/?p=12").as_deref(), Some("?p=12"));
+        assert_eq!(
+            address_key("http://old.example/?p=12").as_deref(),
+            Some("?p=12")
+        );
         assert_eq!(
             address_key("/?page_id=7&lang=en").as_deref(),
             Some("?page_id=7")
         );
         assert_eq!(address_key("http://old.example/"), None);
-        assert_eq!(
-            address_key("/caf%C3%A9/").as_deref(),
-            Some("/café")
-        );
+        assert_eq!(address_key("/caf%C3%A9/").as_deref(), Some("/café"));
     }
 }

@@ -73,7 +73,9 @@ pub struct Ctx<'e> {
 
 impl<'e> Ctx<'e> {
     pub fn new(env: &'e Env, source: String, dry_run: bool) -> Result<Ctx<'e>, ImportError> {
-        let settings = env.db.read_blocking(crate::site::DiscussionSettings::load)?;
+        let settings = env
+            .db
+            .read_blocking(crate::site::DiscussionSettings::load)?;
         let ip_days = settings
             .retention_days
             .min(crate::moderation::retention::MAX_IP_DAYS);
@@ -225,10 +227,7 @@ impl<'e> Ctx<'e> {
         let ip_network = ip.map(crate::http::ip_network);
         let body = crate::text::normalize_newlines(c.body);
         let body_html = c.format.render(&body);
-        let avatar_seed = self
-            .env
-            .signer
-            .keyed_u32("avatar", &email.to_lowercase()) as i32;
+        let avatar_seed = self.env.signer.keyed_u32("avatar", &email.to_lowercase()) as i32;
         let id = comment_queries::insert_uncounted(
             conn,
             &NewComment {
@@ -249,7 +248,12 @@ impl<'e> Ctx<'e> {
                 avatar_seed,
                 notify: false,
                 created_at: c.created_at,
-                updated_at: c.created_at,
+                // Spam and trash are purged `retention_days` after they last changed: for
+                // imported ones that window starts now, so an admin can still look at them.
+                updated_at: match c.status {
+                    CommentStatus::Spam | CommentStatus::Trash => self.env.now,
+                    _ => c.created_at,
+                },
             },
         )?;
         self.remember(conn, ItemKind::Comment, c.source_id, id.0)?;
@@ -326,7 +330,10 @@ mod tests {
 
     #[test]
     fn websites_are_kept_only_as_http_or_https() {
-        assert_eq!(website("example.com").as_deref(), Some("http://example.com"));
+        assert_eq!(
+            website("example.com").as_deref(),
+            Some("http://example.com")
+        );
         assert_eq!(
             website(" https://Example.com/x ").as_deref(),
             Some("https://Example.com/x")
@@ -348,4 +355,78 @@ mod tests {
         );
         assert_eq!(parse_date("0000-00-00 00:00:00"), None);
     }
+}
+
+/// Attaches a reply whose parent was stored after it (Disqus lists comments in any order).
+pub fn set_parent(
+    conn: &mut DbConn,
+    child: CommentId,
+    parent: CommentId,
+) -> Result<(), ImportError> {
+    use crate::db::schema::comments;
+    diesel::update(comments::table.find(child))
+        .set(comments::parent_id.eq(Some(parent)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The post a comment thread of a static site or another comment service belongs to, from its
+/// address: after `--map` prefixes are applied, the exact lectern path (`/posts/{slug}`,
+/// `/pages/{slug}`), then an old address (an imported permalink or a renamed post's slug),
+/// then the address's final segment as a post's slug (`/blog/2020/fascia/` → `fascia`).
+pub fn match_thread(
+    conn: &mut DbConn,
+    url: &str,
+    maps: &[(String, String)],
+) -> Result<Option<PostId>, ImportError> {
+    use crate::db::schema::{post_slugs, posts};
+    let Some(mut path) = super::redirects::address_key(url) else {
+        return Ok(None);
+    };
+    for (old, new) in maps {
+        let old = old.trim_end_matches('/');
+        if let Some(rest) = path.strip_prefix(old)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            path = format!("{}{rest}", new.trim_end_matches('/'));
+            break;
+        }
+    }
+    let by_slug = |conn: &mut DbConn, slug: &str| -> Result<Option<PostId>, ImportError> {
+        Ok(posts::table
+            .filter(posts::slug.eq(slug))
+            .select(posts::id)
+            .first::<PostId>(conn)
+            .optional()?)
+    };
+    for prefix in ["/posts/", "/pages/"] {
+        if let Some(slug) = path.strip_prefix(prefix)
+            && !slug.contains('/')
+            && let Some(id) = by_slug(conn, slug)?
+        {
+            return Ok(Some(id));
+        }
+    }
+    let old: Option<Option<i32>> = old_addresses::table
+        .find(&path)
+        .select(old_addresses::post_id)
+        .first(conn)
+        .optional()?;
+    if let Some(Some(id)) = old {
+        return Ok(Some(PostId(id)));
+    }
+    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default();
+    let slug = last.trim_end_matches(".html").trim_end_matches(".htm");
+    if slug.is_empty() {
+        return Ok(None);
+    }
+    if let Some(id) = by_slug(conn, slug)? {
+        return Ok(Some(id));
+    }
+    let renamed: Option<i32> = post_slugs::table
+        .find(slug)
+        .select(post_slugs::post_id)
+        .first(conn)
+        .optional()?;
+    Ok(renamed.map(PostId))
 }

@@ -327,11 +327,15 @@ fn read_comment(xml: &mut XmlStream) -> Result<Comment, ImportError> {
 /// The site's name in `import_items`: its address without scheme or trailing slash, so an
 /// export of the same site over http and https is the same source.
 fn source_name(channel: &Channel) -> String {
-    let base = [&channel.base_blog_url, &channel.base_site_url, &channel.link]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .cloned()
-        .unwrap_or_default();
+    let base = [
+        &channel.base_blog_url,
+        &channel.base_site_url,
+        &channel.link,
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .cloned()
+    .unwrap_or_default();
     let bare = base
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -379,11 +383,15 @@ pub fn import(
         "" => "WXR".to_string(),
         v => format!("WXR {v}"),
     };
-    let site = [&channel.base_blog_url, &channel.link, &channel.base_site_url]
-        .into_iter()
-        .find(|s| !s.is_empty())
-        .cloned()
-        .unwrap_or_else(|| "an unnamed site".into());
+    let site = [
+        &channel.base_blog_url,
+        &channel.link,
+        &channel.base_site_url,
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .cloned()
+    .unwrap_or_else(|| "an unnamed site".into());
     ctx.report.source = format!("WordPress export of {site} ({version})");
     let mut run = Import {
         ctx,
@@ -402,8 +410,7 @@ pub fn import(
             Event::Channel(_) => {}
             Event::Author(author) => run.authors.push(author),
             Event::Term(term) => {
-                run.terms
-                    .insert((term.taxonomy, term.slug), term.name);
+                run.terms.insert((term.taxonomy, term.slug), term.name);
             }
             Event::Item(item) => {
                 run.write_authors()?;
@@ -462,7 +469,15 @@ impl Import<'_> {
         let mut terms = std::mem::take(&mut self.terms);
         let outcome = self.ctx.batch(|conn, ctx| {
             for item in &items {
-                import_item(conn, ctx, item, &mut users, &by_wp_id, &mut fallback, &mut terms)?;
+                import_item(
+                    conn,
+                    ctx,
+                    item,
+                    &mut users,
+                    &by_wp_id,
+                    &mut fallback,
+                    &mut terms,
+                )?;
             }
             Ok(())
         });
@@ -500,7 +515,11 @@ fn is_uncategorized(slug: &str) -> bool {
 }
 
 /// The user an author becomes: matched by email, else created disabled with no password.
-fn author_user(conn: &mut DbConn, ctx: &mut Ctx<'_>, author: &Author) -> Result<UserId, ImportError> {
+fn author_user(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    author: &Author,
+) -> Result<UserId, ImportError> {
     if let Some(id) = ctx.lookup(conn, ItemKind::User, &author.login)? {
         return Ok(UserId(id));
     }
@@ -696,10 +715,12 @@ fn import_item(
             PostId(id)
         }
         None => {
-            let post_id = create_post(conn, ctx, item, kind, status, published_at, users, fallback)?;
+            let post_id =
+                create_post(conn, ctx, item, kind, status, published_at, users, fallback)?;
             for term in &item.categories {
                 if !is_uncategorized(&term.slug) {
-                    terms.entry((term.taxonomy.clone(), term.slug.clone()))
+                    terms
+                        .entry((term.taxonomy.clone(), term.slug.clone()))
                         .or_insert_with(|| term.name.clone());
                 }
             }
@@ -768,7 +789,8 @@ fn create_post(
         ));
     }
     if item.status == "private" {
-        ctx.report.note(format!("“{title}” was private: imported as a draft"));
+        ctx.report
+            .note(format!("“{title}” was private: imported as a draft"));
     }
     let converted = wordpress_body(&item.content);
     if !converted.unknown_shortcodes.is_empty() {
@@ -881,7 +903,10 @@ fn import_comments(
         let mut progressed = false;
         for c in waiting {
             let parent = c.parent.as_str();
-            let parent_id = if parent.is_empty() || parent == "0" || loop_breakers.contains(c.id.as_str()) {
+            let parent_id = if parent.is_empty()
+                || parent == "0"
+                || loop_breakers.contains(c.id.as_str())
+            {
                 None
             } else if let Some(id) = done.get(parent) {
                 Some(*id)

@@ -129,7 +129,8 @@ impl XmlStream {
                         if let Some(prefix) = key.strip_prefix("xmlns:")
                             && let Some(canonical) = canonical_prefix(value)
                         {
-                            self.prefixes.insert(prefix.to_string(), canonical.to_string());
+                            self.prefixes
+                                .insert(prefix.to_string(), canonical.to_string());
                         }
                     }
                     let attrs = attrs

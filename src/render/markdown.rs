@@ -814,7 +814,9 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains(r#"<figure><img src="x.png"><figcaption>Old style</figcaption></figure>"#),
+            html.contains(
+                r#"<figure><img src="x.png"><figcaption>Old style</figcaption></figure>"#
+            ),
             "{html}"
         );
         assert!(html.contains("[caption]&lt;img"), "{html}");

@@ -13,6 +13,7 @@ mod cluster;
 mod commenting;
 mod common;
 mod email;
+mod import;
 mod layers;
 mod mail_faults;
 mod moderation;
