@@ -395,6 +395,18 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/privacy", || {
             web::post().to(crate::privacy::admin::act)
         }),
+        (Method::GET, "/import", || {
+            web::get().to(crate::import::handlers::page)
+        }),
+        (Method::POST, "/import", || {
+            web::post().to(crate::import::handlers::upload)
+        }),
+        (Method::GET, "/import/{id}", || {
+            web::get().to(crate::import::handlers::run_page)
+        }),
+        (Method::POST, "/import/{id}/start", || {
+            web::post().to(crate::import::handlers::start)
+        }),
     ]
 }
 

@@ -924,3 +924,179 @@ async fn an_isso_database_is_matched_by_path_with_maps_and_subscriptions_stay_un
     );
     assert_eq!(fingerprint(&app).await, fp);
 }
+
+/// A multipart/form-data body with `fields` in order; a field named `file` is sent as a file.
+fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----lecternTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if *name == "file" {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"file\"; filename=\"export.xml\"\r\nContent-Type: text/xml\r\n\r\n").as_bytes(),
+            );
+        } else {
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Reads `/admin/import/{id}` until it no longer refreshes itself.
+async fn settled(app: &TestApp, http: &reqwest::Client, page: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = http
+            .get(app.url(page))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !text.contains("http-equiv=\"refresh\"") || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_uploads_a_wordpress_export_reads_the_check_confirms_and_gets_the_report() {
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("admin").await;
+    let form = http.get(app.url("/admin/import")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    assert!(form.contains("enctype=\"multipart/form-data\""));
+    assert!(form.contains("256 MiB"));
+    let csrf = app.csrf(&http).await;
+    let export = std::fs::read(fixture("wordpress-1.2.xml")).unwrap();
+    let (content_type, body) = multipart(&[("csrf_token", csrf.as_bytes()), ("file", &export)]);
+    let response = http
+        .post(app.url("/admin/import"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let run = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(run.starts_with("/admin/import/"), "{run}");
+
+    let checked = settled(&app, &http, &run).await;
+    assert!(
+        checked.contains("dry run: nothing was written"),
+        "{checked}"
+    );
+    assert!(checked.contains("posts: 5 would import"), "{checked}");
+    assert!(checked.contains("Import now"));
+    assert_eq!(
+        app.get("/posts/myofascial-release").await.status(),
+        404,
+        "nothing written yet"
+    );
+
+    let started = app.staff_post(&http, &format!("{run}/start"), &[]).await;
+    assert_eq!(started.status(), 303);
+    let done = settled(&app, &http, &run).await;
+    assert!(done.contains("The import is done."), "{done}");
+    assert!(done.contains("posts: 5 imported"), "{done}");
+    assert!(!done.contains("Import now"));
+    assert_eq!(app.get("/posts/myofascial-release").await.status(), 200);
+    // A run that ran cannot start again.
+    let again = app.staff_post(&http, &format!("{run}/start"), &[]).await;
+    assert_eq!(again.status(), 409);
+    let list = http
+        .get(app.url("/admin/import"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("export.xml") && list.contains("done"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn the_import_upload_refuses_a_foreign_token_another_kind_of_file_moderators_and_oversized_bodies()
+ {
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("admin").await;
+    let export = std::fs::read(fixture("wordpress-1.2.xml")).unwrap();
+    let runs = || async {
+        app.db(|conn| {
+            use lectern::db::schema::import_runs;
+            Ok(import_runs::table.count().get_result::<i64>(conn)?)
+        })
+        .await
+    };
+    // No token, a wrong one, or the file sent before the token.
+    let csrf = app.csrf(&http).await;
+    for fields in [
+        vec![("file", export.as_slice())],
+        vec![
+            ("csrf_token", b"forged".as_slice()),
+            ("file", export.as_slice()),
+        ],
+        vec![("file", export.as_slice()), ("csrf_token", csrf.as_bytes())],
+    ] {
+        let (content_type, body) = multipart(&fields);
+        let response = http
+            .post(app.url("/admin/import"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+    }
+    assert_eq!(runs().await, 0);
+    // A Disqus export is named as such.
+    let disqus = std::fs::read(fixture("disqus.xml")).unwrap();
+    let (content_type, body) = multipart(&[("csrf_token", csrf.as_bytes()), ("file", &disqus)]);
+    let response = http
+        .post(app.url("/admin/import"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("this looks like a Disqus export"), "{page}");
+    assert!(page.contains("lectern import disqus"), "{page}");
+    assert!(!page.contains("/tmp/"), "no server path in the page");
+    assert_eq!(runs().await, 0);
+    // Declared too large: 413 before anything is read.
+    let (content_type, body) = multipart(&[("csrf_token", csrf.as_bytes()), ("file", b"x")]);
+    let response = http
+        .post(app.url("/admin/import"))
+        .header("content-type", content_type)
+        .header("content-length", (300u64 << 20).to_string())
+        .body(body)
+        .send()
+        .await;
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 413);
+    }
+    // Moderators may not import.
+    let moderator = app.staff_client("moderator").await;
+    assert_eq!(
+        moderator
+            .get(app.url("/admin/import"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}
