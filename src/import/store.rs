@@ -8,8 +8,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{Env, ImportError, Report};
+use crate::comments::CommentStatus;
 use crate::comments::queries as comment_queries;
-use crate::comments::{CommentStatus, NewComment};
 use crate::db::DbConn;
 use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::schema::{import_items, old_addresses};
@@ -69,6 +69,51 @@ pub struct Ctx<'e> {
     fake_id: i32,
     by_status: HashMap<&'static str, i32>,
     approved_by_post: HashMap<PostId, i32>,
+    /// Comments waiting to be written with one multi-row INSERT (ids given out already).
+    pending: Vec<CommentRow>,
+    /// SQLite: the next free comment id, read under this transaction's write lock.
+    next_id: Option<i32>,
+    /// PostgreSQL: ids taken from the comments' sequence, not used yet.
+    id_pool: Vec<i32>,
+}
+
+/// Comments written per INSERT statement (19 values each: well under both backends' limits).
+const ROWS_PER_INSERT: usize = 500;
+
+/// A comment row as an import writes it: with its id, NULLs written as NULL (not `DEFAULT`), so
+/// many rows go in one INSERT on both backends.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = crate::db::schema::comments)]
+#[diesel(treat_none_as_default_value = false)]
+struct CommentRow {
+    id: i32,
+    post_id: i32,
+    parent_id: Option<i32>,
+    user_id: Option<i32>,
+    author_name: String,
+    author_email: String,
+    author_url: Option<String>,
+    body: String,
+    body_html: String,
+    format: CommentFormat,
+    status: CommentStatus,
+    held_reason: Option<String>,
+    ip: Option<String>,
+    ip_network: Option<String>,
+    user_agent: String,
+    avatar_seed: i32,
+    notify: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    /// Not a column: the source identity remembered with it.
+    #[diesel(skip_insertion)]
+    source_id: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct NextId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
 }
 
 impl<'e> Ctx<'e> {
@@ -91,6 +136,9 @@ impl<'e> Ctx<'e> {
             fake_id: 0,
             by_status: HashMap::new(),
             approved_by_post: HashMap::new(),
+            pending: Vec::new(),
+            next_id: None,
+            id_pool: Vec::new(),
         })
     }
 
@@ -108,8 +156,11 @@ impl<'e> Ctx<'e> {
             })?;
             return outcome.unwrap_or_else(|| Err(ImportError::Unreadable("no batch ran".into())));
         }
+        self.next_id = None;
+        self.pending.clear();
         env.db.write_blocking(|conn| {
             let value = f(conn, self)?;
+            self.flush_pending(conn)?;
             self.flush_counts(conn)?;
             Ok(value)
         })
@@ -132,13 +183,88 @@ impl<'e> Ctx<'e> {
         self.fake_id
     }
 
+    /// A new comment's id: on SQLite the next after the largest (this transaction holds the
+    /// write lock), on PostgreSQL from the table's own sequence, taken a thousand at a time.
+    fn new_comment_id(&mut self, conn: &mut DbConn) -> Result<i32, ImportError> {
+        use crate::db::schema::comments;
+        match conn {
+            DbConn::Sqlite(_) => {
+                let next = match self.next_id {
+                    Some(next) => next,
+                    None => {
+                        let max: Option<i32> = comments::table
+                            .select(diesel::dsl::max(comments::id))
+                            .first(conn)?;
+                        max.unwrap_or(0) + 1
+                    }
+                };
+                self.next_id = Some(next + 1);
+                Ok(next)
+            }
+            DbConn::Postgresql(pg) => {
+                if self.id_pool.is_empty() {
+                    let ids: Vec<NextId> = diesel::sql_query(
+                        "SELECT nextval(pg_get_serial_sequence('comments', 'id')) AS id \
+                         FROM generate_series(1, 1000)",
+                    )
+                    .load(pg)?;
+                    self.id_pool = ids.into_iter().rev().map(|r| r.id as i32).collect();
+                }
+                self.id_pool.pop().ok_or_else(|| {
+                    ImportError::Unreadable("the comment id sequence gave nothing".into())
+                })
+            }
+        }
+    }
+
+    /// Writes the waiting comments and their identities, many rows per statement.
+    fn flush_pending(&mut self, conn: &mut DbConn) -> Result<(), ImportError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|row| {
+                    (
+                        import_items::source.eq(self.source.as_str()),
+                        import_items::kind.eq(ItemKind::Comment.as_str()),
+                        import_items::source_id.eq(row.source_id.as_str()),
+                        import_items::target_id.eq(row.id),
+                    )
+                })
+                .collect();
+            match conn {
+                DbConn::Sqlite(c) => {
+                    diesel::insert_into(crate::db::schema::comments::table)
+                        .values(chunk)
+                        .execute(c)?;
+                    diesel::insert_into(import_items::table)
+                        .values(&items)
+                        .execute(c)?;
+                }
+                DbConn::Postgresql(c) => {
+                    diesel::insert_into(crate::db::schema::comments::table)
+                        .values(chunk)
+                        .execute(c)?;
+                    diesel::insert_into(import_items::table)
+                        .values(&items)
+                        .execute(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What an earlier run made of the source item `source_id`.
     pub fn lookup(
-        &self,
+        &mut self,
         conn: &mut DbConn,
         kind: ItemKind,
         source_id: &str,
     ) -> Result<Option<i32>, ImportError> {
+        self.flush_pending(conn)?;
         Ok(import_items::table
             .filter(import_items::source.eq(&self.source))
             .filter(import_items::kind.eq(kind.as_str()))
@@ -150,11 +276,12 @@ impl<'e> Ctx<'e> {
 
     /// `lookup` for many items at once.
     pub fn lookup_many(
-        &self,
+        &mut self,
         conn: &mut DbConn,
         kind: ItemKind,
         source_ids: &[String],
     ) -> Result<HashMap<String, i32>, ImportError> {
+        self.flush_pending(conn)?;
         let mut found = HashMap::new();
         for chunk in source_ids.chunks(500) {
             let rows: Vec<(String, i32)> = import_items::table
@@ -228,35 +355,38 @@ impl<'e> Ctx<'e> {
         let body = crate::text::normalize_newlines(c.body);
         let body_html = c.format.render(&body);
         let avatar_seed = self.env.signer.keyed_u32("avatar", &email.to_lowercase()) as i32;
-        let id = comment_queries::insert_uncounted(
-            conn,
-            &NewComment {
-                post_id: c.post_id,
-                parent_id: c.parent_id,
-                user_id: c.user_id,
-                author_name: name,
-                author_email: email,
-                author_url: website.as_deref(),
-                body: &body,
-                body_html: body_html.as_str(),
-                format: c.format,
-                status: c.status,
-                held_reason: c.held_reason,
-                ip: ip_text.as_deref(),
-                ip_network: ip_network.as_deref(),
-                user_agent: "",
-                avatar_seed,
-                notify: false,
-                created_at: c.created_at,
-                // Spam and trash are purged `retention_days` after they last changed: for
-                // imported ones that window starts now, so an admin can still look at them.
-                updated_at: match c.status {
-                    CommentStatus::Spam | CommentStatus::Trash => self.env.now,
-                    _ => c.created_at,
-                },
+        let id = self.new_comment_id(conn)?;
+        self.pending.push(CommentRow {
+            id,
+            post_id: c.post_id.0,
+            parent_id: c.parent_id.map(|p| p.0),
+            user_id: c.user_id.map(|u| u.0),
+            author_name: name.to_string(),
+            author_email: email.to_string(),
+            author_url: website,
+            body,
+            body_html: body_html.into_string(),
+            format: c.format,
+            status: c.status,
+            held_reason: c.held_reason.map(str::to_string),
+            ip: ip_text,
+            ip_network,
+            user_agent: String::new(),
+            avatar_seed,
+            notify: false,
+            created_at: c.created_at,
+            // Spam and trash are purged `retention_days` after they last changed: for
+            // imported ones that window starts now, so an admin can still look at them.
+            updated_at: match c.status {
+                CommentStatus::Spam | CommentStatus::Trash => self.env.now,
+                _ => c.created_at,
             },
-        )?;
-        self.remember(conn, ItemKind::Comment, c.source_id, id.0)?;
+            source_id: c.source_id.to_string(),
+        });
+        if self.pending.len() >= ROWS_PER_INSERT {
+            self.flush_pending(conn)?;
+        }
+        let id = CommentId(id);
         Ok(id)
     }
 
