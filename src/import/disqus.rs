@@ -331,6 +331,7 @@ impl Import<'_, '_> {
                         email: &post.email,
                         website: "",
                         body: &post.message,
+                        body_html: None,
                         format: CommentFormat::Html,
                         status,
                         ip: &post.ip,

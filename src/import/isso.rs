@@ -191,6 +191,7 @@ pub fn import(
                         email: &email,
                         website: row.website.as_deref().unwrap_or_default(),
                         body: row.text.as_deref().unwrap_or_default(),
+                        body_html: None,
                         format: CommentFormat::Markdown,
                         status,
                         ip: row.remote_addr.as_deref().unwrap_or_default(),

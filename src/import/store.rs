@@ -49,6 +49,8 @@ pub struct ImportedComment<'a> {
     pub email: &'a str,
     pub website: &'a str,
     pub body: &'a str,
+    /// `body` already rendered in `format` (and its newlines already normalised), if it was.
+    pub body_html: Option<&'a str>,
     pub format: CommentFormat,
     pub status: CommentStatus,
     pub ip: &'a str,
@@ -75,6 +77,8 @@ pub struct Ctx<'e> {
     next_id: Option<i32>,
     /// PostgreSQL: ids taken from the comments' sequence, not used yet.
     id_pool: Vec<i32>,
+    /// Write batches committed so far.
+    batches: u64,
 }
 
 /// Comments written per INSERT statement (19 values each: well under both backends' limits).
@@ -139,6 +143,7 @@ impl<'e> Ctx<'e> {
             pending: Vec::new(),
             next_id: None,
             id_pool: Vec::new(),
+            batches: 0,
         })
     }
 
@@ -158,12 +163,33 @@ impl<'e> Ctx<'e> {
         }
         self.next_id = None;
         self.pending.clear();
-        env.db.write_blocking(|conn| {
+        let value = env.db.write_blocking(|conn| {
+            // SQLite: a bigger page cache for the batch keeps the growing indexes in memory
+            // instead of reading pages back; set back afterwards, as the connection is pooled.
+            if let DbConn::Sqlite(c) = conn {
+                diesel::sql_query("PRAGMA cache_size = -32768").execute(c)?;
+            }
             let value = f(conn, self)?;
             self.flush_pending(conn)?;
             self.flush_counts(conn)?;
-            Ok(value)
-        })
+            if let DbConn::Sqlite(c) = conn {
+                diesel::sql_query("PRAGMA cache_size = -2000").execute(c)?;
+            }
+            Ok::<T, ImportError>(value)
+        })?;
+        self.batches += 1;
+        // PostgreSQL plans the import's lookups with the statistics of the tables as they were
+        // (empty, on a new site): refreshed as they grow, or every lookup reads whole tables.
+        if self.batches.is_power_of_two() && env.db.backend() == crate::db::Backend::Postgres {
+            env.db.write_blocking(|conn| -> Result<(), ImportError> {
+                diesel::sql_query(
+                    "ANALYZE comments, import_items, posts, old_addresses, post_tags, tags",
+                )
+                .execute(conn)?;
+                Ok(())
+            })?;
+        }
+        Ok(value)
     }
 
     fn flush_counts(&mut self, conn: &mut DbConn) -> Result<(), ImportError> {
@@ -353,7 +379,10 @@ impl<'e> Ctx<'e> {
         let ip_text = ip.map(|ip| ip.to_string());
         let ip_network = ip.map(crate::http::ip_network);
         let body = crate::text::normalize_newlines(c.body);
-        let body_html = c.format.render(&body);
+        let body_html = match c.body_html {
+            Some(html) => html.to_string(),
+            None => c.format.render(&body).into_string(),
+        };
         let avatar_seed = self.env.signer.keyed_u32("avatar", &email.to_lowercase()) as i32;
         let id = self.new_comment_id(conn)?;
         self.pending.push(CommentRow {
@@ -365,7 +394,7 @@ impl<'e> Ctx<'e> {
             author_email: email.to_string(),
             author_url: website,
             body,
-            body_html: body_html.into_string(),
+            body_html,
             format: c.format,
             status: c.status,
             held_reason: c.held_reason.map(str::to_string),

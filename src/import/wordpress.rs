@@ -62,6 +62,8 @@ pub struct Comment {
     pub comment_type: String,
     pub parent: String,
     pub user_id: String,
+    /// `content` rendered (by the reading thread), when it was.
+    pub rendered: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -405,25 +407,39 @@ pub fn import(
         batch_comments: 0,
         fallback_author: None,
     };
-    parse(path, |event, xml| {
-        match event {
-            Event::Channel(_) => {}
-            Event::Author(author) => run.authors.push(author),
-            Event::Term(term) => {
-                run.terms.insert((term.taxonomy, term.slug), term.name);
-            }
-            Event::Item(item) => {
-                run.write_authors()?;
-                run.batch_comments += item.comments.len();
-                run.batch.push(*item);
-                if run.batch.len() >= BATCH_ITEMS || run.batch_comments >= BATCH_COMMENTS {
-                    run.flush()?;
-                    let done = xml.bytes_read.load(Ordering::Relaxed);
-                    progress.tick(done, run.total_bytes, &run.ctx.report);
+    // Two threads: one reads the file and renders the comments' HTML, this one writes, so the
+    // parsing and sanitising overlap the database's work. The channel is short, so memory stays
+    // bounded by a few items.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Event, u64)>(64);
+    std::thread::scope(|scope| -> Result<(), ImportError> {
+        let reader = scope.spawn(move || {
+            parse(path, |mut event, xml| {
+                if let Event::Item(item) = &mut event {
+                    for comment in &mut item.comments {
+                        let body = crate::text::normalize_newlines(&comment.content);
+                        comment.rendered = Some(CommentFormat::Html.render(&body).into_string());
+                        comment.content = body;
+                    }
                 }
+                let done = xml.bytes_read.load(Ordering::Relaxed);
+                // The writer stopped (it failed): stop reading too.
+                sender
+                    .send((event, done))
+                    .map_err(|_| ImportError::Unreadable("the import stopped".into()))
+            })
+        });
+        let mut written: Result<(), ImportError> = Ok(());
+        for (event, done) in receiver.iter() {
+            written = run.take(event, done, progress);
+            if written.is_err() {
+                break;
             }
         }
-        Ok(())
+        drop(receiver);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(ImportError::Unreadable("the file reader failed".into())));
+        written.and(read)
     })?;
     run.write_authors()?;
     run.flush()?;
@@ -433,6 +449,32 @@ pub fn import(
 }
 
 impl Import<'_> {
+    /// One event of the second pass.
+    fn take(
+        &mut self,
+        event: Event,
+        done: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ImportError> {
+        match event {
+            Event::Channel(_) => {}
+            Event::Author(author) => self.authors.push(author),
+            Event::Term(term) => {
+                self.terms.insert((term.taxonomy, term.slug), term.name);
+            }
+            Event::Item(item) => {
+                self.write_authors()?;
+                self.batch_comments += item.comments.len();
+                self.batch.push(*item);
+                if self.batch.len() >= BATCH_ITEMS || self.batch_comments >= BATCH_COMMENTS {
+                    self.flush()?;
+                    progress.tick(done, self.total_bytes, &self.ctx.report);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Matches or creates the export's authors, once, before the first item.
     fn write_authors(&mut self) -> Result<(), ImportError> {
         if self.authors_written {
@@ -947,6 +989,7 @@ fn import_comments(
                     email: &c.author_email,
                     website: &c.author_url,
                     body: &c.content,
+                    body_html: c.rendered.as_deref(),
                     format: CommentFormat::Html,
                     status,
                     ip: &c.author_ip,
