@@ -46,6 +46,18 @@ enum Command {
     /// Manage posts.
     #[command(subcommand)]
     Post(PostCommand),
+    /// Import a WordPress export, a Disqus export or an Isso database (safe to run again).
+    Import {
+        #[arg(value_parser = ["wordpress", "disqus", "isso"])]
+        kind: String,
+        file: PathBuf,
+        /// Check everything and print the report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Disqus and Isso: look up thread paths starting with OLD_PREFIX under NEW_PREFIX.
+        #[arg(long = "map", value_name = "OLD_PREFIX=NEW_PREFIX", value_parser = crate::import::Options::parse_map)]
+        maps: Vec<(String, String)>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +116,12 @@ pub fn run() -> ExitCode {
         }
         Command::User(UserCommand::Passwd { email }) => set_password(&config, &email),
         Command::Post(PostCommand::Publish { files }) => publish(&config, &files),
+        Command::Import {
+            kind,
+            file,
+            dry_run,
+            maps,
+        } => import(&config, &kind, &file, dry_run, maps),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -333,5 +351,35 @@ fn publish(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
             published.status.as_str()
         );
     }
+    Ok(())
+}
+
+fn import(
+    config: &Config,
+    kind: &str,
+    file: &std::path::Path,
+    dry_run: bool,
+    maps: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    use crate::import::{self, Kind};
+    let kind = match kind {
+        "wordpress" => Kind::WordPress,
+        "disqus" => Kind::Disqus,
+        _ => Kind::Isso,
+    };
+    // A wrong or unreadable file is named before the database is touched.
+    import::check_kind(file, kind)?;
+    let db = open_db(config)?;
+    let secret =
+        db.write_blocking(|conn| crate::site::secret_key(conn, config.secret_key.as_deref()))?;
+    let env = import::Env {
+        db,
+        signer: crate::crypto::Signer::new(secret),
+        now: crate::db::now(),
+    };
+    let options = import::Options { dry_run, maps };
+    let mut progress = import::progress::for_command();
+    let report = import::run(&env, kind, file, &options, progress.as_mut())?;
+    print!("{report}");
     Ok(())
 }

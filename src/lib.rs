@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod feeds;
 pub mod http;
+pub mod import;
 pub mod moderation;
 pub mod notify;
 pub mod ops;

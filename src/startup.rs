@@ -227,6 +227,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(page_cache.clone())
                 .app_data(freshness.clone())
+                .wrap(from_fn(crate::import::redirects::old_addresses))
                 .wrap(from_fn(middleware::head_as_get))
                 .wrap(from_fn(middleware::body_deadline))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
@@ -454,6 +455,18 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::POST, "/privacy", || {
             web::post().to(crate::privacy::admin::act)
+        }),
+        (Method::GET, "/import", || {
+            web::get().to(crate::import::handlers::page)
+        }),
+        (Method::POST, "/import", || {
+            web::post().to(crate::import::handlers::upload)
+        }),
+        (Method::GET, "/import/{id}", || {
+            web::get().to(crate::import::handlers::run_page)
+        }),
+        (Method::POST, "/import/{id}/start", || {
+            web::post().to(crate::import::handlers::start)
         }),
     ]
 }

@@ -19,6 +19,21 @@ use crate::state::AppState;
 /// Admin forms may be large (a long post); above this the answer is 413.
 pub const MAX_ADMIN_FORM_BYTES: usize = 4 * 1024 * 1024;
 
+pub use crate::http::middleware::{MAX_IMPORT_UPLOAD_BYTES, STREAMED_UPLOADS};
+
+/// Whether this request is one of the streamed uploads: the multipart upload is streamed to
+/// disk by the handler rather than held here, and the handler checks the `csrf_token` field,
+/// which the form sends first, before it keeps a byte.
+pub fn is_streamed_upload(req: &ServiceRequest) -> bool {
+    req.method() == Method::POST
+        && STREAMED_UPLOADS.contains(&req.path())
+        && req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
 /// The staff member signed in on this request, if any.
 pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option<Staff>, AppError> {
     let Some(id) = sessions::session_id_from(req, state.secure_cookies) else {
@@ -139,7 +154,11 @@ pub async fn admin_guard(
     if let Some(staff) = &staff {
         req.extensions_mut().insert(staff.clone());
     }
-    if req.method() == Method::POST {
+    if is_streamed_upload(&req) {
+        if crate::http::middleware::declares_more_than(req.headers(), MAX_IMPORT_UPLOAD_BYTES) {
+            return Ok(refuse(req, AppError::PayloadTooLarge));
+        }
+    } else if req.method() == Method::POST {
         if crate::http::middleware::declares_more_than(req.headers(), MAX_ADMIN_FORM_BYTES) {
             return Ok(refuse(req, AppError::PayloadTooLarge));
         }

@@ -230,6 +230,38 @@ pub fn insert(conn: &mut DbConn, new_comment: &NewComment<'_>) -> Result<Comment
     Ok(id)
 }
 
+/// Inserts a comment without touching the maintained counts, for imports that insert many in
+/// one transaction: the caller must call [`add_to_counts`] with the totals in that same
+/// transaction.
+pub fn insert_uncounted(
+    conn: &mut DbConn,
+    new_comment: &NewComment<'_>,
+) -> Result<CommentId, DbError> {
+    Ok(diesel::insert_into(comments::table)
+        .values(new_comment)
+        .returning(comments::id)
+        .get_result(conn)?)
+}
+
+/// Adds what [`insert_uncounted`] left out: comments per status, approved comments per post.
+pub fn add_to_counts(
+    conn: &mut DbConn,
+    by_status: &[(CommentStatus, i32)],
+    approved_by_post: &[(PostId, i32)],
+) -> Result<(), DbError> {
+    for (status, n) in by_status {
+        if *n != 0 {
+            adjust_status_count(conn, status.as_str(), *n)?;
+        }
+    }
+    for (post_id, n) in approved_by_post {
+        if *n != 0 {
+            adjust_approved_count(conn, *post_id, *n)?;
+        }
+    }
+    Ok(())
+}
+
 /// Keeps `comment_counts` true; every insert, move and delete calls it.
 pub fn adjust_status_count(conn: &mut DbConn, status: &str, delta: i32) -> Result<(), DbError> {
     diesel::update(comment_counts::table.find(status))

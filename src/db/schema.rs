@@ -255,11 +255,43 @@ diesel::table! {
 diesel::joinable!(post_comment_months -> posts (post_id));
 diesel::allow_tables_to_appear_in_same_query!(post_comment_months, posts);
 
+diesel::table! {
+    import_items (source, kind, source_id) {
+        source -> Text,
+        kind -> Text,
+        source_id -> Text,
+        target_id -> Integer,
+    }
+}
+
+diesel::table! {
+    old_addresses (address) {
+        address -> Text,
+        post_id -> Nullable<Integer>,
+        target -> Text,
+    }
+}
+
+diesel::table! {
+    import_runs (id) {
+        id -> Integer,
+        state -> Text,
+        file_name -> Text,
+        file_path -> Text,
+        progress -> Text,
+        report -> Text,
+        created_by -> Nullable<Integer>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(posts -> users (author_id));
 diesel::joinable!(post_tags -> posts (post_id));
 diesel::joinable!(post_tags -> tags (tag_id));
 diesel::joinable!(post_slugs -> posts (post_id));
 diesel::joinable!(post_search -> posts (post_id));
+diesel::joinable!(old_addresses -> posts (post_id));
 diesel::joinable!(comments -> posts (post_id));
 diesel::joinable!(sessions -> users (user_id));
 
@@ -284,5 +316,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     blocks,
     password_reset_requests,
     my_comments_requests,
-    post_search
+    post_search,
+    import_items,
+    old_addresses,
+    import_runs
 );

@@ -49,6 +49,16 @@ pub async fn head_as_get(
 /// start: a client that declares 100 kB and sends 5 bytes would otherwise hold its connection
 /// (and a file descriptor) for ever. Whatever route was reading the body, the answer is 408 and
 /// the connection is closed.
+/// Routes whose multipart upload its handler streams to disk (the admin guard leaves their
+/// body, and their CSRF check, to the handler).
+pub const STREAMED_UPLOADS: &[&str] = &["/admin/import"];
+
+/// `/admin/import` takes a whole WordPress export: its upload may be this large.
+pub const MAX_IMPORT_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// The body deadline of the streamed uploads.
+const UPLOAD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -59,9 +69,17 @@ pub async fn body_deadline(
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
+    // A whole export uploaded to /admin/import may take minutes on a slow line.
+    let upload = STREAMED_UPLOADS.contains(&req.path());
     let timeout = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.body_timeout)
+        .map(|s| {
+            if upload {
+                UPLOAD_BODY_TIMEOUT
+            } else {
+                s.config.body_timeout
+            }
+        })
         .filter(|_| has_body);
     let Some(timeout) = timeout else {
         return Ok(next.call(req).await?.map_into_left_body());

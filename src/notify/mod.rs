@@ -179,6 +179,30 @@ pub enum AddressEvent {
     Unsubscribed,
 }
 
+/// Keeps `email` as an address that asked for notifications elsewhere (an import) but has not
+/// confirmed with this site: nothing is sent to it, and no confirmation is asked for, until
+/// its owner asks again here. An address already known is left as it is.
+pub fn remember_unconfirmed(
+    conn: &mut DbConn,
+    email: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let known: i64 = notify_addresses::table
+        .filter(notify_addresses::email.eq(email))
+        .count()
+        .get_result(conn)?;
+    if known > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(notify_addresses::table)
+        .values((
+            notify_addresses::email.eq(email),
+            notify_addresses::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
 /// Records `event` for `email` at `now`, creating the address's row on first use
 /// (idempotent).
 pub fn record_address(

@@ -28,7 +28,8 @@ fn options() -> Options {
 /// `align-*` class (the CSP forbids inline styles), task-list checkboxes are labelled, and `[box type="…"]…[/box]`
 /// shortcodes become `<div class="box box-…" role="note">`.
 pub fn render_post(markdown: &str) -> SafeHtml {
-    let source = expand_shortcodes(markdown);
+    let captioned = expand_captions(markdown);
+    let source = expand_shortcodes(&captioned);
     let events = decorate(Parser::new_ext(&source, options()).collect());
     let mut html = String::with_capacity(source.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
@@ -128,6 +129,88 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Shortcodes
+
+const CAPTION_OPEN: &str = "[caption";
+const CAPTION_CLOSE: &str = "[/caption]";
+
+/// WordPress's `[caption …]<img …> Text[/caption]` (or `caption="Text"`), written as a paragraph
+/// of its own, becomes `<figure>` with the image and a `<figcaption>`. Blocks inside fenced or
+/// indented code are left alone.
+fn expand_captions(markdown: &str) -> Cow<'_, str> {
+    if !markdown.contains(CAPTION_OPEN) {
+        return Cow::Borrowed(markdown);
+    }
+    let mut out = String::with_capacity(markdown.len() + 64);
+    let mut fence: Option<&str> = None;
+    for (i, block) in markdown.split("\n\n").enumerate() {
+        if i > 0 {
+            out.push_str("\n\n");
+        }
+        let trimmed = block.trim();
+        let in_code = fence.is_some() || block.starts_with("    ") || block.starts_with('\t');
+        match (in_code, caption_figure(trimmed)) {
+            (false, Some(figure)) => out.push_str(&figure),
+            _ => out.push_str(block),
+        }
+        for line in block.lines() {
+            let line = line.trim_start();
+            for marker in ["```", "~~~"] {
+                if line.starts_with(marker) {
+                    fence = match fence {
+                        Some(open) if open == marker => None,
+                        None => Some(marker),
+                        other => other,
+                    };
+                }
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The figure for a block that is one caption shortcode, if it is one.
+fn caption_figure(block: &str) -> Option<String> {
+    let rest = block.strip_prefix(CAPTION_OPEN)?;
+    if !rest.starts_with([' ', ']']) {
+        return None;
+    }
+    let inner = rest.strip_suffix(CAPTION_CLOSE)?;
+    let tag_end = inner.find(']')?;
+    let (attrs, content) = (&inner[..tag_end], inner[tag_end + 1..].trim());
+    let lower = content.to_ascii_lowercase();
+    let image_end = if lower.starts_with("<a") {
+        lower.find("</a>").map(|e| e + "</a>".len())
+    } else if lower.starts_with("<img") {
+        lower.find('>').map(|e| e + 1)
+    } else {
+        Some(0)
+    }?;
+    let image = content[..image_end].trim();
+    let text = content[image_end..].trim();
+    let text = if text.is_empty() {
+        caption_attribute(attrs).unwrap_or_default()
+    } else {
+        text.to_string()
+    };
+    let mut figure = String::from("<figure>");
+    figure.push_str(&image.replace('\n', " "));
+    if !text.is_empty() {
+        figure.push_str("<figcaption>");
+        figure.push_str(&text.replace('\n', " "));
+        figure.push_str("</figcaption>");
+    }
+    figure.push_str("</figure>");
+    Some(figure)
+}
+
+/// The old form's `caption="…"` attribute.
+fn caption_attribute(attrs: &str) -> Option<String> {
+    let start = attrs.find("caption=")? + "caption=".len();
+    let value = &attrs[start..];
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &value[1..];
+    value.find(quote).map(|end| value[..end].to_string())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shortcode {
@@ -789,6 +872,24 @@ mod tests {
         assert_eq!(excerpt(md, 16), "The quick brown…");
         assert_eq!(excerpt("Ünïcödé wörds everywhere", 10), "Ünïcödé…");
         assert_eq!(excerpt("Supercalifragilistic", 5), "Super…");
+    }
+
+    #[test]
+    fn caption_shortcode_becomes_a_figure() {
+        let html = render(
+            "Before.\n\n[caption id=\"attachment_5\" align=\"alignleft\" width=\"300\"]<a href=\"https://example.com/cat.jpg\"><img src=\"https://example.com/cat-300.jpg\" alt=\"A cat\"></a> A <em>fine</em> cat[/caption]\n\n[caption caption=\"Old style\"]<img src=\"x.png\">[/caption]\n\n```\n[caption]<img src=\"y.png\"> code[/caption]\n```\n",
+        );
+        assert!(
+            html.contains(r#"<figure><a href="https://example.com/cat.jpg"><img src="https://example.com/cat-300.jpg" alt="A cat"></a><figcaption>A <em>fine</em> cat</figcaption></figure>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"<figure><img src="x.png"><figcaption>Old style</figcaption></figure>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains("[caption]&lt;img"), "{html}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod common;
 mod delivery;
 mod desk;
 mod email;
+mod import;
 mod layers;
 mod mail_faults;
 mod moderation;

@@ -1,0 +1,1017 @@
+//! `lectern import wordpress FILE.xml`: a WordPress export (WXR 1.0, 1.1, 1.2), read as a stream.
+//! Authors, then each item with its comments, in batches; see the module above for the rules
+//! every import keeps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use chrono::NaiveDateTime;
+
+use super::content::wordpress_body;
+use super::redirects::address_key;
+use super::store::{Ctx, ImportedComment, ItemKind, parse_date};
+use super::xml::{Node, XmlStream};
+use super::{Env, ImportError, Options, Progress, Report};
+use crate::comments::CommentStatus;
+use crate::db::DbConn;
+use crate::db::ids::{CommentId, PostId, UserId};
+use crate::posts::{NewPost, PostKind, PostStatus, queries as post_queries};
+use crate::render::CommentFormat;
+use crate::users::{self, NewUser, Role};
+
+/// Items and comments written per transaction.
+const BATCH_ITEMS: usize = 200;
+const BATCH_COMMENTS: usize = 5000;
+
+#[derive(Debug, Default, Clone)]
+pub struct Channel {
+    pub version: String,
+    pub base_site_url: String,
+    pub base_blog_url: String,
+    pub link: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Author {
+    pub id: String,
+    pub login: String,
+    pub email: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Term {
+    /// `category` or `post_tag`.
+    pub taxonomy: String,
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Comment {
+    pub id: String,
+    pub author: String,
+    pub author_email: String,
+    pub author_url: String,
+    pub author_ip: String,
+    pub date: String,
+    pub date_gmt: String,
+    pub content: String,
+    pub approved: String,
+    pub comment_type: String,
+    pub parent: String,
+    pub user_id: String,
+    /// `content` rendered (by the reading thread), when it was.
+    pub rendered: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Item {
+    pub title: String,
+    pub link: String,
+    pub creator: String,
+    pub content: String,
+    pub excerpt: String,
+    pub post_id: String,
+    pub post_date: String,
+    pub post_date_gmt: String,
+    pub comment_status: String,
+    pub post_name: String,
+    pub status: String,
+    pub post_type: String,
+    pub post_password: String,
+    /// (domain, nicename, name)
+    pub categories: Vec<Term>,
+    pub comments: Vec<Comment>,
+}
+
+pub enum Event {
+    Channel(Channel),
+    Author(Author),
+    Term(Term),
+    Item(Box<Item>),
+}
+
+/// Reads a WXR file, calling `each` for the channel (once, before the first author, term or
+/// item), each author, term and item.
+pub fn parse(
+    path: &Path,
+    mut each: impl FnMut(Event, &XmlStream) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let mut xml = XmlStream::open(path)?;
+    let mut channel = Channel::default();
+    let mut channel_sent = false;
+    let mut saw_rss = false;
+    loop {
+        match xml.next()? {
+            Node::Eof => break,
+            Node::Start { name, .. } if xml.depth() == 1 => {
+                if name != "rss" {
+                    return Err(xml.malformed(0, &format!("expected <rss>, found <{name}>")));
+                }
+                if !xml.declares("wp") {
+                    return Err(ImportError::WrongKind(format!(
+                        "{}: an RSS feed without WordPress's export namespace; not a WordPress export",
+                        path.display()
+                    )));
+                }
+                saw_rss = true;
+            }
+            Node::Start { name, .. } if xml.depth() == 3 => {
+                let is_entry = matches!(
+                    name.as_str(),
+                    "item" | "wp:author" | "wp:category" | "wp:tag" | "wp:term"
+                );
+                if is_entry && !channel_sent {
+                    channel_sent = true;
+                    each(Event::Channel(channel.clone()), &xml)?;
+                }
+                match name.as_str() {
+                    "wp:wxr_version" => channel.version = xml.text_of_current()?.trim().into(),
+                    "wp:base_site_url" => {
+                        channel.base_site_url = xml.text_of_current()?.trim().into()
+                    }
+                    "wp:base_blog_url" => {
+                        channel.base_blog_url = xml.text_of_current()?.trim().into()
+                    }
+                    "link" => channel.link = xml.text_of_current()?.trim().into(),
+                    "wp:author" => {
+                        let author = read_author(&mut xml)?;
+                        each(Event::Author(author), &xml)?;
+                    }
+                    "wp:category" | "wp:tag" | "wp:term" => {
+                        if let Some(term) = read_term(&mut xml, &name)? {
+                            each(Event::Term(term), &xml)?;
+                        }
+                    }
+                    "item" => {
+                        let item = read_item(&mut xml)?;
+                        each(Event::Item(Box::new(item)), &xml)?;
+                    }
+                    _ => xml.skip_current()?,
+                }
+            }
+            _ => {}
+        }
+    }
+    if !saw_rss {
+        return Err(ImportError::Unreadable(format!(
+            "{}: the file holds no <rss> element",
+            path.display()
+        )));
+    }
+    if !channel_sent {
+        each(Event::Channel(channel), &xml)?;
+    }
+    Ok(())
+}
+
+/// Reads the children of the element just started as (name, text) pairs, calling `child` for
+/// each; nested elements are passed by name too (their text is their whole text).
+fn fields(
+    xml: &mut XmlStream,
+    mut child: impl FnMut(&str, String, &[(String, String)], &mut XmlStream) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let depth = xml.depth();
+    loop {
+        match xml.next()? {
+            Node::Start { name, attrs } if xml.depth() == depth + 1 => {
+                child(&name, String::new(), &attrs, xml)?;
+            }
+            Node::End(_) if xml.depth() < depth => return Ok(()),
+            Node::Eof => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+fn read_author(xml: &mut XmlStream) -> Result<Author, ImportError> {
+    let mut author = Author::default();
+    fields(xml, |name, _, _, xml| {
+        let slot = match name {
+            "wp:author_id" => &mut author.id,
+            "wp:author_login" => &mut author.login,
+            "wp:author_email" => &mut author.email,
+            "wp:author_display_name" => &mut author.display_name,
+            _ => return xml.skip_current(),
+        };
+        *slot = xml.text_of_current()?.trim().to_string();
+        Ok(())
+    })?;
+    Ok(author)
+}
+
+fn read_term(xml: &mut XmlStream, element: &str) -> Result<Option<Term>, ImportError> {
+    let mut term = Term {
+        taxonomy: match element {
+            "wp:category" => "category".into(),
+            "wp:tag" => "post_tag".into(),
+            _ => String::new(),
+        },
+        ..Term::default()
+    };
+    fields(xml, |name, _, _, xml| {
+        let slot = match name {
+            "wp:category_nicename" | "wp:tag_slug" | "wp:term_slug" => &mut term.slug,
+            "wp:cat_name" | "wp:tag_name" | "wp:term_name" => &mut term.name,
+            "wp:term_taxonomy" => &mut term.taxonomy,
+            _ => return xml.skip_current(),
+        };
+        *slot = xml.text_of_current()?.trim().to_string();
+        Ok(())
+    })?;
+    let known = term.taxonomy == "category" || term.taxonomy == "post_tag";
+    Ok((known && !term.slug.is_empty()).then_some(term))
+}
+
+fn read_item(xml: &mut XmlStream) -> Result<Item, ImportError> {
+    let mut item = Item::default();
+    fields(xml, |name, _, attrs, xml| {
+        let slot = match name {
+            "title" => &mut item.title,
+            "link" => &mut item.link,
+            "dc:creator" => &mut item.creator,
+            "content:encoded" => &mut item.content,
+            "excerpt:encoded" => &mut item.excerpt,
+            "wp:post_id" => &mut item.post_id,
+            "wp:post_date" => &mut item.post_date,
+            "wp:post_date_gmt" => &mut item.post_date_gmt,
+            "wp:comment_status" => &mut item.comment_status,
+            "wp:post_name" => &mut item.post_name,
+            "wp:status" => &mut item.status,
+            "wp:post_type" => &mut item.post_type,
+            "wp:post_password" => &mut item.post_password,
+            "category" => {
+                let attr = |key: &str| {
+                    attrs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let name = xml.text_of_current()?.trim().to_string();
+                let taxonomy = match attr("domain").as_str() {
+                    // WXR 1.0 wrote `tag`; 1.1 and later `post_tag`.
+                    "tag" | "post_tag" => "post_tag".to_string(),
+                    "" | "category" => "category".to_string(),
+                    other => other.to_string(),
+                };
+                let slug = match attr("nicename") {
+                    s if s.is_empty() => crate::text::slugify(&name),
+                    s => s,
+                };
+                item.categories.push(Term {
+                    taxonomy,
+                    slug,
+                    name,
+                });
+                return Ok(());
+            }
+            "wp:comment" => {
+                let comment = read_comment(xml)?;
+                item.comments.push(comment);
+                return Ok(());
+            }
+            _ => return xml.skip_current(),
+        };
+        *slot = xml.text_of_current()?;
+        Ok(())
+    })?;
+    for field in [
+        &mut item.post_id,
+        &mut item.post_type,
+        &mut item.status,
+        &mut item.post_name,
+        &mut item.comment_status,
+        &mut item.link,
+        &mut item.creator,
+    ] {
+        *field = field.trim().to_string();
+    }
+    Ok(item)
+}
+
+fn read_comment(xml: &mut XmlStream) -> Result<Comment, ImportError> {
+    let mut c = Comment::default();
+    fields(xml, |name, _, _, xml| {
+        let slot = match name {
+            "wp:comment_id" => &mut c.id,
+            "wp:comment_author" => &mut c.author,
+            "wp:comment_author_email" => &mut c.author_email,
+            "wp:comment_author_url" => &mut c.author_url,
+            "wp:comment_author_IP" => &mut c.author_ip,
+            "wp:comment_date" => &mut c.date,
+            "wp:comment_date_gmt" => &mut c.date_gmt,
+            "wp:comment_content" => &mut c.content,
+            "wp:comment_approved" => &mut c.approved,
+            "wp:comment_type" => &mut c.comment_type,
+            "wp:comment_parent" => &mut c.parent,
+            "wp:comment_user_id" => &mut c.user_id,
+            _ => return xml.skip_current(),
+        };
+        *slot = xml.text_of_current()?;
+        Ok(())
+    })?;
+    for field in [
+        &mut c.id,
+        &mut c.approved,
+        &mut c.comment_type,
+        &mut c.parent,
+        &mut c.user_id,
+        &mut c.author,
+    ] {
+        *field = field.trim().to_string();
+    }
+    Ok(c)
+}
+
+/// The site's name in `import_items`: its address without scheme or trailing slash, so an
+/// export of the same site over http and https is the same source.
+fn source_name(channel: &Channel) -> String {
+    let base = [
+        &channel.base_blog_url,
+        &channel.base_site_url,
+        &channel.link,
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .cloned()
+    .unwrap_or_default();
+    let bare = base
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    format!("wordpress:{bare}")
+}
+
+struct Import<'e> {
+    ctx: Ctx<'e>,
+    total_bytes: u64,
+    authors: Vec<Author>,
+    authors_written: bool,
+    /// Author login → user.
+    users: HashMap<String, UserId>,
+    /// WordPress user id → user (for staff comments).
+    users_by_wp_id: HashMap<String, UserId>,
+    /// Category and tag slugs (WordPress's) → tag names, for their old addresses.
+    terms: BTreeMap<(String, String), String>,
+    batch: Vec<Item>,
+    batch_comments: usize,
+    fallback_author: Option<UserId>,
+}
+
+/// Imports a WordPress export: one pass to check the whole file, then one to write.
+pub fn import(
+    env: &Env,
+    path: &Path,
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, ImportError> {
+    let total_bytes = std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| ImportError::Unreadable(format!("{}: {e}", path.display())))?;
+    // First pass: a malformed file is refused before anything is written.
+    let mut channel = Channel::default();
+    parse(path, |event, _| {
+        if let Event::Channel(c) = event {
+            channel = c;
+        }
+        Ok(())
+    })?;
+    let mut ctx = Ctx::new(env, source_name(&channel), options.dry_run)?;
+    let version = match channel.version.as_str() {
+        "" => "WXR".to_string(),
+        v => format!("WXR {v}"),
+    };
+    let site = [
+        &channel.base_blog_url,
+        &channel.link,
+        &channel.base_site_url,
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .cloned()
+    .unwrap_or_else(|| "an unnamed site".into());
+    ctx.report.source = format!("WordPress export of {site} ({version})");
+    let mut run = Import {
+        ctx,
+        total_bytes,
+        authors: Vec::new(),
+        authors_written: false,
+        users: HashMap::new(),
+        users_by_wp_id: HashMap::new(),
+        terms: BTreeMap::new(),
+        batch: Vec::new(),
+        batch_comments: 0,
+        fallback_author: None,
+    };
+    // Two threads: one reads the file and renders the comments' HTML, this one writes, so the
+    // parsing and sanitising overlap the database's work. The channel is short, so memory stays
+    // bounded by a few items.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Event, u64)>(64);
+    std::thread::scope(|scope| -> Result<(), ImportError> {
+        let reader = scope.spawn(move || {
+            parse(path, |mut event, xml| {
+                if let Event::Item(item) = &mut event {
+                    for comment in &mut item.comments {
+                        let body = crate::text::normalize_newlines(&comment.content);
+                        comment.rendered = Some(CommentFormat::Html.render(&body).into_string());
+                        comment.content = body;
+                    }
+                }
+                let done = xml.bytes_read.load(Ordering::Relaxed);
+                // The writer stopped (it failed): stop reading too.
+                sender
+                    .send((event, done))
+                    .map_err(|_| ImportError::Unreadable("the import stopped".into()))
+            })
+        });
+        let mut written: Result<(), ImportError> = Ok(());
+        for (event, done) in receiver.iter() {
+            written = run.take(event, done, progress);
+            if written.is_err() {
+                break;
+            }
+        }
+        drop(receiver);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(ImportError::Unreadable("the file reader failed".into())));
+        written.and(read)
+    })?;
+    run.write_authors()?;
+    run.flush()?;
+    run.write_terms()?;
+    progress.tick(run.total_bytes, run.total_bytes, &run.ctx.report);
+    Ok(run.ctx.report)
+}
+
+impl Import<'_> {
+    /// One event of the second pass.
+    fn take(
+        &mut self,
+        event: Event,
+        done: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<(), ImportError> {
+        match event {
+            Event::Channel(_) => {}
+            Event::Author(author) => self.authors.push(author),
+            Event::Term(term) => {
+                self.terms.insert((term.taxonomy, term.slug), term.name);
+            }
+            Event::Item(item) => {
+                self.write_authors()?;
+                self.batch_comments += item.comments.len();
+                self.batch.push(*item);
+                if self.batch.len() >= BATCH_ITEMS || self.batch_comments >= BATCH_COMMENTS {
+                    self.flush()?;
+                    progress.tick(done, self.total_bytes, &self.ctx.report);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Matches or creates the export's authors, once, before the first item.
+    fn write_authors(&mut self) -> Result<(), ImportError> {
+        if self.authors_written {
+            return Ok(());
+        }
+        self.authors_written = true;
+        let authors = std::mem::take(&mut self.authors);
+        let mut users = HashMap::new();
+        let mut by_id = HashMap::new();
+        self.ctx.batch(|conn, ctx| {
+            for author in &authors {
+                let user = author_user(conn, ctx, author)?;
+                users.insert(author.login.clone(), user);
+                if !author.id.is_empty() {
+                    by_id.insert(author.id.clone(), user);
+                }
+            }
+            Ok(())
+        })?;
+        self.users = users;
+        self.users_by_wp_id = by_id;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ImportError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.batch);
+        self.batch_comments = 0;
+        let mut users = std::mem::take(&mut self.users);
+        let by_wp_id = std::mem::take(&mut self.users_by_wp_id);
+        let mut fallback = self.fallback_author;
+        let mut terms = std::mem::take(&mut self.terms);
+        let outcome = self.ctx.batch(|conn, ctx| {
+            for item in &items {
+                import_item(
+                    conn,
+                    ctx,
+                    item,
+                    &mut users,
+                    &by_wp_id,
+                    &mut fallback,
+                    &mut terms,
+                )?;
+            }
+            Ok(())
+        });
+        self.users = users;
+        self.users_by_wp_id = by_wp_id;
+        self.fallback_author = fallback;
+        self.terms = terms;
+        outcome
+    }
+
+    /// Old category and tag pages answer 301 to the tag each became.
+    fn write_terms(&mut self) -> Result<(), ImportError> {
+        let terms = std::mem::take(&mut self.terms);
+        self.ctx.batch(|conn, ctx| {
+            for ((taxonomy, slug), name) in &terms {
+                let tag = crate::text::slugify(name);
+                if tag.is_empty() || is_uncategorized(slug) {
+                    continue;
+                }
+                let old = match taxonomy.as_str() {
+                    "category" => format!("/category/{slug}"),
+                    _ => format!("/tag/{slug}"),
+                };
+                if let Some(key) = address_key(&old) {
+                    ctx.add_address(conn, &key, None, &format!("/tags/{tag}"))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn is_uncategorized(slug: &str) -> bool {
+    slug == "uncategorized"
+}
+
+/// The user an author becomes: matched by email, else created disabled with no password.
+fn author_user(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    author: &Author,
+) -> Result<UserId, ImportError> {
+    if let Some(id) = ctx.lookup(conn, ItemKind::User, &author.login)? {
+        return Ok(UserId(id));
+    }
+    let email = match author.email.trim().to_lowercase() {
+        e if e.contains('@') => e,
+        _ => format!("{}@imported.invalid", crate::text::slugify(&author.login)),
+    };
+    if let Some(user) = users::find_by_email(conn, &email)? {
+        ctx.report.users_matched += 1;
+        ctx.remember(conn, ItemKind::User, &author.login, user.id.0)?;
+        return Ok(user.id);
+    }
+    ctx.report.users_created += 1;
+    let display_name = match author.display_name.trim() {
+        "" => author.login.trim(),
+        name => name,
+    };
+    let display_name: String = display_name.chars().take(100).collect();
+    let base = if author.login.trim().is_empty() {
+        display_name.clone()
+    } else {
+        author.login.clone()
+    };
+    let slug = users::unused_slug(conn, &base)?;
+    if ctx.dry_run {
+        return Ok(UserId(ctx.fake_id()));
+    }
+    let now = ctx.env.now;
+    let user = users::insert(
+        conn,
+        &NewUser {
+            email: &email,
+            display_name: &display_name,
+            slug: &slug,
+            bio: "",
+            role: Role::Moderator,
+            // No password: an admin enables the account and its owner sets one by reset.
+            password_hash: "",
+            disabled: true,
+            created_at: now,
+            updated_at: now,
+        },
+    )?;
+    ctx.remember(conn, ItemKind::User, &author.login, user.id.0)?;
+    if !author.login.is_empty()
+        && let Some(key) = address_key(&format!("/author/{}", author.login))
+    {
+        ctx.add_address(conn, &key, None, &format!("/authors/{slug}"))?;
+    }
+    Ok(user.id)
+}
+
+/// A post's slug: WordPress's `post_name` where it is a valid lectern slug, else one made
+/// from it or from the title, unique.
+fn choose_slug(conn: &mut DbConn, item: &Item) -> Result<(String, bool), ImportError> {
+    let decoded = percent_encoding::percent_decode_str(&item.post_name)
+        .decode_utf8_lossy()
+        .into_owned();
+    let kept = crate::text::is_slug(&item.post_name);
+    let base = if kept {
+        item.post_name.clone()
+    } else {
+        [decoded.as_str(), item.title.as_str()]
+            .into_iter()
+            .map(crate::text::slugify)
+            .find(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("post-{}", item.post_id))
+    };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while post_queries::slug_taken(conn, &candidate, None)?
+        || post_queries::slug_redirects_elsewhere(conn, &candidate, None)?
+    {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    let changed = candidate != item.post_name;
+    Ok((candidate, changed))
+}
+
+fn post_status(item: &Item, published_at: NaiveDateTime, now: NaiveDateTime) -> Option<PostStatus> {
+    if !item.post_password.is_empty() {
+        return Some(PostStatus::Draft);
+    }
+    match item.status.as_str() {
+        "publish" | "future" if published_at > now => Some(PostStatus::Scheduled),
+        "publish" | "future" => Some(PostStatus::Published),
+        "draft" | "pending" | "private" => Some(PostStatus::Draft),
+        _ => None,
+    }
+}
+
+/// A post's text for its excerpt: the tags of its HTML taken out.
+fn html_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#8217;", "’");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Text without shortcode tags (`[box type="note"]`, `[/box]`).
+fn strip_shortcodes(text: &str) -> String {
+    static TAG: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\[/?[A-Za-z][A-Za-z0-9_-]*(\s[^\]\[]*)?/?\]").ok()
+    });
+    match TAG.as_ref() {
+        Some(re) => re
+            .replace_all(text, " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => text.to_string(),
+    }
+}
+
+fn excerpt(item: &Item, markdown: &str) -> String {
+    let source = if item.excerpt.trim().is_empty() {
+        html_text(markdown)
+    } else {
+        html_text(&item.excerpt)
+    };
+    let source = strip_shortcodes(&source);
+    let Some((cut, _)) = source.char_indices().nth(280) else {
+        return source;
+    };
+    let head = &source[..cut];
+    let head = head.rfind(' ').map_or(head, |i| &head[..i]);
+    format!("{head}…")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import_item(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    item: &Item,
+    users: &mut HashMap<String, UserId>,
+    users_by_wp_id: &HashMap<String, UserId>,
+    fallback: &mut Option<UserId>,
+    terms: &mut BTreeMap<(String, String), String>,
+) -> Result<(), ImportError> {
+    let kind = match item.post_type.as_str() {
+        "post" => PostKind::Post,
+        "page" => PostKind::Page,
+        "" => PostKind::Post,
+        other => {
+            ctx.report.skip(&format!("items of type {other}"));
+            return Ok(());
+        }
+    };
+    let now = ctx.env.now;
+    let published_at = parse_date(&item.post_date_gmt)
+        .or_else(|| parse_date(&item.post_date))
+        .unwrap_or(now);
+    let Some(status) = post_status(item, published_at, now) else {
+        let reason = match item.status.as_str() {
+            "trash" => "posts in the trash".to_string(),
+            "auto-draft" => "automatic drafts".to_string(),
+            other => format!("posts with status {other:?}"),
+        };
+        ctx.report.skip(&reason);
+        return Ok(());
+    };
+    let post_id = match ctx.lookup(conn, ItemKind::Post, &item.post_id)? {
+        Some(id) => {
+            if id > 0 && post_queries::find_by_id(conn, PostId(id))?.is_none() {
+                ctx.report.note(format!(
+                    "“{}” (/?p={}) was deleted after an earlier import; it and its comments were skipped",
+                    item.title, item.post_id
+                ));
+                return Ok(());
+            }
+            match kind {
+                PostKind::Post => ctx.report.posts.already += 1,
+                PostKind::Page => ctx.report.pages.already += 1,
+            }
+            PostId(id)
+        }
+        None => {
+            let post_id =
+                create_post(conn, ctx, item, kind, status, published_at, users, fallback)?;
+            for term in &item.categories {
+                if !is_uncategorized(&term.slug) {
+                    terms
+                        .entry((term.taxonomy.clone(), term.slug.clone()))
+                        .or_insert_with(|| term.name.clone());
+                }
+            }
+            match kind {
+                PostKind::Post => ctx.report.posts.imported += 1,
+                PostKind::Page => ctx.report.pages.imported += 1,
+            }
+            post_id
+        }
+    };
+    import_comments(conn, ctx, item, post_id, users_by_wp_id)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_post(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    item: &Item,
+    kind: PostKind,
+    status: PostStatus,
+    published_at: NaiveDateTime,
+    users: &mut HashMap<String, UserId>,
+    fallback: &mut Option<UserId>,
+) -> Result<PostId, ImportError> {
+    let author_id = match users.get(&item.creator) {
+        Some(id) => *id,
+        None if !item.creator.is_empty() => {
+            // WXR 1.0 names authors only by login.
+            let author = Author {
+                login: item.creator.clone(),
+                ..Author::default()
+            };
+            let id = author_user(conn, ctx, &author)?;
+            users.insert(item.creator.clone(), id);
+            id
+        }
+        None => match fallback {
+            Some(id) => *id,
+            None => {
+                let author = Author {
+                    login: "wordpress".into(),
+                    display_name: "WordPress".into(),
+                    ..Author::default()
+                };
+                let id = author_user(conn, ctx, &author)?;
+                *fallback = Some(id);
+                id
+            }
+        },
+    };
+    let (slug, changed) = choose_slug(conn, item)?;
+    let title = match item.title.trim() {
+        "" => "(untitled)".to_string(),
+        t => t.to_string(),
+    };
+    if changed && !item.post_name.is_empty() {
+        ctx.report.note(format!(
+            "“{title}”: the slug {:?} became {slug:?}",
+            item.post_name
+        ));
+    }
+    if !item.post_password.is_empty() {
+        ctx.report.note(format!(
+            "“{title}” (/?p={}) is password-protected: imported as a draft (lectern has no post passwords)",
+            item.post_id
+        ));
+    }
+    if item.status == "private" {
+        ctx.report
+            .note(format!("“{title}” was private: imported as a draft"));
+    }
+    let converted = wordpress_body(&item.content);
+    if !converted.unknown_shortcodes.is_empty() {
+        let names: Vec<String> = converted
+            .unknown_shortcodes
+            .iter()
+            .map(|n| format!("[{n}]"))
+            .collect();
+        ctx.report.note(format!(
+            "“{title}” uses shortcodes lectern does not know, kept as text: {}",
+            names.join(", ")
+        ));
+    }
+    let excerpt = excerpt(item, &converted.markdown);
+    let post_id = if ctx.dry_run {
+        PostId(ctx.fake_id())
+    } else {
+        let body_html = crate::render::render_post(&converted.markdown);
+        let post = post_queries::insert(
+            conn,
+            &NewPost {
+                slug: &slug,
+                title: &title,
+                body_markdown: &converted.markdown,
+                body_html: body_html.as_str(),
+                excerpt: &excerpt,
+                author_id,
+                kind,
+                status,
+                published_at,
+                comments_open: item.comment_status == "open",
+                updated_at: now_or(ctx, published_at),
+            },
+        )?;
+        let tags: Vec<String> = item
+            .categories
+            .iter()
+            .filter(|t| !is_uncategorized(&t.slug))
+            .map(|t| t.name.clone())
+            .collect();
+        post_queries::set_tags(conn, post.id, &tags)?;
+        post.id
+    };
+    ctx.remember(conn, ItemKind::Post, &item.post_id, post_id.0)?;
+    // Every old address of the item: its link, ?p=ID (?page_id=ID for pages).
+    let mut addresses = vec![format!("/?p={}", item.post_id)];
+    if kind == PostKind::Page {
+        addresses.push(format!("/?page_id={}", item.post_id));
+    }
+    addresses.push(item.link.clone());
+    for address in addresses {
+        if let Some(key) = address_key(&address)
+            && key != kind.path(&slug)
+        {
+            ctx.add_address(conn, &key, Some(post_id), "")?;
+        }
+    }
+    Ok(post_id)
+}
+
+fn now_or(ctx: &Ctx<'_>, published_at: NaiveDateTime) -> NaiveDateTime {
+    published_at.min(ctx.env.now)
+}
+
+fn comment_status(approved: &str) -> Option<CommentStatus> {
+    match approved {
+        "1" | "approve" | "approved" => Some(CommentStatus::Approved),
+        "0" | "hold" | "" => Some(CommentStatus::Pending),
+        "spam" => Some(CommentStatus::Spam),
+        "trash" | "post-trashed" => Some(CommentStatus::Trash),
+        _ => None,
+    }
+}
+
+fn import_comments(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    item: &Item,
+    post_id: PostId,
+    users_by_wp_id: &HashMap<String, UserId>,
+) -> Result<(), ImportError> {
+    if item.comments.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = item.comments.iter().map(|c| c.id.clone()).collect();
+    let mut done: HashMap<String, CommentId> = ctx
+        .lookup_many(conn, ItemKind::Comment, &ids)?
+        .into_iter()
+        .map(|(k, v)| (k, CommentId(v)))
+        .collect();
+    let in_item: HashMap<&str, &Comment> =
+        item.comments.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut waiting: Vec<&Comment> = Vec::new();
+    // Comments whose parents form a loop, shown at the top level.
+    let mut loop_breakers: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for c in &item.comments {
+        if done.contains_key(&c.id) {
+            ctx.report.comments.already += 1;
+            continue;
+        }
+        if matches!(c.comment_type.as_str(), "pingback" | "trackback") {
+            ctx.report.skip("pingbacks and trackbacks");
+            continue;
+        }
+        waiting.push(c);
+    }
+    // Parents before their replies; a reply whose parent never comes is made top-level.
+    while !waiting.is_empty() {
+        let mut next_round = Vec::new();
+        let mut progressed = false;
+        for c in waiting {
+            let parent = c.parent.as_str();
+            let parent_id = if parent.is_empty()
+                || parent == "0"
+                || loop_breakers.contains(c.id.as_str())
+            {
+                None
+            } else if let Some(id) = done.get(parent) {
+                Some(*id)
+            } else if in_item.contains_key(parent)
+                && !matches!(
+                    in_item.get(parent).map(|p| p.comment_type.as_str()),
+                    Some("pingback" | "trackback")
+                )
+            {
+                next_round.push(c);
+                continue;
+            } else {
+                ctx.report.note(format!(
+                    "comment {} on “{}”: its parent {parent} is not in the export; shown at the top level",
+                    c.id, item.title.trim()
+                ));
+                None
+            };
+            let Some(status) = comment_status(&c.approved) else {
+                ctx.report.skip("comments with an unknown status");
+                continue;
+            };
+            let created_at = parse_date(&c.date_gmt)
+                .or_else(|| parse_date(&c.date))
+                .unwrap_or(ctx.env.now);
+            let user_id = match c.user_id.as_str() {
+                "" | "0" => None,
+                id => users_by_wp_id.get(id).copied().filter(|u| u.0 > 0),
+            };
+            let id = ctx.insert_comment(
+                conn,
+                &ImportedComment {
+                    source_id: &c.id,
+                    post_id,
+                    parent_id,
+                    user_id,
+                    name: &c.author,
+                    email: &c.author_email,
+                    website: &c.author_url,
+                    body: &c.content,
+                    body_html: c.rendered.as_deref(),
+                    format: CommentFormat::Html,
+                    status,
+                    ip: &c.author_ip,
+                    created_at,
+                    held_reason: (status == CommentStatus::Pending).then_some("imported"),
+                },
+            )?;
+            done.insert(c.id.clone(), id);
+            progressed = true;
+        }
+        if !progressed && !next_round.is_empty() {
+            // A cycle of parents: the first one goes to the top level, and the rest follow.
+            if let Some(first) = next_round.first() {
+                ctx.report.note(format!(
+                    "comment {} on “{}”: its parents form a loop; shown at the top level",
+                    first.id,
+                    item.title.trim()
+                ));
+                loop_breakers.insert(first.id.as_str());
+            }
+        }
+        waiting = next_round;
+    }
+    Ok(())
+}
