@@ -135,8 +135,9 @@ async fn refusals_land_on_the_form_bots_are_held_and_staff_see_their_controls() 
     );
 
     // Sent faster than a person could type: spam for moderators, "awaiting moderation" for
-    // its author, at an anchor that exists.
-    reader.goto(&post).await.unwrap();
+    // its author, at an anchor that exists. (A fresh address: revisiting the same one, the
+    // browser would revalidate its copy and get 304, keeping the older form token.)
+    reader.goto(&format!("{post}?again=1")).await.unwrap();
     fill(&reader, "#comment", "Too quick to be true").await;
     fill(&reader, "#author", "Quinn Quick").await;
     fill(&reader, "#email", "quinn@example.com").await;

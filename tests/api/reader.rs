@@ -281,7 +281,7 @@ async fn an_edit_that_adds_links_sends_an_approved_comment_back_to_pending_with_
     assert_eq!(status, "pending");
     assert_eq!(
         reason.as_deref(),
-        Some("edited by its author: 2 links (limit 2)")
+        Some("edited by its author: 2 links (hold at 2 or more)")
     );
     // Its author still sees it, awaiting moderation.
     let mine = app.get_text(POST).await;
