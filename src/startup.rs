@@ -212,7 +212,7 @@ impl Application {
             )
             .context("LECTERN_DATABASE_URL")?,
             crate::db::Backend::Postgres => {
-                crate::db::Freshness::postgres(&state.config.database_url)
+                crate::db::Freshness::postgres(&state.config.database_url, state.db.write_counter())
             }
         });
         let page_cache = web::Data::new(crate::http::page_cache::PageCache::new(

@@ -48,7 +48,9 @@ struct Listener {
 
 enum Source {
     Sqlite(Mutex<Watch>),
-    Postgres(Arc<Listener>),
+    /// The listener, and this process's own committed writes (known before their
+    /// notification comes back).
+    Postgres(Arc<Listener>, Arc<AtomicU64>),
     Unknown,
 }
 
@@ -77,11 +79,11 @@ impl Freshness {
 
     /// Listens on PostgreSQL at `url` (from a task on the current Tokio runtime, reconnecting
     /// with back-off); until the first LISTEN succeeds, the generation is unknown.
-    pub fn postgres(url: &str) -> Freshness {
+    pub fn postgres(url: &str, own_writes: Arc<AtomicU64>) -> Freshness {
         let listener = Arc::new(Listener::default());
         tokio::spawn(listen(url.to_string(), listener.clone()));
         Freshness {
-            source: Source::Postgres(listener),
+            source: Source::Postgres(listener, own_writes),
         }
     }
 
@@ -105,10 +107,12 @@ impl Freshness {
                 }
                 Some(watch.generation)
             }
-            Source::Postgres(listener) => listener
-                .live
-                .load(Ordering::Acquire)
-                .then(|| listener.generation.load(Ordering::Acquire)),
+            Source::Postgres(listener, own) => listener.live.load(Ordering::Acquire).then(|| {
+                listener
+                    .generation
+                    .load(Ordering::Acquire)
+                    .wrapping_add(own.load(Ordering::Acquire))
+            }),
             Source::Unknown => None,
         }
     }
@@ -117,7 +121,7 @@ impl Freshness {
     /// only.
     pub fn listener_stats(&self) -> Option<(bool, u64, u64)> {
         match &self.source {
-            Source::Postgres(l) => Some((
+            Source::Postgres(l, _) => Some((
                 l.live.load(Ordering::Relaxed),
                 l.notifications.load(Ordering::Relaxed),
                 l.connections.load(Ordering::Relaxed),

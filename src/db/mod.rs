@@ -4,7 +4,7 @@
 pub mod ids;
 pub mod schema;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -285,6 +285,9 @@ pub struct Db {
     jobs: Arc<tokio::sync::Semaphore>,
     /// Where the server's metrics record how long a connection took to come free.
     waits_seen: Option<prometheus::Histogram>,
+    /// Write transactions this process committed: a change made through this server is known
+    /// here at once, before any notification about it could arrive (`Freshness`).
+    writes: Arc<AtomicU64>,
 }
 
 /// Runs a database job on a blocking thread inside the caller's span, so its log lines carry
@@ -335,6 +338,7 @@ impl Db {
             write_gate: Arc::new(Mutex::new(())),
             jobs: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
             waits_seen: None,
+            writes: Arc::default(),
         })
     }
 
@@ -494,7 +498,16 @@ impl Db {
     {
         let mut conn = self.checkout(self.waits.busy)?;
         let _gate = self.write_gate();
-        immediate_transaction(&mut conn, f)
+        let outcome = immediate_transaction(&mut conn, f);
+        if outcome.is_ok() {
+            self.writes.fetch_add(1, Ordering::AcqRel);
+        }
+        outcome
+    }
+
+    /// The count of write transactions this process committed.
+    pub fn write_counter(&self) -> Arc<AtomicU64> {
+        self.writes.clone()
     }
 
     /// SQLite takes one writer at a time; this process's writers queue here.
@@ -521,7 +534,12 @@ impl Db {
                     tracing::warn!(tries, "transaction conflict; running it again");
                     std::thread::sleep(Duration::from_millis(5 * tries as u64));
                 }
-                outcome => return outcome,
+                outcome => {
+                    if outcome.is_ok() {
+                        self.writes.fetch_add(1, Ordering::AcqRel);
+                    }
+                    return outcome;
+                }
             }
         }
     }
