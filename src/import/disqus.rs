@@ -58,7 +58,7 @@ pub fn parse(
     let mut xml = XmlStream::open(path)?;
     let mut saw_root = false;
     loop {
-        match xml.next()? {
+        match xml.next_node()? {
             Node::Eof => break,
             Node::Start { name, .. } if xml.depth() == 1 => {
                 if name != "disqus" {
@@ -142,7 +142,7 @@ fn read_children(
 ) -> Result<(), ImportError> {
     let depth = xml.depth();
     loop {
-        match xml.next()? {
+        match xml.next_node()? {
             Node::Start { name, attrs } if xml.depth() == depth + 1 => child(&name, &attrs, xml)?,
             Node::End(_) if xml.depth() < depth => return Ok(()),
             Node::Eof => return Ok(()),
@@ -313,10 +313,7 @@ impl Import<'_, '_> {
                     None => None,
                     Some(p) => match stored.get(p) {
                         Some(id) => Some(*id),
-                        None => match ctx.lookup(conn, ItemKind::Comment, p)? {
-                            Some(id) => Some(CommentId(id)),
-                            None => None,
-                        },
+                        None => ctx.lookup(conn, ItemKind::Comment, p)?.map(CommentId),
                     },
                 };
                 let created_at = parse_date(&post.created_at).unwrap_or(ctx.env.now);

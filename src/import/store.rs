@@ -483,39 +483,6 @@ pub fn parse_date(text: &str) -> Option<NaiveDateTime> {
         .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn websites_are_kept_only_as_http_or_https() {
-        assert_eq!(
-            website("example.com").as_deref(),
-            Some("http://example.com")
-        );
-        assert_eq!(
-            website(" https://Example.com/x ").as_deref(),
-            Some("https://Example.com/x")
-        );
-        assert_eq!(website("javascript:alert(1)"), None);
-        assert_eq!(website("not a site"), None);
-        assert_eq!(website(""), None);
-    }
-
-    #[test]
-    fn export_dates_parse() {
-        assert_eq!(
-            parse_date("2012-01-06 10:47:00").unwrap().to_string(),
-            "2012-01-06 10:47:00"
-        );
-        assert_eq!(
-            parse_date("2013-02-03T04:05:06Z").unwrap().to_string(),
-            "2013-02-03 04:05:06"
-        );
-        assert_eq!(parse_date("0000-00-00 00:00:00"), None);
-    }
-}
-
 /// Attaches a reply whose parent was stored after it (Disqus lists comments in any order).
 pub fn set_parent(
     conn: &mut DbConn,
@@ -588,4 +555,37 @@ pub fn match_thread(
         .first(conn)
         .optional()?;
     Ok(renamed.map(PostId))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websites_are_kept_only_as_http_or_https() {
+        assert_eq!(
+            website("example.com").as_deref(),
+            Some("http://example.com")
+        );
+        assert_eq!(
+            website(" https://Example.com/x ").as_deref(),
+            Some("https://Example.com/x")
+        );
+        assert_eq!(website("javascript:alert(1)"), None);
+        assert_eq!(website("not a site"), None);
+        assert_eq!(website(""), None);
+    }
+
+    #[test]
+    fn export_dates_parse() {
+        assert_eq!(
+            parse_date("2012-01-06 10:47:00").unwrap().to_string(),
+            "2012-01-06 10:47:00"
+        );
+        assert_eq!(
+            parse_date("2013-02-03T04:05:06Z").unwrap().to_string(),
+            "2013-02-03 04:05:06"
+        );
+        assert_eq!(parse_date("0000-00-00 00:00:00"), None);
+    }
 }

@@ -104,7 +104,7 @@ pub fn parse(
     let mut channel_sent = false;
     let mut saw_rss = false;
     loop {
-        match xml.next()? {
+        match xml.next_node()? {
             Node::Eof => break,
             Node::Start { name, .. } if xml.depth() == 1 => {
                 if name != "rss" {
@@ -175,7 +175,7 @@ fn fields(
 ) -> Result<(), ImportError> {
     let depth = xml.depth();
     loop {
-        match xml.next()? {
+        match xml.next_node()? {
             Node::Start { name, attrs } if xml.depth() == depth + 1 => {
                 child(&name, String::new(), &attrs, xml)?;
             }

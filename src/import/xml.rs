@@ -111,7 +111,7 @@ impl XmlStream {
         self.open.len()
     }
 
-    pub fn next(&mut self) -> Result<Node, ImportError> {
+    pub fn next_node(&mut self) -> Result<Node, ImportError> {
         if let Some(name) = self.pending_end.take() {
             self.open.pop();
             return Ok(Node::End(name));
@@ -186,7 +186,7 @@ impl XmlStream {
         let depth = self.open.len();
         let mut text = String::new();
         loop {
-            match self.next()? {
+            match self.next_node()? {
                 Node::Text(t) => text.push_str(&t),
                 Node::End(_) if self.open.len() < depth => return Ok(text),
                 Node::Eof => return Ok(text),

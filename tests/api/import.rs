@@ -933,7 +933,7 @@ fn multipart(fields: &[(&str, &[u8])]) -> (String, Vec<u8>) {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         if *name == "file" {
             body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"file\"; filename=\"export.xml\"\r\nContent-Type: text/xml\r\n\r\n").as_bytes(),
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"export.xml\"\r\nContent-Type: text/xml\r\n\r\n",
             );
         } else {
             body.extend_from_slice(
