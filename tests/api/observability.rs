@@ -64,6 +64,17 @@ const POST_ROUTE: &[(&str, &str)] = &[
 #[tokio::test]
 async fn metrics_are_prometheus_text_and_their_counters_move_with_requests() {
     let app = TestApp::spawn().await;
+    // On PostgreSQL, kept pages are trusted once the change listener is live.
+    if app.database_url.starts_with("postgres") {
+        while Scrape::of(&app)
+            .await
+            .0
+            .value("lectern_change_listener_live", &[])
+            != 1.0
+        {
+            tokio::task::yield_now().await;
+        }
+    }
     let (before, _) = Scrape::of(&app).await;
     let reader = client();
     for _ in 0..3 {
@@ -105,9 +116,17 @@ async fn metrics_are_prometheus_text_and_their_counters_move_with_requests() {
         ),
         1.0
     );
-    // The first anonymous view made the page and kept it; the next two were served from it.
-    assert_eq!(viewed_moved("lectern_page_cache_misses_total", &[]), 1.0);
-    assert_eq!(viewed_moved("lectern_page_cache_hits_total", &[]), 2.0);
+    // The first anonymous view made the page and kept it; the next two were served from it
+    // (on PostgreSQL a background task's write in between may make one again).
+    let (misses, hits) = (
+        viewed_moved("lectern_page_cache_misses_total", &[]),
+        viewed_moved("lectern_page_cache_hits_total", &[]),
+    );
+    assert_eq!(misses + hits, 3.0);
+    assert!(misses >= 1.0);
+    if app.database_url.starts_with("sqlite") {
+        assert_eq!(hits, 2.0);
+    }
     assert_eq!(viewed_moved("lectern_thread_cache_misses_total", &[]), 1.0);
     assert!(viewed.value("lectern_page_cache_bytes", &[]) > 0.0);
 
