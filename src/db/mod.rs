@@ -631,54 +631,16 @@ pub fn migration_status(url: &str) -> Result<MigrationStatus, DbError> {
     }
     let manager = ConnectionManager::new(url, SqliteSync::Full);
     let conn = manager.establish()?;
-    let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+    let (pending, applied, known) = match conn {
+        DbConn::Sqlite(mut c) => names_of(&mut c, SQLITE_MIGRATIONS),
+        DbConn::Postgresql(mut c) => names_of(&mut c, POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| {
         DbError::Task(format!(
             "reading the migrations failed: {}",
             one_line(&e.to_string())
         ))
-    };
-    let (pending, applied, known): (Vec<String>, Vec<String>, Vec<String>) = match conn {
-        DbConn::Sqlite(mut c) => {
-            let known = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
-                .map_err(failed)?;
-            (
-                c.pending_migrations(SQLITE_MIGRATIONS)
-                    .map_err(failed)?
-                    .iter()
-                    .map(|m| m.name().to_string())
-                    .collect(),
-                c.applied_migrations()
-                    .map_err(failed)?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                known
-                    .iter()
-                    .map(|m| m.name().version().to_string())
-                    .collect(),
-            )
-        }
-        DbConn::Postgresql(mut c) => {
-            let known = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
-                .map_err(failed)?;
-            (
-                c.pending_migrations(POSTGRES_MIGRATIONS)
-                    .map_err(failed)?
-                    .iter()
-                    .map(|m| m.name().to_string())
-                    .collect(),
-                c.applied_migrations()
-                    .map_err(failed)?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                known
-                    .iter()
-                    .map(|m| m.name().version().to_string())
-                    .collect(),
-            )
-        }
-    };
+    })?;
     let unknown = applied
         .into_iter()
         .filter(|version| !known.contains(version))
@@ -688,6 +650,38 @@ pub fn migration_status(url: &str) -> Result<MigrationStatus, DbError> {
         unknown,
         exists: true,
     })
+}
+
+type MigrationError = Box<dyn std::error::Error + Send + Sync>;
+/// Pending migrations (names), applied ones and the ones this binary carries (versions).
+type MigrationNames = (Vec<String>, Vec<String>, Vec<String>);
+
+/// What a database has and lacks of the migrations in `source`.
+fn names_of<DB, C>(
+    conn: &mut C,
+    source: EmbeddedMigrations,
+) -> Result<MigrationNames, MigrationError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    use diesel::migration::MigrationSource;
+    let known = MigrationSource::<DB>::migrations(&source)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let applied = conn
+        .applied_migrations()?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let pending = conn
+        .pending_migrations(source)?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    Ok((pending, applied, known))
 }
 
 /// Makes transactions that check and then write on behalf of the same keys (an email address,
