@@ -113,16 +113,7 @@ pub async fn serve(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
     } else {
         "public, max-age=3600"
     };
-    let matches = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let ours = asset.etag.to_str().unwrap_or("");
-            v.split(',')
-                .map(str::trim)
-                .any(|c| c == "*" || c.trim_start_matches("W/") == ours.trim_start_matches("W/"))
-        });
+    let matches = super::page_cache::not_modified(req.headers(), &asset.etag);
     let mut res = if matches {
         HttpResponse::NotModified()
     } else {

@@ -278,18 +278,14 @@ fn etag_of(head: &[u8], tail: &[u8]) -> HeaderValue {
 }
 
 /// Whether `If-None-Match` names this entity (weak comparison, RFC 9110 13.1.2).
-fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let Some(value) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     else {
         return false;
     };
-    let ours = etag
-        .to_str()
-        .unwrap_or("")
-        .trim_start_matches("W/")
-        .to_string();
+    let ours = etag.to_str().unwrap_or("").trim_start_matches("W/");
     value
         .split(',')
         .map(str::trim)
