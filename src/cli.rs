@@ -380,6 +380,9 @@ fn import(
     let options = import::Options { dry_run, maps };
     let mut progress = import::progress::for_command();
     let report = import::run(&env, kind, file, &options, progress.as_mut())?;
+    if !report.dry_run {
+        import::log_run(&env.db, &report, &cli_actor())?;
+    }
     print!("{report}");
     Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Layout {
     pub menu: Vec<crate::site::identity::MenuItem>,
     /// The site's own footer text, if any.
     pub footer: String,
+    /// Whether the footer links to the staff login.
+    pub login_link: bool,
     /// The fingerprinted stylesheet of the accent colour and custom CSS, if any.
     pub site_stylesheet: Option<String>,
 }
@@ -73,6 +75,7 @@ impl Layout {
             article: None,
             menu: identity.menu.clone(),
             footer: identity.footer.clone(),
+            login_link: identity.login_link,
             site_stylesheet: identity.stylesheet_path(),
         }
     }
@@ -91,6 +94,7 @@ impl Layout {
             article: None,
             menu: Vec::new(),
             footer: String::new(),
+            login_link: false,
             site_stylesheet: None,
         }
     }

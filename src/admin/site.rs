@@ -27,6 +27,7 @@ pub struct SiteForm {
     pub footer: String,
     pub accent: String,
     pub custom_css: String,
+    pub login_link: bool,
 }
 
 impl SiteForm {
@@ -38,6 +39,7 @@ impl SiteForm {
             footer: site.footer.clone(),
             accent: site.accent.clone(),
             custom_css: site.custom_css.clone(),
+            login_link: site.login_link,
         }
     }
 
@@ -50,6 +52,7 @@ impl SiteForm {
             footer: text("footer"),
             accent: text("accent"),
             custom_css: text("custom_css"),
+            login_link: form.get("login_link").is_some(),
         }
     }
 
@@ -122,6 +125,7 @@ impl SiteForm {
             footer,
             accent,
             custom_css,
+            login_link: self.login_link,
             version: 0,
         })
     }
@@ -216,6 +220,12 @@ fn changes(before: &SiteIdentity, after: &SiteIdentity) -> Vec<String> {
     );
     field("footer", &before.footer, &after.footer);
     field("accent", &before.accent, &after.accent);
+    let shown = |on: bool| if on { "shown" } else { "hidden" };
+    field(
+        "footer “Log in” link",
+        shown(before.login_link),
+        shown(after.login_link),
+    );
     if before.custom_css != after.custom_css {
         out.push(format!(
             "custom stylesheet: {} → {} bytes",

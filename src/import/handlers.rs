@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -268,7 +268,7 @@ pub async fn upload(
         })
         .await?;
     upload.keep = true;
-    spawn_run(&state, id, path, true);
+    spawn_run(&state, id, path, None);
     Ok(see_other(&format!("/admin/import/{id}")))
 }
 
@@ -308,7 +308,10 @@ impl Progress for RunProgress {
 }
 
 /// Runs the check (a dry run) or the import of run `id` in the background.
-fn spawn_run(state: &AppState, id: i32, path: PathBuf, dry_run: bool) {
+/// Checks (`actor` None: a dry run) or runs the import of `path` on a blocking thread; a real
+/// run is logged under `actor`.
+fn spawn_run(state: &AppState, id: i32, path: PathBuf, actor: Option<crate::actions::Actor>) {
+    let dry_run = actor.is_none();
     let env = Env {
         db: state.db.clone(),
         signer: state.signer.clone(),
@@ -330,6 +333,11 @@ fn spawn_run(state: &AppState, id: i32, path: PathBuf, dry_run: bool) {
         let finished = crate::db::now();
         let written = match outcome {
             Ok(report) => {
+                if let Some(actor) = &actor
+                    && let Err(e) = super::log_run(&env.db, &report, actor)
+                {
+                    tracing::error!(error = %e, run = id, "logging an import failed");
+                }
                 let json = serde_json::to_string(&report).unwrap_or_default();
                 let state = if dry_run { "checked" } else { "done" };
                 if !dry_run {
@@ -376,7 +384,8 @@ pub async fn run_page(
 /// `POST /admin/import/{id}/start`: runs an import whose check is done.
 pub async fn start(
     state: web::Data<AppState>,
-    Admin(_): Admin,
+    req: HttpRequest,
+    Admin(staff): Admin,
     path: web::Path<i32>,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
@@ -414,6 +423,7 @@ pub async fn start(
             .map_err(|e| AppError::Internal(e.into()))??;
         return Ok(see_other(&format!("/admin/import/{id}")));
     }
-    spawn_run(&state, id, file, false);
+    let actor = crate::staff::web_actor(&state, &req, &staff);
+    spawn_run(&state, id, file, Some(actor));
     Ok(see_other(&format!("/admin/import/{id}")))
 }

@@ -157,6 +157,23 @@ impl Report {
     }
 }
 
+impl Report {
+    /// One line for the moderation log: the source and what came in.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} posts, {} pages, {} comments imported ({} posts, {} pages, {} comments already there); {} users created",
+            self.source,
+            self.posts.imported,
+            self.pages.imported,
+            self.comments.imported,
+            self.posts.already,
+            self.pages.already,
+            self.comments.already,
+            self.users_created
+        )
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = if self.dry_run {
@@ -291,6 +308,16 @@ pub fn check_kind(path: &Path, expected: Kind) -> Result<(), ImportError> {
         expected.described(),
         found.command()
     )))
+}
+
+/// Records a finished import in the moderation log: "import" with the source and the counts,
+/// under the actor who ran it (an admin from the web, or "the command line").
+pub fn log_run(db: &Db, report: &Report, actor: &crate::actions::Actor) -> Result<(), DbError> {
+    let detail = report.summary();
+    let actor = actor.clone();
+    db.write_blocking(move |conn| {
+        crate::audit::log(conn, None, "import", &detail, &actor, crate::db::now())
+    })
 }
 
 /// Runs the import of `path` as `kind`.

@@ -1,5 +1,6 @@
 //! Site identity, set by an admin at `/admin/site`: title and tagline (the home page's `h1` and
-//! description), a navigation menu, footer text, an accent colour and a custom stylesheet.
+//! description), a navigation menu, footer text (and whether the footer offers "Log in"), an
+//! accent colour and a custom stylesheet.
 //! `LECTERN_SITE_TITLE` is only the default title.
 //!
 //! Kept as settings rows with a `site_version` that every save moves on; each server keeps the
@@ -35,6 +36,8 @@ pub struct SiteIdentity {
     /// `#rrggbb`, or empty for the theme's own.
     pub accent: String,
     pub custom_css: String,
+    /// A "Log in" link in the public footer (off by default: staff usually know `/admin`).
+    pub login_link: bool,
     /// Moved on by every save; servers reload when it differs from theirs.
     pub version: i64,
 }
@@ -49,6 +52,7 @@ impl SiteIdentity {
             footer: String::new(),
             accent: String::new(),
             custom_css: String::new(),
+            login_link: false,
             version: 0,
         }
     }
@@ -69,6 +73,7 @@ impl SiteIdentity {
             footer: text(conn, "site_footer")?,
             accent: text(conn, "site_accent")?,
             custom_css: text(conn, "site_css")?,
+            login_link: text(conn, "site_login_link")? == "1",
             version: load_version(conn)?,
         })
     }
@@ -81,6 +86,11 @@ impl SiteIdentity {
         put(conn, "site_footer", &self.footer)?;
         put(conn, "site_accent", &self.accent)?;
         put(conn, "site_css", &self.custom_css)?;
+        put(
+            conn,
+            "site_login_link",
+            if self.login_link { "1" } else { "0" },
+        )?;
         let version = load_version(conn)? + 1;
         put(conn, "site_version", &version.to_string())?;
         Ok(version)

@@ -733,6 +733,33 @@ async fn an_import_moves_thread_caches_on_so_every_server_shows_the_new_comments
 }
 
 #[tokio::test]
+async fn imports_are_in_the_moderation_log_under_who_ran_them() {
+    let app = TestApp::spawn().await;
+    let db = app.test_db.as_ref().unwrap();
+    let file = fixture("wordpress-1.2.xml");
+    let dry = lectern(
+        db,
+        &["import", "wordpress", file.to_str().unwrap(), "--dry-run"],
+    );
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let admin = app.staff_client("admin").await;
+    let log = app.get_text_as(&admin, "/admin/audit").await;
+    assert!(
+        !log.contains("WordPress export of"),
+        "a dry run is not logged"
+    );
+
+    let run = lectern(db, &["import", "wordpress", file.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let log = app.get_text_as(&admin, "/admin/audit").await;
+    let entry = log
+        .find("WordPress export of https://old.example.com (WXR 1.2): 5 posts")
+        .expect("the import is logged");
+    let row = &log[log[..entry].rfind("<tr").unwrap()..entry];
+    assert!(row.contains("command line"), "{row}");
+}
+
+#[tokio::test]
 async fn a_disqus_export_adds_comments_to_matching_posts_and_lists_the_rest() {
     let app = TestApp::spawn().await;
     import(&app, Kind::WordPress, &fixture("wordpress-1.2.xml")).await;
@@ -1009,6 +1036,18 @@ async fn an_admin_uploads_a_wordpress_export_reads_the_check_confirms_and_gets_t
     assert!(done.contains("posts: 5 imported"), "{done}");
     assert!(!done.contains("Import now"));
     assert_eq!(app.get("/posts/myofascial-release").await.status(), 200);
+    let log = http
+        .get(app.url("/admin/audit"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log.contains("WordPress export of https://old.example.com (WXR 1.2): 5 posts"),
+        "the import is logged under the admin who started it"
+    );
     // A run that ran cannot start again.
     let again = app.staff_post(&http, &format!("{run}/start"), &[]).await;
     assert_eq!(again.status(), 409);

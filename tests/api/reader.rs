@@ -495,9 +495,34 @@ async fn an_admin_sets_the_site_identity_and_every_page_follows() {
 
     let post = app.get_text(POST).await;
     assert!(post.contains("– Garden Diary</title>"));
+    assert!(
+        !post.contains("href=\"/admin/login\""),
+        "no footer login link by default"
+    );
     let audit = app.get_text_as(&admin, "/admin/audit").await;
     assert!(audit.contains("site-update"));
     assert!(audit.contains("title: “lectern” → “Garden Diary”"));
+
+    // The footer's "Log in" link is a setting, off until an admin turns it on.
+    let form = app.get_text_as(&admin, "/admin/site").await;
+    assert!(!form.contains("name=\"login_link\" type=\"checkbox\" value=\"1\" checked"));
+    let saved = app
+        .staff_post(
+            &admin,
+            "/admin/site",
+            &[
+                ("title", "Garden Diary"),
+                ("tagline", "Notes from a small garden"),
+                ("footer", "Grown in Lisbon"),
+                ("login_link", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let post = app.get_text(POST).await;
+    assert!(post.contains(r#"<a href="/admin/login" rel="nofollow">Log in</a>"#));
+    let audit = app.get_text_as(&admin, "/admin/audit").await;
+    assert!(audit.contains("footer “Log in” link: “hidden” → “shown”"));
 }
 
 #[tokio::test]

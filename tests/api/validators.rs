@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{PASSWORD, TestApp, client, comment_id_from, hidden_value};
+use crate::smtp::SmtpServer;
 
 /// A page fetched with GET, as an anonymous reader or as a logged-in `role`.
 struct Page {
@@ -44,20 +45,46 @@ const PUBLIC_PAGES: &[Page] = &[
     page("not-found", "/posts/no-such-post"),
 ];
 
-/// Admin pages: add a row per page (the admin helper's pages go here), e.g.
-/// `Page { name: "admin-queue", path: "/admin/comments", role: Some("moderator") }`.
+/// The moderator's and admin's desk, each page as the role that works it.
+/// `POST_ID` stands for the seeded post's id.
 const ADMIN_PAGES: &[Page] = &[
-    Page {
-        name: "post-as-admin",
-        path: "/posts/field-notes",
-        role: Some("admin"),
-    },
-    Page {
-        name: "admin-site",
-        path: "/admin/site",
-        role: Some("admin"),
-    },
+    staff("admin-dashboard", "/admin", "admin"),
+    staff("moderator-dashboard", "/admin", "moderator"),
+    staff(
+        "queue-pending",
+        "/admin/comments?status=pending",
+        "moderator",
+    ),
+    staff(
+        "queue-approved",
+        "/admin/comments?status=approved",
+        "moderator",
+    ),
+    staff("queue-spam", "/admin/comments?status=spam", "moderator"),
+    staff("queue-trash", "/admin/comments?status=trash", "moderator"),
+    staff("queue-all", "/admin/comments?status=all", "moderator"),
+    staff("audit", "/admin/audit", "moderator"),
+    staff("blocks", "/admin/blocks", "moderator"),
+    staff("profile", "/admin/profile", "moderator"),
+    staff("posts", "/admin/posts", "admin"),
+    staff("editor-new", "/admin/posts/new", "admin"),
+    staff("editor-edit", "/admin/posts/POST_ID/edit", "admin"),
+    staff("settings", "/admin/settings", "admin"),
+    staff("users", "/admin/users", "admin"),
+    staff("mail", "/admin/mail", "admin"),
+    staff("admin-privacy", "/admin/privacy", "admin"),
+    staff("admin-import", "/admin/import", "admin"),
+    staff("post-as-admin", "/posts/field-notes", "admin"),
+    staff("admin-site", "/admin/site", "admin"),
 ];
+
+const fn staff(name: &'static str, path: &'static str, role: &'static str) -> Page {
+    Page {
+        name,
+        path,
+        role: Some(role),
+    }
+}
 
 struct Tools {
     java: PathBuf,
@@ -233,8 +260,20 @@ async fn public_pages_pass_the_html_checker_and_axe() {
         }
         Err(why) => panic!("the validators must run in CI: {why}"),
     };
-    let app = TestApp::spawn().await;
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::spawn_with(&[("LECTERN_SMTP_URL", &smtp.url())]).await;
     let (admin, reply_to, reader) = seed(&app).await;
+    let post_id = app
+        .db(|conn| {
+            use diesel::prelude::*;
+            use lectern::db::schema::posts;
+            Ok(posts::table
+                .filter(posts::slug.eq("field-notes"))
+                .select(posts::id)
+                .first::<i32>(conn)?)
+        })
+        .await
+        .to_string();
     let moderator = {
         app.create_user("mo@example.com", "Mo Moderator", "moderator", PASSWORD)
             .await;
@@ -254,7 +293,10 @@ async fn public_pages_pass_the_html_checker_and_axe() {
     };
 
     for page in PUBLIC_PAGES.iter().chain(ADMIN_PAGES) {
-        let path = page.path.replace("REPLY_TO", &reply_to);
+        let path = page
+            .path
+            .replace("REPLY_TO", &reply_to)
+            .replace("POST_ID", &post_id);
         let http = match page.role {
             None => client(),
             Some("admin") => admin.clone(),
@@ -364,6 +406,56 @@ async fn public_pages_pass_the_html_checker_and_axe() {
         &text_of(flooded, 429, "429").await,
         None,
         app.url(post),
+    );
+
+    // The signed-link pages a moderator reaches from the held comment's email, without a session:
+    // the confirmation, the result with its own Undo, and the Undo's confirmation.
+    app.advance(60);
+    let newcomer = app
+        .comment(
+            "field-notes",
+            &[
+                ("name", "Cleo Newcomer"),
+                ("email", "cleo@example.com"),
+                ("body", "A first visit, held for a moderator."),
+            ],
+        )
+        .await;
+    assert_eq!(newcomer.status(), 303);
+    let held = {
+        let mut n = 1;
+        loop {
+            let mails = smtp.wait_for(n).await;
+            if let Some(link) = mails
+                .iter()
+                .filter(|mail| mail.text().contains("A first visit"))
+                .find_map(|mail| mail.link("/moderate/"))
+            {
+                break link;
+            }
+            n = mails.len() + 1;
+        }
+    };
+    let link = held.trim_start_matches(&app.address).to_string();
+    let scanner = client();
+    let confirm = scanner.get(app.url(&link)).send().await.unwrap();
+    save(
+        "link-confirm",
+        &text_of(confirm, 200, "link-confirm").await,
+        None,
+        app.url(&link),
+    );
+    let done = scanner.post(app.url(&link)).send().await.unwrap();
+    let done = text_of(done, 200, "link-done").await;
+    let undo_at = done.find("action=\"/moderate/").expect("an Undo form") + 8;
+    let undo = done[undo_at..undo_at + done[undo_at..].find('"').unwrap()].to_string();
+    save("link-done", &done, None, app.url(&link));
+    let undo_page = scanner.get(app.url(&undo)).send().await.unwrap();
+    save(
+        "link-undo",
+        &text_of(undo_page, 200, "link-undo").await,
+        None,
+        app.url(&undo),
     );
 
     let html_problems = run_vnu(&tools, &pages);
