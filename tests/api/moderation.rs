@@ -328,6 +328,41 @@ async fn the_queue_pages_by_keyset() {
 }
 
 #[tokio::test]
+async fn the_all_tab_merges_pending_and_approved_newest_first_across_pages() {
+    let app = TestApp::spawn_with(&[("LECTERN_FLOOD_LIMITS", "off")]).await;
+    let http = app.staff_client("moderator").await;
+    let mut ids = Vec::new();
+    for n in 0..25 {
+        ids.push(pending_comment(&app, n).await);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        if n % 2 == 1 {
+            assert_eq!(act(&app, &http, *id, "approve").await.status(), 303);
+        }
+    }
+    let listed = |page: &str| {
+        (0..25)
+            .filter(|n| page.contains(&format!("Pending comment number {n}<")))
+            .collect::<Vec<_>>()
+    };
+    let first = app.get_text_as(&http, "/admin/comments?status=all").await;
+    assert_eq!(listed(&first), (5..25).collect::<Vec<_>>());
+    let before = first.find("before=").expect("an Older link");
+    let start = first[..before].rfind('"').unwrap() + 1;
+    let end = before + first[before..].find('"').unwrap();
+    let href = first[start..end]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(href.contains("status=all"), "{href}");
+    let second = app.get_text_as(&http, &href).await;
+    assert_eq!(listed(&second), (0..5).collect::<Vec<_>>());
+    let numbered = app
+        .get_text_as(&http, "/admin/comments?status=all&page=2")
+        .await;
+    assert_eq!(listed(&numbered), (0..5).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn editing_a_comment_changes_its_text_and_refuses_bad_input() {
     let app = TestApp::spawn().await;
     let http = app.staff_client("moderator").await;
