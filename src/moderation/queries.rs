@@ -135,7 +135,7 @@ pub fn list(
         }
         rows.extend(query.limit(wanted).load::<QueueRow>(conn)?);
     }
-    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.id));
     let mut rows: Vec<QueueRow> = rows.into_iter().skip(skip as usize).collect();
     let more = rows.len() as i64 > per_page;
     rows.truncate(per_page as usize);
