@@ -61,6 +61,8 @@ struct Entry {
     valid_until: Option<NaiveDateTime>,
     content_type: HeaderValue,
     cache_control: Option<HeaderValue>,
+    /// `X-Robots-Tag` (search results say noindex in the header too).
+    robots: Option<HeaderValue>,
     etag: HeaderValue,
     head: Bytes,
     tail: Bytes,
@@ -250,6 +252,7 @@ pub async fn deliver(
             .cloned()
             .unwrap_or(HeaderValue::from_static("text/html; charset=utf-8")),
         cache_control: head_parts.headers().get(header::CACHE_CONTROL).cloned(),
+        robots: head_parts.headers().get("x-robots-tag").cloned(),
         etag,
         head,
         tail,
@@ -302,6 +305,9 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
     };
     res.insert_header((header::ETAG, entry.etag.clone()))
         .insert_header((header::VARY, VARY_KEPT));
+    if let Some(robots) = &entry.robots {
+        res.insert_header(("x-robots-tag", robots.clone()));
+    }
     if let Some(cache_control) = &entry.cache_control {
         res.insert_header((header::CACHE_CONTROL, cache_control.clone()));
     }

@@ -372,6 +372,14 @@ pub async fn search_page(
         actix_web::http::header::HeaderName::from_static("x-robots-tag"),
         actix_web::http::header::HeaderValue::from_static("noindex"),
     );
+    // The same for every reader of this address until the database changes (a scheduled post
+    // goes live by a write too): kept for anonymous readers, so a popular search costs its
+    // ranking once, not once per reader.
+    if status == StatusCode::OK {
+        response
+            .extensions_mut()
+            .insert(crate::http::page_cache::Keep::default());
+    }
     Ok(response)
 }
 
