@@ -96,6 +96,8 @@ impl Application {
                 if db.write_blocking(|conn| crate::welcome::publish_if_new_site(conn, &signer))? {
                     tracing::info!("new site: published the welcome post");
                 }
+                // Author avatars were drawn from the secret; each user keeps theirs (000017).
+                db.write_blocking(|conn| crate::users::fill_avatar_seeds(conn, &signer))?;
                 let setup_token = db.write_blocking(|conn| {
                     crate::auth::handlers::issue_setup_token(conn, &signer)
                 })?;
@@ -392,6 +394,9 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::POST, "/mail/{id}/retry", || {
             web::post().to(mail::retry)
+        }),
+        (Method::POST, "/mail/release", || {
+            web::post().to(mail::release)
         }),
         (Method::GET, "/users", || {
             web::get().to(crate::admin::users::list)

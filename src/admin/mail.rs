@@ -31,6 +31,8 @@ struct MailPage {
     layout: AdminLayout,
     transport: String,
     failed: i64,
+    /// Restored mail waiting for an admin to release it.
+    held: i64,
     /// Messages not sent yet (waiting or being sent), and how long the oldest has waited.
     queued: i64,
     oldest_waited: String,
@@ -63,6 +65,7 @@ pub async fn mail_page(
         .db
         .read(|conn| Ok((outbox::recent(conn, 100)?, outbox::queue_summary(conn)?)))
         .await?;
+    let held = state.db.read(outbox::count_held).await?;
     let tz = state.config.timezone;
     let rows = rows
         .into_iter()
@@ -84,6 +87,7 @@ pub async fn mail_page(
     let notice = match query.done.as_deref() {
         Some("test") => Some("A test email is on its way to you.".to_string()),
         Some("retry") => Some("The message is queued again.".to_string()),
+        Some("release") => Some("The held messages are queued to be sent.".to_string()),
         _ => None,
     };
     render(
@@ -91,6 +95,7 @@ pub async fn mail_page(
             layout: AdminLayout::new(&state, &admin.0, "Mail", "mail").await?,
             transport: state.mail_transport.clone(),
             failed: summary.failed,
+            held,
             queued: summary.queued,
             oldest_waited: waited_for(summary.oldest_queued_secs(state.clock.now())),
             notice,
@@ -118,6 +123,17 @@ pub async fn retry(
     }
     state.mail_wakeup.notify_one();
     Ok(see_other("/admin/mail?done=retry"))
+}
+
+/// `POST /admin/mail/release`: sends every held message (mail restored from an archive).
+pub async fn release(state: web::Data<AppState>, _admin: Admin) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |conn| outbox::release_held(conn, now))
+        .await?;
+    state.mail_wakeup.notify_one();
+    Ok(see_other("/admin/mail?done=release"))
 }
 
 pub async fn send_test(state: web::Data<AppState>, admin: Admin) -> AppResult<HttpResponse> {

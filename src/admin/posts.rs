@@ -492,6 +492,7 @@ pub async fn preview(
         display_name: author.display_name,
         slug: author.slug,
         bio: author.bio,
+        avatar_seed: author.avatar_seed,
     };
     render_preview(&state, &req, post, author, tags).await
 }

@@ -477,7 +477,10 @@ async fn post_page(
             date: post_date(post.published_at, tz),
             iso_date: iso_date(post.published_at),
             body_html: SafeHtml::from_stored(post.body_html),
-            author_avatar: identicon_svg(state.signer.keyed_u32("author-avatar", &author.slug), 64),
+            author_avatar: identicon_svg(
+                crate::users::author_avatar_seed(&state.signer, &author.slug, author.avatar_seed),
+                64,
+            ),
             author_name: author.display_name,
             author_slug: author.slug,
             author_bio: author.bio,

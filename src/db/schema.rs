@@ -12,6 +12,9 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        // Migration 000017: the author avatar's seed, kept so it survives a restore without
+        // the secret (filled in at start-up).
+        avatar_seed -> Nullable<Integer>,
     }
 }
 

@@ -216,7 +216,7 @@ pub fn retry_now(conn: &mut DbConn, id: i32, now: NaiveDateTime) -> Result<bool,
     let changed = diesel::update(
         outbox::table
             .find(id)
-            .filter(outbox::status.eq_any(["failed", "queued"])),
+            .filter(outbox::status.eq_any(["failed", "queued", "held"])),
     )
     .set((
         outbox::status.eq("queued"),
@@ -225,6 +225,28 @@ pub fn retry_now(conn: &mut DbConn, id: i32, now: NaiveDateTime) -> Result<bool,
     ))
     .execute(conn)?;
     Ok(changed > 0)
+}
+
+/// Releases every held message (restored from an archive, migration 000017) to be sent now;
+/// returns how many.
+pub fn release_held(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(
+        diesel::update(outbox::table.filter(outbox::status.eq("held")))
+            .set((
+                outbox::status.eq("queued"),
+                outbox::next_attempt_at.eq(now),
+                outbox::first_deferred_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?,
+    )
+}
+
+/// How many messages are held until an admin releases them.
+pub fn count_held(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(outbox::table
+        .filter(outbox::status.eq("held"))
+        .count()
+        .get_result(conn)?)
 }
 
 /// When the next queued message is due, for the worker's sleep.

@@ -295,6 +295,7 @@ pub async fn author_index(
         display_name: user.display_name,
         slug: user.slug,
         bio: user.bio,
+        avatar_seed: user.avatar_seed,
     };
     listing(
         &state,

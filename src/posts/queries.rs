@@ -20,6 +20,8 @@ pub struct PublicAuthor {
     pub display_name: String,
     pub slug: String,
     pub bio: String,
+    /// The stored avatar seed (migration 000017); `None` draws it from the secret.
+    pub avatar_seed: Option<i32>,
 }
 
 pub fn find_by_slug(conn: &mut DbConn, slug: &str) -> Result<Option<Post>, DbError> {

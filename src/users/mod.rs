@@ -47,6 +47,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// The author avatar's stored seed; `None` until start-up fills it in.
+    pub avatar_seed: Option<i32>,
 }
 
 impl User {
@@ -238,4 +240,33 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: UserId, hash: &str) -> Resu
 pub fn end_sessions(conn: &mut DbConn, user_id: UserId) -> Result<usize, DbError> {
     use crate::db::schema::sessions;
     Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
+}
+
+/// The seed of an author's avatar: the stored one, else drawn from the secret and the slug (as
+/// every author's was before migration 000017 stored them).
+pub fn author_avatar_seed(signer: &crate::crypto::Signer, slug: &str, stored: Option<i32>) -> u32 {
+    match stored {
+        Some(seed) => seed as u32,
+        None => signer.keyed_u32("author-avatar", slug),
+    }
+}
+
+/// Stores the avatar seed of every user who has none yet, as drawn from the secret, so that
+/// their avatar no longer depends on it (a restore without the secret keeps it). Returns how
+/// many were filled in.
+pub fn fill_avatar_seeds(
+    conn: &mut DbConn,
+    signer: &crate::crypto::Signer,
+) -> Result<usize, DbError> {
+    let missing: Vec<(UserId, String)> = users::table
+        .filter(users::avatar_seed.is_null())
+        .select((users::id, users::slug))
+        .load(conn)?;
+    for (id, slug) in &missing {
+        let seed = author_avatar_seed(signer, slug, None) as i32;
+        diesel::update(users::table.find(id))
+            .set(users::avatar_seed.eq(Some(seed)))
+            .execute(conn)?;
+    }
+    Ok(missing.len())
 }
