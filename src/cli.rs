@@ -46,9 +46,10 @@ enum Command {
     /// Manage posts.
     #[command(subcommand)]
     Post(PostCommand),
-    /// Import a WordPress export, a Disqus export or an Isso database (safe to run again).
+    /// Import a WordPress export, a Disqus export, an Isso database or a lectern archive (safe
+    /// to run again).
     Import {
-        #[arg(value_parser = ["wordpress", "disqus", "isso"])]
+        #[arg(value_parser = ["wordpress", "disqus", "isso", "lectern"])]
         kind: String,
         file: PathBuf,
         /// Check everything and print the report, writing nothing.
@@ -57,7 +58,29 @@ enum Command {
         /// Disqus and Isso: look up thread paths starting with OLD_PREFIX under NEW_PREFIX.
         #[arg(long = "map", value_name = "OLD_PREFIX=NEW_PREFIX", value_parser = crate::import::Options::parse_map)]
         maps: Vec<(String, String)>,
+        /// lectern: bring the archive into a database that holds a site (matched by identity).
+        #[arg(long)]
+        merge: bool,
     },
+    /// Write the whole site to a lectern archive (`.gz` compresses) or a WordPress WXR file.
+    Export {
+        file: PathBuf,
+        #[arg(long, value_parser = ["lectern", "wordpress"], default_value = "lectern")]
+        format: String,
+        /// Also password hashes and the secret key (keep the file as safe as the database).
+        #[arg(long)]
+        include_secrets: bool,
+    },
+    /// Take a consistent copy of the site while it is served (SQLite: the database's own copy;
+    /// PostgreSQL: an archive with secrets), or with --verify check one.
+    Backup {
+        file: PathBuf,
+        /// Open the copy, check its integrity and print its counts.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Restore a backup (an SQLite copy or an archive) into an empty database.
+    Restore { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -120,8 +143,33 @@ pub fn run() -> ExitCode {
             kind,
             file,
             dry_run,
+            maps: _,
+            merge,
+        } if kind == "lectern" => {
+            if dry_run {
+                archive_check(&file)
+            } else {
+                import_archive(&config, &file, merge)
+            }
+        }
+        Command::Import {
+            kind,
+            file,
+            dry_run,
             maps,
+            merge: _,
         } => import(&config, &kind, &file, dry_run, maps),
+        Command::Export {
+            file,
+            format,
+            include_secrets,
+        } => export(&config, &file, &format, include_secrets),
+        Command::Backup {
+            file,
+            verify: false,
+        } => backup(&config, &file),
+        Command::Backup { file, verify: true } => archive_check(&file),
+        Command::Restore { file } => restore(&config, &file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -384,5 +432,134 @@ fn import(
         import::log_run(&env.db, &report, &cli_actor())?;
     }
     print!("{report}");
+    Ok(())
+}
+
+/// `import lectern --dry-run` and `backup --verify`: reads and checks, writes nothing.
+fn archive_check(file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::archive::{backup, describe_counts, progress};
+    let mut progress = progress::for_command("verify");
+    let (kind, counts) = backup::verify(file, progress.as_mut())?;
+    let what = match kind {
+        backup::BackupKind::Sqlite => "an SQLite copy; integrity check passed",
+        backup::BackupKind::Archive => "a lectern archive; every record and the trailer check out",
+    };
+    println!("{}: {what}", file.display());
+    println!("contains: {}", describe_counts(&counts));
+    Ok(())
+}
+
+fn import_archive(config: &Config, file: &std::path::Path, merge: bool) -> anyhow::Result<()> {
+    use crate::archive::{progress, restore};
+    // An unreadable, foreign or newer file is refused before the database is touched.
+    crate::archive::RecordReader::open(file)?;
+    let db = open_db(config)?;
+    let mut progress = progress::for_command("import");
+    let summary = restore::restore_file(
+        &db,
+        file,
+        restore::RestoreOptions { merge },
+        progress.as_mut(),
+    )?;
+    log_archive(&db, &format!("import lectern {}", file.display()), &summary)?;
+    print!("{summary}");
+    Ok(())
+}
+
+fn log_archive(
+    db: &Db,
+    what: &str,
+    summary: &crate::archive::restore::Summary,
+) -> anyhow::Result<()> {
+    let detail = format!(
+        "{what}: {}",
+        crate::archive::describe_counts(&summary.written)
+    );
+    db.write_blocking(|conn| {
+        crate::audit::log(conn, None, "import", &detail, &cli_actor(), crate::db::now())
+    })?;
+    Ok(())
+}
+
+fn export(
+    config: &Config,
+    file: &std::path::Path,
+    format: &str,
+    include_secrets: bool,
+) -> anyhow::Result<()> {
+    use crate::archive::{describe_counts, export, progress};
+    let db = open_db(config)?;
+    let signer = export::site_signer(&db, config.secret_key.as_deref())?;
+    let mut progress = progress::for_command("export");
+    if format == "wordpress" {
+        if include_secrets {
+            bail!("--include-secrets: a WordPress export never carries secrets");
+        }
+        let base = config
+            .base_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{}", config.bind));
+        let counts = crate::archive::wxr::export_file(&db, &base, &config.site_title, file, progress.as_mut())?;
+        println!("wrote {} (WordPress WXR 1.2)", file.display());
+        println!("contains: {}", describe_counts(&counts));
+        return Ok(());
+    }
+    let trailer = export::export_file(
+        &db,
+        &signer,
+        export::ExportOptions {
+            secrets: include_secrets,
+        },
+        file,
+        progress.as_mut(),
+    )?;
+    println!(
+        "wrote {} (lectern archive, format version {}{})",
+        file.display(),
+        crate::archive::FORMAT_VERSION,
+        if include_secrets {
+            ", with password hashes and the secret key"
+        } else {
+            ", without secrets"
+        }
+    );
+    println!("contains: {}", describe_counts(&trailer.counts));
+    Ok(())
+}
+
+fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::archive::{backup, describe_counts, export, progress};
+    let started = std::time::Instant::now();
+    let db = open_db(config)?;
+    let signer = export::site_signer(&db, config.secret_key.as_deref())?;
+    let mut progress = progress::for_command("backup");
+    let done = backup::backup(&db, &signer, file, progress.as_mut())?;
+    let kind = match done.kind {
+        backup::BackupKind::Sqlite => "SQLite copy",
+        backup::BackupKind::Archive => "lectern archive with secrets",
+    };
+    println!(
+        "backed up to {} ({kind}, {} bytes, {:.1}s)",
+        file.display(),
+        done.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    println!("contains: {}", describe_counts(&done.counts));
+    Ok(())
+}
+
+fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::archive::{backup, progress};
+    // A file that cannot be read is named before the database is touched.
+    let kind = backup::kind_of(file)?;
+    if kind == backup::BackupKind::Archive {
+        crate::archive::RecordReader::open(file)?;
+    }
+    let db = open_db(config)?;
+    let mut progress = progress::for_command("restore");
+    let summary = backup::restore(&db, file, progress.as_mut())?;
+    log_archive(&db, &format!("restore {}", file.display()), &summary)?;
+    print!("{summary}");
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod check;

@@ -88,7 +88,7 @@ pub fn publish_if_new_site(conn: &mut DbConn, signer: &Signer) -> Result<bool, D
     let post = post_queries::insert(
         conn,
         &NewPost {
-            slug: "welcome-to-lectern",
+            slug: crate::site::welcome::WELCOME_SLUG,
             title: "Welcome to lectern",
             body_markdown: WELCOME_MARKDOWN,
             body_html: body_html.as_str(),

@@ -8,6 +8,9 @@ use crate::db::schema::users;
 use crate::db::{DbConn, DbError};
 
 /// The disabled account that signs the welcome post until an admin exists.
+/// The welcome post's address on a new site.
+pub const WELCOME_SLUG: &str = "welcome-to-lectern";
+
 pub const PLACEHOLDER_EMAIL: &str = "welcome@lectern.invalid";
 
 /// The first real admin takes over the welcome post from the placeholder author, if it is still
