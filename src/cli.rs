@@ -451,11 +451,12 @@ fn archive_check(file: &std::path::Path) -> anyhow::Result<()> {
 
 fn import_archive(config: &Config, file: &std::path::Path, merge: bool) -> anyhow::Result<()> {
     use crate::archive::{progress, restore};
-    // An unreadable, foreign or newer file is refused before the database is touched.
-    crate::archive::RecordReader::open(file)?;
-    let db = open_db(config)?;
+    // An unreadable, foreign, newer or truncated file is refused before the database is
+    // touched (or created).
     let mut progress = progress::for_command("import");
-    let summary = restore::restore_file(
+    crate::archive::check_file(file, progress.as_mut())?;
+    let db = open_db(config)?;
+    let summary = restore::restore_checked_file(
         &db,
         file,
         restore::RestoreOptions { merge },
@@ -552,13 +553,19 @@ fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
 fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     use crate::archive::{backup, progress};
     // A file that cannot be read is named before the database is touched.
-    let kind = backup::kind_of(file)?;
-    if kind == backup::BackupKind::Archive {
-        crate::archive::RecordReader::open(file)?;
-    }
-    let db = open_db(config)?;
     let mut progress = progress::for_command("restore");
-    let summary = backup::restore(&db, file, progress.as_mut())?;
+    // Checked before the database is touched (or created); an archive is read through once.
+    let kind = backup::verify(file, progress.as_mut())?.0;
+    let db = open_db(config)?;
+    let summary = match kind {
+        backup::BackupKind::Archive => crate::archive::restore::restore_checked_file(
+            &db,
+            file,
+            Default::default(),
+            progress.as_mut(),
+        )?,
+        backup::BackupKind::Sqlite => backup::restore(&db, file, progress.as_mut())?,
+    };
     log_archive(&db, &format!("restore {}", file.display()), &summary)?;
     print!("{summary}");
     Ok(())

@@ -306,7 +306,8 @@ impl RecordReader {
         ArchiveError::Refused(format!("{}: {why}", self.path.display()))
     }
 
-    fn next_line(&mut self) -> Result<Option<&str>, ArchiveError> {
+    /// Reads the next line into `buf`; false at the end of the file.
+    fn next_line(&mut self) -> Result<bool, ArchiveError> {
         self.buf.clear();
         let n = self.lines.read_line(&mut self.buf).map_err(|e| {
             let why = match e.kind() {
@@ -318,18 +319,22 @@ impl RecordReader {
             ArchiveError::Refused(format!("{}: {why}", self.path.display()))
         })?;
         if n == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         self.line_no += 1;
-        Ok(Some(self.buf.trim_end_matches(['\n', '\r'])))
+        Ok(true)
+    }
+
+    fn line(&self) -> &str {
+        self.buf.trim_end_matches(['\n', '\r'])
     }
 
     fn read_header(&mut self) -> Result<Header, ArchiveError> {
-        let line = match self.next_line()? {
-            Some(line) => line.to_string(),
-            None => return Err(self.refused("empty file, not a lectern archive")),
-        };
-        let header = match serde_json::from_str::<Record>(&line) {
+        if !self.next_line()? {
+            return Err(self.refused("empty file, not a lectern archive"));
+        }
+        let line = self.line();
+        let header = match serde_json::from_str::<Record>(line) {
             Ok(Record::Header(header)) if header.format == FORMAT_NAME => header,
             _ => {
                 return Err(self.refused(
@@ -354,30 +359,37 @@ impl RecordReader {
     pub fn next_record(&mut self) -> Result<Option<Record>, ArchiveError> {
         if self.trailer.is_some() {
             // Nothing may follow the trailer.
-            return match self.next_line()? {
-                None => Ok(None),
-                Some(l) if l.trim().is_empty() => Ok(None),
-                Some(_) => {
-                    Err(self.refused(format!("line {}: records after the trailer", self.line_no)))
-                }
-            };
+            if !self.next_line()? || self.line().trim().is_empty() {
+                return Ok(None);
+            }
+            return Err(self.refused(format!("line {}: records after the trailer", self.line_no)));
         }
         loop {
-            let Some(line) = self.next_line()? else {
+            if !self.next_line()? {
                 return Err(self.refused(
                     "the archive is truncated (it ends before its trailer); nothing was written",
                 ));
-            };
+            }
+            let line = self.line();
             if line.trim().is_empty() {
                 continue;
             }
-            let record: Record = serde_json::from_str(line).map_err(|e| {
-                ArchiveError::Refused(format!(
-                    "{}: line {}: not a valid record: {e}",
-                    self.path.display(),
-                    self.line_no
-                ))
-            })?;
+            let complete = self.buf.ends_with('\n');
+            let record: Record = match serde_json::from_str(line) {
+                Ok(record) => record,
+                Err(e) if !complete && e.is_eof() => {
+                    return Err(self.refused(format!(
+                        "the archive is truncated (its line {} is cut short and it has no trailer); nothing was written",
+                        self.line_no
+                    )));
+                }
+                Err(e) => {
+                    return Err(self.refused(format!(
+                        "line {}: not a valid record: {e}",
+                        self.line_no
+                    )));
+                }
+            };
             match record {
                 Record::Header(_) => {
                     return Err(self.refused(format!("line {}: a second header", self.line_no)));

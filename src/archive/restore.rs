@@ -339,6 +339,7 @@ fn occupancy(conn: &mut DbConn) -> Result<Occupancy, ArchiveError> {
 fn clear_welcome(conn: &mut DbConn) -> Result<(), ArchiveError> {
     diesel::delete(comments::table).execute(conn)?;
     diesel::delete(posts::table).execute(conn)?;
+    diesel::delete(tags::table).execute(conn)?;
     diesel::delete(moderation_log::table).execute(conn)?;
     diesel::delete(users::table).execute(conn)?;
     diesel::delete(settings::table.filter(settings::name.eq("welcome_published"))).execute(conn)?;
@@ -754,6 +755,16 @@ pub fn restore_file(
     progress: &mut dyn Progress,
 ) -> Result<Summary, ArchiveError> {
     super::check_file(path, progress)?;
+    restore_checked_file(db, path, options, progress)
+}
+
+/// `restore_file` of a file [`super::check_file`] has just read through.
+pub fn restore_checked_file(
+    db: &Db,
+    path: &Path,
+    options: RestoreOptions,
+    progress: &mut dyn Progress,
+) -> Result<Summary, ArchiveError> {
     let mut reader = RecordReader::open(path)?;
     let header = reader.header.clone();
     let mut outcome: Option<Result<Summary, ArchiveError>> = None;

@@ -125,6 +125,16 @@ impl TestDb {
         }
     }
 
+    /// An SQLite database in a temporary folder, whatever the suite's backend.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        TestDb {
+            url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            dir,
+            postgres: None,
+        }
+    }
+
     pub fn new() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         match postgres_server() {

@@ -6,6 +6,7 @@
 
 mod abuse;
 mod admin_pages;
+mod archive;
 mod auth;
 mod browser;
 mod browser_desk;
