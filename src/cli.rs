@@ -477,7 +477,14 @@ fn log_archive(
         crate::archive::describe_counts(&summary.written)
     );
     db.write_blocking(|conn| {
-        crate::audit::log(conn, None, "import", &detail, &cli_actor(), crate::db::now())
+        crate::audit::log(
+            conn,
+            None,
+            "import",
+            &detail,
+            &cli_actor(),
+            crate::db::now(),
+        )
     })?;
     Ok(())
 }
@@ -501,7 +508,14 @@ fn export(
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{}", config.bind));
-        let counts = crate::archive::wxr::export_file(&db, &base, &config.site_title, file, progress.as_mut())?;
+        let counts = crate::archive::wxr::export_file(
+            &db,
+            &base,
+            &config.site_title,
+            config.timezone,
+            file,
+            progress.as_mut(),
+        )?;
         println!("wrote {} (WordPress WXR 1.2)", file.display());
         println!("contains: {}", describe_counts(&counts));
         return Ok(());

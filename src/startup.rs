@@ -398,6 +398,15 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/mail/release", || {
             web::post().to(mail::release)
         }),
+        (Method::GET, "/export", || {
+            web::get().to(crate::archive::handlers::page)
+        }),
+        (Method::GET, "/export/archive", || {
+            web::get().to(crate::archive::handlers::archive)
+        }),
+        (Method::GET, "/export/wordpress", || {
+            web::get().to(crate::archive::handlers::wordpress)
+        }),
         (Method::GET, "/users", || {
             web::get().to(crate::admin::users::list)
         }),

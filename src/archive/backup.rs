@@ -154,10 +154,7 @@ fn sqlite_counts(path: &Path) -> Result<BTreeMap<String, u64>, ArchiveError> {
         let count: Count = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
             .get_result(&mut conn)
             .map_err(|e| {
-                ArchiveError::Refused(format!(
-                    "{}: not a lectern database ({e})",
-                    path.display()
-                ))
+                ArchiveError::Refused(format!("{}: not a lectern database ({e})", path.display()))
             })?;
         counts.insert(name.to_string(), count.n.max(0) as u64);
     }
@@ -179,11 +176,7 @@ pub fn verify(
 }
 
 /// `lectern restore`: a backup of either kind into the empty database `db`.
-pub fn restore(
-    db: &Db,
-    path: &Path,
-    progress: &mut dyn Progress,
-) -> Result<Summary, ArchiveError> {
+pub fn restore(db: &Db, path: &Path, progress: &mut dyn Progress) -> Result<Summary, ArchiveError> {
     match kind_of(path)? {
         BackupKind::Archive => {
             super::restore::restore_file(db, path, RestoreOptions::default(), progress)

@@ -277,9 +277,8 @@ pub fn export_records(
             user.password_hash = String::new();
         }
         // Drawn from the secret as the pages draw it, so they survive without it.
-        user.avatar_seed = Some(
-            crate::users::author_avatar_seed(signer, &user.slug, user.avatar_seed) as i32,
-        );
+        user.avatar_seed =
+            Some(crate::users::author_avatar_seed(signer, &user.slug, user.avatar_seed) as i32);
         emit(Record::User(user))
     };
     by_int_key!(conn, users, id, tables::User, User, users_out, |_: &_| true);

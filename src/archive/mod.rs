@@ -131,7 +131,8 @@ pub const LAST_BACKUP_SETTING: &str = "last_backup_at";
 
 /// Whether `path` names a compressed archive.
 pub fn is_gzip_name(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
 /// Writes records as JSON lines, compressed or not.
@@ -197,7 +198,8 @@ impl<W: Write + Send + 'static> RecordWriter<W> {
     }
 
     pub fn write(&mut self, record: &Record) -> Result<(), ArchiveError> {
-        serde_json::to_writer(&mut self.out, record).map_err(|e| ArchiveError::Io(e.to_string()))?;
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(|e| ArchiveError::Io(e.to_string()))?;
         self.out
             .write_all(b"\n")
             .map_err(|e| ArchiveError::Io(e.to_string()))?;
@@ -384,10 +386,9 @@ impl RecordReader {
                     )));
                 }
                 Err(e) => {
-                    return Err(self.refused(format!(
-                        "line {}: not a valid record: {e}",
-                        self.line_no
-                    )));
+                    return Err(
+                        self.refused(format!("line {}: not a valid record: {e}", self.line_no))
+                    );
                 }
             };
             match record {
@@ -455,7 +456,11 @@ pub fn check_file(
 /// A stable, secret-free name of the site whose secret is `signer`'s.
 pub fn site_name(signer: &crate::crypto::Signer) -> String {
     let signed = signer.sign("archive-site", "lectern");
-    signed.chars().filter(char::is_ascii_alphanumeric).take(16).collect()
+    signed
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect()
 }
 
 #[cfg(test)]

@@ -35,9 +35,9 @@ impl Progress for Bar {
     fn tick(&mut self, done: u64, total: u64, verb: &str, records: u64) {
         let bar = self.bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {percent:>3}% {msg} · {eta} left",
-            ) {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% {msg} · {eta} left")
+            {
                 bar.set_style(style);
             }
             bar

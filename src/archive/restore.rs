@@ -21,8 +21,8 @@ use super::progress::Progress;
 use super::tables;
 use super::{ArchiveError, Header, Record, RecordReader};
 use crate::db::schema::{
-    blocks, comments, import_items, moderation_log, notify_addresses,
-    old_addresses, outbox, post_slugs, post_tags, posts, settings, tags, used_tokens, users,
+    blocks, comments, import_items, moderation_log, notify_addresses, old_addresses, outbox,
+    post_slugs, post_tags, posts, settings, tags, used_tokens, users,
 };
 use crate::db::{Db, DbConn, DbError};
 
@@ -230,10 +230,14 @@ impl Restorer {
                     .collect();
                 match conn {
                     DbConn::Sqlite(c) => {
-                        diesel::insert_into($table::table).values(&rows).execute(c)?;
+                        diesel::insert_into($table::table)
+                            .values(&rows)
+                            .execute(c)?;
                     }
                     DbConn::Postgresql(c) => {
-                        diesel::insert_into($table::table).values(&rows).execute(c)?;
+                        diesel::insert_into($table::table)
+                            .values(&rows)
+                            .execute(c)?;
                     }
                 }
             }};
@@ -498,9 +502,17 @@ impl Restorer {
                 let (id, added) = match found {
                     Some(id) => (id, false),
                     None => {
-                        let author = self.maps()?.users.get(&p.author_id).copied().ok_or_else(
-                            || ArchiveError::Refused(format!("post {} names no archived author", p.id)),
-                        )?;
+                        let author =
+                            self.maps()?
+                                .users
+                                .get(&p.author_id)
+                                .copied()
+                                .ok_or_else(|| {
+                                    ArchiveError::Refused(format!(
+                                        "post {} names no archived author",
+                                        p.id
+                                    ))
+                                })?;
                         let id: i32 = diesel::insert_into(posts::table)
                             .values((
                                 posts::slug.eq(&p.slug),
@@ -562,7 +574,10 @@ impl Restorer {
                 match post {
                     Some(post) if !taken => {
                         diesel::insert_into(post_slugs::table)
-                            .values((post_slugs::old_slug.eq(&r.old_slug), post_slugs::post_id.eq(post)))
+                            .values((
+                                post_slugs::old_slug.eq(&r.old_slug),
+                                post_slugs::post_id.eq(post),
+                            ))
                             .execute(conn)?;
                         true
                     }
@@ -633,7 +648,11 @@ impl Restorer {
                     .count()
                     .get_result(conn)?;
                 if taken == 0 {
-                    let status = if m.status == "failed" { "failed" } else { "held" };
+                    let status = if m.status == "failed" {
+                        "failed"
+                    } else {
+                        "held"
+                    };
                     diesel::insert_into(outbox::table)
                         .values((
                             outbox::message_id.eq(&m.message_id),

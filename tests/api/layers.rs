@@ -37,7 +37,7 @@ const LAYERS: &[&[&str]] = &[
     &["moderation"],
     // Pages over the features: feeds, the admin's own pages, and privacy (a commenter's data:
     // export and erasure across comments, moderation and mail; the privacy page).
-    &["feeds", "admin", "privacy", "import"],
+    &["feeds", "admin", "privacy", "import", "archive"],
     // Wiring: only these build the application and know every feature (the welcome post
     // writes a post and a comment on a new site).
     &["startup", "cli", "check", "lib", "main", "welcome"],
