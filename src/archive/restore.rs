@@ -788,6 +788,11 @@ pub fn restore_checked_file(
     let header = reader.header.clone();
     let mut outcome: Option<Result<Summary, ArchiveError>> = None;
     let result = db.write_blocking(|conn| -> Result<(), DbError> {
+        // SQLite: a bigger page cache keeps the growing indexes in memory instead of reading
+        // pages back (as imports do); set back afterwards, as the connection is pooled.
+        if let DbConn::Sqlite(c) = conn {
+            diesel::sql_query("PRAGMA cache_size = -32768").execute(c)?;
+        }
         let run = |conn: &mut DbConn| -> Result<Summary, ArchiveError> {
             let mut restorer = Restorer::begin(conn, header, options)?;
             while let Some(record) = reader.next_record()? {
@@ -803,7 +808,11 @@ pub fn restore_checked_file(
             }
             restorer.finish(conn)
         };
-        match run(conn) {
+        let ran = run(conn);
+        if let DbConn::Sqlite(c) = conn {
+            diesel::sql_query("PRAGMA cache_size = -2000").execute(c)?;
+        }
+        match ran {
             Ok(summary) => {
                 outcome = Some(Ok(summary));
                 Ok(())
