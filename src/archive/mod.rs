@@ -137,7 +137,9 @@ pub fn is_gzip_name(path: &Path) -> bool {
 
 /// Writes records as JSON lines, compressed or not.
 pub struct RecordWriter<W: Write> {
-    out: Box<dyn WriteFinish<W>>,
+    /// serde_json writes a record in many small pieces: they are gathered here before they
+    /// reach the compressor (which is slow on small writes) or the file.
+    out: BufWriter<Box<dyn WriteFinish<W>>>,
     pub counts: BTreeMap<String, u64>,
 }
 
@@ -192,7 +194,7 @@ impl<W: Write + Send + 'static> RecordWriter<W> {
             Box::new(Plain(buffered))
         };
         RecordWriter {
-            out,
+            out: BufWriter::with_capacity(64 * 1024, out),
             counts: BTreeMap::new(),
         }
     }
@@ -217,6 +219,8 @@ impl<W: Write + Send + 'static> RecordWriter<W> {
         self.write(&Record::Trailer(trailer.clone()))?;
         let out = self
             .out
+            .into_inner()
+            .map_err(|e| ArchiveError::Io(e.into_error().to_string()))?
             .finish()
             .map_err(|e| ArchiveError::Io(e.to_string()))?;
         Ok((out, trailer))

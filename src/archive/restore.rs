@@ -456,8 +456,10 @@ impl Restorer {
                                 users::slug.eq(&slug),
                                 users::bio.eq(&u.bio),
                                 users::role.eq(&u.role),
-                                users::password_hash.eq(&u.password_hash),
-                                users::disabled.eq(u.disabled),
+                                // Another site's staff arrive disabled, without a
+                                // password: an admin here enables whom they trust.
+                                users::password_hash.eq(""),
+                                users::disabled.eq(true),
                                 users::created_at.eq(u.created_at),
                                 users::updated_at.eq(u.updated_at),
                                 users::avatar_seed.eq(u.avatar_seed),
