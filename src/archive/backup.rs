@@ -85,11 +85,13 @@ pub fn backup(
             }
         }
         Backend::Postgres => {
-            let trailer = super::export::export_file(
+            // Always compressed (readers know gzip by its first bytes), whatever the name.
+            let trailer = super::export::export_file_as(
                 db,
                 signer,
                 ExportOptions { secrets: true },
                 path,
+                true,
                 progress,
             )?;
             BackupDone {

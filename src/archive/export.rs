@@ -384,24 +384,36 @@ pub fn export_file(
     path: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Trailer, ArchiveError> {
-    let partial = partial_path(path);
-    let file = std::fs::File::create(&partial)
-        .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
-    let outcome = export_to(
+    export_file_as(
         db,
         signer,
         options,
-        file,
+        path,
         super::is_gzip_name(path),
         progress,
     )
-    .and_then(|(file, trailer)| {
-        file.sync_all()
-            .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
-        std::fs::rename(&partial, path)
-            .map_err(|e| ArchiveError::Io(format!("{}: {e}", path.display())))?;
-        Ok(trailer)
-    });
+}
+
+/// `export_file`, compressed or not whatever the name.
+pub fn export_file_as(
+    db: &Db,
+    signer: &Signer,
+    options: ExportOptions,
+    path: &Path,
+    gzip: bool,
+    progress: &mut dyn Progress,
+) -> Result<Trailer, ArchiveError> {
+    let partial = partial_path(path);
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
+    let outcome =
+        export_to(db, signer, options, file, gzip, progress).and_then(|(file, trailer)| {
+            file.sync_all()
+                .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
+            std::fs::rename(&partial, path)
+                .map_err(|e| ArchiveError::Io(format!("{}: {e}", path.display())))?;
+            Ok(trailer)
+        });
     if outcome.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
