@@ -576,6 +576,9 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::GET, "/static/{file}", || {
             web::get().to(crate::http::assets::serve)
         }),
+        (Method::GET, "/media/{file}", || {
+            web::get().to(crate::media::serve::media_file)
+        }),
         (Method::GET, "/favicon.ico", || web::get().to(favicon)),
         (Method::GET, "/robots.txt", || web::get().to(robots)),
     ]
