@@ -456,6 +456,18 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/privacy", || {
             web::post().to(crate::privacy::admin::act)
         }),
+        (Method::GET, "/media", || {
+            web::get().to(crate::admin::media::library)
+        }),
+        (Method::POST, "/media", || {
+            web::post().to(crate::admin::media::upload)
+        }),
+        (Method::POST, "/media/{id}/alt", || {
+            web::post().to(crate::admin::media::set_alt)
+        }),
+        (Method::POST, "/media/{id}/delete", || {
+            web::post().to(crate::admin::media::delete)
+        }),
         (Method::GET, "/import", || {
             web::get().to(crate::import::handlers::page)
         }),

@@ -467,7 +467,11 @@ pub async fn preview(
             slug: crate::text::slugify(name),
         })
         .collect();
-    let body_html = crate::render::render_post(&valid.body);
+    let markdown = valid.body.clone();
+    let body_html = state
+        .db
+        .read(move |conn| crate::media::render_post(conn, &markdown))
+        .await?;
     let post = Post {
         // An unsaved post has no id; 0 matches no comments.
         id: existing.as_ref().map_or(PostId(0), |p| p.id),

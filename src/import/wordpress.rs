@@ -850,7 +850,7 @@ fn create_post(
     let post_id = if ctx.dry_run {
         PostId(ctx.fake_id())
     } else {
-        let body_html = crate::render::render_post(&converted.markdown);
+        let body_html = crate::media::render_post(conn, &converted.markdown)?;
         let post = post_queries::insert(
             conn,
             &NewPost {

@@ -160,3 +160,80 @@ pub fn render_post(conn: &mut DbConn, markdown: &str) -> Result<SafeHtml, DbErro
     let index = store::render_index(conn, &paths)?;
     Ok(render::render_post_with_media(markdown, &index))
 }
+
+/// What became of one uploaded file.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub media: MediaRow,
+    /// False when the same picture was already in the library (nothing new was written).
+    pub created: bool,
+}
+
+/// `![alt](url)`, with `[`, `]` and `\` in the alt text escaped and line breaks made spaces.
+pub fn snippet(alt: &str, url: &str) -> String {
+    let mut escaped = String::with_capacity(alt.len());
+    for c in alt.chars() {
+        if matches!(c, '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(if c == '\n' || c == '\r' { ' ' } else { c });
+    }
+    format!("![{escaped}]({url})")
+}
+
+/// Checks and stores one upload, the decision behind `/admin/media` and imports. The same
+/// bytes uploaded again are recognised before any decoding; a different file that comes out
+/// as the same picture is stored once. Processing runs on a blocking thread, a few at a time.
+pub async fn upload(
+    db: &crate::db::Db,
+    bytes: Vec<u8>,
+    meta: MediaMeta,
+) -> Result<Result<Stored, Refusal>, DbError> {
+    let upload_sha = meta.upload_sha256.clone();
+    if let Some(media) = db
+        .read(move |conn| store::find_by_upload(conn, &upload_sha))
+        .await?
+    {
+        return Ok(Ok(Stored {
+            media,
+            created: false,
+        }));
+    }
+    let processed = {
+        let _permit = PROCESSING
+            .acquire()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || process(&bytes))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
+    };
+    let processed = match processed {
+        Ok(processed) => processed,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (media, created) = db
+        .write(move |conn| store::insert_processed(conn, &processed, &meta))
+        .await?;
+    Ok(Ok(Stored { media, created }))
+}
+
+/// [`upload`] for callers already on a blocking thread with a connection (imports).
+pub fn upload_blocking(
+    conn: &mut DbConn,
+    bytes: &[u8],
+    meta: &MediaMeta,
+) -> Result<Result<Stored, Refusal>, DbError> {
+    if let Some(media) = store::find_by_upload(conn, &meta.upload_sha256)? {
+        return Ok(Ok(Stored {
+            media,
+            created: false,
+        }));
+    }
+    let processed = match process(bytes) {
+        Ok(processed) => processed,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (media, created) = store::insert_processed(conn, &processed, meta)?;
+    Ok(Ok(Stored { media, created }))
+}
