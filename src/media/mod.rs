@@ -17,7 +17,9 @@ use std::sync::LazyLock;
 
 use diesel::sql_types::Text;
 
-pub use process::{EncodedVariant, Processed, Refusal, process, scaled_height, sha256_hex, sniff};
+pub use process::{
+    EncodedVariant, Processed, Refusal, check_name, process, scaled_height, sha256_hex, sniff,
+};
 pub use store::{MediaMeta, MediaRow, VariantRow};
 
 use crate::db::{DbConn, DbError};
@@ -189,6 +191,9 @@ pub async fn upload(
     bytes: Vec<u8>,
     meta: MediaMeta,
 ) -> Result<Result<Stored, Refusal>, DbError> {
+    if let Err(refusal) = check_name(&meta.file_name, &bytes) {
+        return Ok(Err(refusal));
+    }
     let upload_sha = meta.upload_sha256.clone();
     if let Some(media) = db
         .read(move |conn| store::find_by_upload(conn, &upload_sha))
@@ -224,6 +229,9 @@ pub fn upload_blocking(
     bytes: &[u8],
     meta: &MediaMeta,
 ) -> Result<Result<Stored, Refusal>, DbError> {
+    if let Err(refusal) = check_name(&meta.file_name, bytes) {
+        return Ok(Err(refusal));
+    }
     if let Some(media) = store::find_by_upload(conn, &meta.upload_sha256)? {
         return Ok(Ok(Stored {
             media,

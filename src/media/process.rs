@@ -40,6 +40,11 @@ pub enum Refusal {
     TooLarge { width: u32, height: u32 },
     #[error("the image could not be read: {0}")]
     Unreadable(String),
+    #[error("the file is named “.{extension}” but is a {actual} image; rename it to match what it is")]
+    WrongName {
+        extension: String,
+        actual: &'static str,
+    },
 }
 
 /// One stored file: the original or a narrower copy.
@@ -108,6 +113,37 @@ fn check_size(width: u32, height: u32) -> Result<(), Refusal> {
     }
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(Refusal::TooLarge { width, height });
+    }
+    Ok(())
+}
+
+/// Refuses a file whose name claims one image format while its bytes are another (a PNG
+/// named `.jpg`): something is amiss, and the name would mislead whoever downloads it. Names
+/// without an image extension are judged by their bytes alone.
+pub fn check_name(file_name: &str, bytes: &[u8]) -> Result<(), Refusal> {
+    let Some((_, extension)) = file_name.rsplit_once('.') else {
+        return Ok(());
+    };
+    let extension = extension.to_ascii_lowercase();
+    let claimed = match extension.as_str() {
+        "jpg" | "jpeg" | "jpe" | "jfif" => MediaFormat::Jpeg,
+        "png" => MediaFormat::Png,
+        "gif" => MediaFormat::Gif,
+        "webp" => MediaFormat::Webp,
+        // A text file named .svg or .txt is refused by its bytes anyway.
+        _ => return Ok(()),
+    };
+    let actual = sniff(bytes)?;
+    if actual != claimed {
+        return Err(Refusal::WrongName {
+            extension,
+            actual: match actual {
+                MediaFormat::Jpeg => "JPEG",
+                MediaFormat::Png => "PNG",
+                MediaFormat::Gif => "GIF",
+                MediaFormat::Webp => "WebP",
+            },
+        });
     }
     Ok(())
 }
