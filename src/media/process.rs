@@ -173,7 +173,20 @@ pub fn process(upload: &[u8]) -> Result<Processed, Refusal> {
 
     let mut reader = ImageReader::with_format(Cursor::new(upload), image_format);
     reader.limits(limits());
-    let mut decoder = reader.into_decoder().map_err(decode_refusal)?;
+    let mut decoder = match reader.into_decoder() {
+        Ok(decoder) => decoder,
+        // Over the limits: say by how much, from the header alone (no pixel is decoded).
+        Err(image::ImageError::Limits(_)) => {
+            let mut header = ImageReader::with_format(Cursor::new(upload), image_format);
+            header.no_limits();
+            let (width, height) = header.into_dimensions().map_err(decode_refusal)?;
+            check_size(width, height)?;
+            return Err(decode_refusal(image::ImageError::Limits(
+                image::error::LimitError::from_kind(image::error::LimitErrorKind::InsufficientMemory),
+            )));
+        }
+        Err(e) => return Err(decode_refusal(e)),
+    };
     let (width, height) = decoder.dimensions();
     check_size(width, height)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);

@@ -19,6 +19,7 @@ mod desk;
 mod email;
 mod import;
 mod layers;
+mod media;
 mod mail_faults;
 mod moderation;
 mod observability;
