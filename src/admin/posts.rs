@@ -235,7 +235,11 @@ async fn editor_page(
                         .iter()
                         .rfind(|v| v.media_id == m.id)
                         .map(|v| {
-                            crate::media::url(&m.sha256, u32::try_from(v.width).unwrap_or(0), v.format)
+                            crate::media::url(
+                                &m.sha256,
+                                u32::try_from(v.width).unwrap_or(0),
+                                v.format,
+                            )
                         })
                         .unwrap_or_else(|| m.url());
                     let snippet = crate::media::snippet(&m.alt, &m.url());

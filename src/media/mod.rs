@@ -121,8 +121,10 @@ impl MediaPath {
     pub fn parse_file(file: &str) -> Option<MediaPath> {
         let (stem, ext) = file.rsplit_once('.')?;
         let (sha, width) = stem.split_once('-')?;
-        let valid_sha = sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let valid_width = !width.is_empty() && width.len() <= 5 && width.bytes().all(|b| b.is_ascii_digit());
+        let valid_sha =
+            sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid_width =
+            !width.is_empty() && width.len() <= 5 && width.bytes().all(|b| b.is_ascii_digit());
         if !valid_sha || !valid_width || width.starts_with('0') {
             return None;
         }

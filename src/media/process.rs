@@ -40,7 +40,9 @@ pub enum Refusal {
     TooLarge { width: u32, height: u32 },
     #[error("the image could not be read: {0}")]
     Unreadable(String),
-    #[error("the file is named “.{extension}” but is a {actual} image; rename it to match what it is")]
+    #[error(
+        "the file is named “.{extension}” but is a {actual} image; rename it to match what it is"
+    )]
     WrongName {
         extension: String,
         actual: &'static str,
@@ -88,7 +90,8 @@ pub fn sniff(bytes: &[u8]) -> Result<MediaFormat, Refusal> {
         Ok(ImageFormat::Gif) => Ok(MediaFormat::Gif),
         Ok(ImageFormat::WebP) => Ok(MediaFormat::Webp),
         _ => {
-            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_ascii_lowercase();
+            let head =
+                String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_ascii_lowercase();
             if head.contains("<svg") {
                 Err(Refusal::Svg)
             } else {
@@ -182,7 +185,9 @@ pub fn process(upload: &[u8]) -> Result<Processed, Refusal> {
             let (width, height) = header.into_dimensions().map_err(decode_refusal)?;
             check_size(width, height)?;
             return Err(decode_refusal(image::ImageError::Limits(
-                image::error::LimitError::from_kind(image::error::LimitErrorKind::InsufficientMemory),
+                image::error::LimitError::from_kind(
+                    image::error::LimitErrorKind::InsufficientMemory,
+                ),
             )));
         }
         Err(e) => return Err(decode_refusal(e)),

@@ -28,7 +28,10 @@ pub async fn media_file(
     let Some(Served {
         variant,
         first_chunk,
-    }) = state.db.read(move |conn| store::served(conn, &lookup)).await?
+    }) = state
+        .db
+        .read(move |conn| store::served(conn, &lookup))
+        .await?
     else {
         return Err(AppError::NotFound);
     };

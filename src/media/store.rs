@@ -321,8 +321,7 @@ pub fn delete(conn: &mut DbConn, id: i32) -> Result<bool, DbError> {
         .load(conn)?;
     diesel::delete(media_chunks::table.filter(media_chunks::variant_id.eq_any(&variant_ids)))
         .execute(conn)?;
-    diesel::delete(media_variants::table.filter(media_variants::media_id.eq(id)))
-        .execute(conn)?;
+    diesel::delete(media_variants::table.filter(media_variants::media_id.eq(id))).execute(conn)?;
     Ok(diesel::delete(media::table.find(id)).execute(conn)? > 0)
 }
 

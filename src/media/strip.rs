@@ -220,7 +220,11 @@ pub fn webp(data: &[u8]) -> Result<Vec<u8>, Broken> {
     }
     let mut out = Vec::with_capacity(chunks.len() + 12);
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&u32::try_from(chunks.len() + 4).map_err(|_| TRUNCATED)?.to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(chunks.len() + 4)
+            .map_err(|_| TRUNCATED)?
+            .to_le_bytes(),
+    );
     out.extend_from_slice(b"WEBP");
     out.extend_from_slice(&chunks);
     Ok(out)

@@ -133,7 +133,13 @@ fn media_images<'a>(
                 _ => {}
             }
         }
-        tags.push(media_img_tag(dest_url, title, &alt, image, images_seen == 1));
+        tags.push(media_img_tag(
+            dest_url,
+            title,
+            &alt,
+            image,
+            images_seen == 1,
+        ));
         out.push(Event::Text(placeholder(nonce, tags.len() - 1).into()));
     }
     (out, tags)

@@ -29,11 +29,17 @@ fn encode(picture: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 }
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    encode(&DynamicImage::ImageRgb8(photo(width, height)), ImageFormat::Jpeg)
+    encode(
+        &DynamicImage::ImageRgb8(photo(width, height)),
+        ImageFormat::Jpeg,
+    )
 }
 
 fn png(width: u32, height: u32) -> Vec<u8> {
-    encode(&DynamicImage::ImageRgb8(photo(width, height)), ImageFormat::Png)
+    encode(
+        &DynamicImage::ImageRgb8(photo(width, height)),
+        ImageFormat::Png,
+    )
 }
 
 /// An animated GIF of two frames.
@@ -117,7 +123,10 @@ fn png_bomb() -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     out.extend(chunk(b"IHDR", &ihdr));
-    out.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    out.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
     out.extend(chunk(b"IEND", &[]));
     out
 }
@@ -199,7 +208,10 @@ fn media_urls(page: &str) -> Vec<String> {
 
 /// The stored original's address from an upload answer (its Markdown snippet).
 fn snippet_url(page: &str) -> String {
-    let at = page.find("](/media/").expect("the answer has a Markdown snippet") + 2;
+    let at = page
+        .find("](/media/")
+        .expect("the answer has a Markdown snippet")
+        + 2;
     let rest = &page[at..];
     rest[..rest.find(')').unwrap()].to_string()
 }
@@ -283,7 +295,10 @@ async fn a_jpeg_with_exif_orientation_and_gps_comes_back_upright_without_any_exi
     let (status, page) = upload(&app, &http, &[("phone.jpg", &upload_bytes, "Turned")]).await;
     assert_eq!(status, 200, "{page}");
     let url = snippet_url(&page);
-    assert!(url.ends_with("-20.jpg"), "the picture is now 20 wide: {url}");
+    assert!(
+        url.ends_with("-20.jpg"),
+        "the picture is now 20 wide: {url}"
+    );
     let served = client()
         .get(app.url(&url))
         .send()
@@ -296,18 +311,23 @@ async fn a_jpeg_with_exif_orientation_and_gps_comes_back_upright_without_any_exi
         !served.windows(4).any(|w| w == b"Exif"),
         "no EXIF left in the served file"
     );
-    assert!(!served.windows(2).any(|w| w == [0xFF, 0xE1]) || {
-        // 0xFFE1 may occur in entropy data only as a stuffed pair, never as a segment; check
-        // the segments themselves.
-        segments(&served).iter().all(|m| *m != 0xE1)
-    });
+    assert!(
+        !served.windows(2).any(|w| w == [0xFF, 0xE1]) || {
+            // 0xFFE1 may occur in entropy data only as a stuffed pair, never as a segment; check
+            // the segments themselves.
+            segments(&served).iter().all(|m| *m != 0xE1)
+        }
+    );
     let picture = image::load_from_memory(&served).unwrap().to_rgb8();
     assert_eq!(picture.dimensions(), (20, 40));
     // Turned clockwise: what was the left (red) half is now the top.
     let top = picture.get_pixel(10, 5);
     let bottom = picture.get_pixel(10, 35);
     assert!(top[0] > 150 && top[2] < 100, "top is red: {top:?}");
-    assert!(bottom[2] > 150 && bottom[0] < 100, "bottom is blue: {bottom:?}");
+    assert!(
+        bottom[2] > 150 && bottom[0] < 100,
+        "bottom is blue: {bottom:?}"
+    );
 }
 
 /// The markers of a JPEG's segments before its first scan.
@@ -338,7 +358,11 @@ async fn files_that_are_not_safe_pictures_are_refused_and_nothing_is_stored() {
             b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec(),
             "SVG images are not accepted",
         ),
-        ("notes.png", b"just some text, not a picture\n".to_vec(), "not a JPEG, PNG, GIF or WebP"),
+        (
+            "notes.png",
+            b"just some text, not a picture\n".to_vec(),
+            "not a JPEG, PNG, GIF or WebP",
+        ),
         ("cut.jpg", truncated, "cut short"),
         ("bomb.png", png_bomb(), "60000 × 60000"),
         ("bomb.jpg", jpeg_bomb(), "60000 × 60000"),
@@ -347,7 +371,10 @@ async fn files_that_are_not_safe_pictures_are_refused_and_nothing_is_stored() {
     for (name, bytes, message) in &cases {
         let (status, page) = upload(&app, &http, &[(name, bytes, "Something")]).await;
         assert_eq!(status, 422, "{name} is refused: {page}");
-        assert!(page.contains(message), "{name}: says why ({message}): {page}");
+        assert!(
+            page.contains(message),
+            "{name}: says why ({message}): {page}"
+        );
         assert_eq!(counts(&app).await, (0, 0, 0), "{name}: nothing stored");
     }
     // A picture without alt text is refused with a clear message.
@@ -390,7 +417,10 @@ async fn copies_are_narrower_only_never_upscaled() {
     let (_, page) = upload(
         &app,
         &http,
-        &[("wide.jpg", &jpeg(1000, 500), "Wide"), ("small.png", &png(300, 100), "Small")],
+        &[
+            ("wide.jpg", &jpeg(1000, 500), "Wide"),
+            ("small.png", &png(300, 100), "Small"),
+        ],
     )
     .await;
     let widths: Vec<(String, i32, i32)> = app
@@ -398,7 +428,11 @@ async fn copies_are_narrower_only_never_upscaled() {
             Ok(media_variants::table
                 .inner_join(media::table)
                 .order((media::id, media_variants::width))
-                .select((media::file_name, media_variants::width, media_variants::height))
+                .select((
+                    media::file_name,
+                    media_variants::width,
+                    media_variants::height,
+                ))
                 .load(conn)?)
         })
         .await;
@@ -416,9 +450,24 @@ async fn copies_are_narrower_only_never_upscaled() {
         .find(|u| u.ends_with("-1000.jpg"))
         .unwrap();
     let upscaled = url.replace("-1000.jpg", "-1600.jpg");
-    assert_eq!(client().get(app.url(&upscaled)).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client()
+            .get(app.url(&upscaled))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let copy = url.replace("-1000.jpg", "-480.jpg");
-    let bytes = client().get(app.url(&copy)).send().await.unwrap().bytes().await.unwrap();
+    let bytes = client()
+        .get(app.url(&copy))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let picture = image::load_from_memory(&bytes).unwrap();
     assert_eq!((picture.width(), picture.height()), (480, 240));
 }
@@ -429,7 +478,8 @@ async fn a_big_file_is_served_whole_from_several_chunks_and_revalidates_with_304
     let http = app.staff_client("admin").await;
     // Noise compresses badly: a PNG of well over one 256 KiB chunk.
     let noise = RgbImage::from_fn(600, 600, |x, y| {
-        let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+        let v =
+            (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
         Rgb([(v >> 8) as u8, (v >> 16) as u8, (v >> 24) as u8])
     });
     let bytes = encode(&DynamicImage::ImageRgb8(noise.clone()), ImageFormat::Png);
@@ -439,7 +489,11 @@ async fn a_big_file_is_served_whole_from_several_chunks_and_revalidates_with_304
     let url = snippet_url(&page);
     let response = client().get(app.url(&url)).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let etag = response.headers()["etag"].clone();
     let served = response.bytes().await.unwrap();
     assert_eq!(served.len(), length);
@@ -457,9 +511,17 @@ async fn a_big_file_is_served_whole_from_several_chunks_and_revalidates_with_304
     assert_eq!(again.headers()["etag"], etag);
     let head = client().head(app.url(&url)).send().await.unwrap();
     assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-length"].to_str().unwrap(), length.to_string());
     assert_eq!(
-        client().get(app.url("/media/notahash-10.png")).send().await.unwrap().status(),
+        head.headers()["content-length"].to_str().unwrap(),
+        length.to_string()
+    );
+    assert_eq!(
+        client()
+            .get(app.url("/media/notahash-10.png"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         404
     );
 }
@@ -486,12 +548,19 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
         ("comments_open", "1"),
         ("csrf_token", csrf.as_str()),
     ];
-    let response = http.post(app.url("/admin/posts/new")).form(&form).send().await.unwrap();
+    let response = http
+        .post(app.url("/admin/posts/new"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
 
     let post = app.get_text("/posts/pets").await;
     let sha = url.trim_start_matches("/media/").split('-').next().unwrap();
-    let img = &post[post.find(&format!("<img src=\"{url}\"")).expect("the picture is shown")..];
+    let img = &post[post
+        .find(&format!("<img src=\"{url}\""))
+        .expect("the picture is shown")..];
     let img = &img[..img.find('>').unwrap()];
     assert!(img.contains("alt=\"A cat on a mat\""), "{img}");
     assert!(img.contains("width=\"1200\" height=\"800\""), "{img}");
@@ -503,13 +572,19 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
     );
     assert!(img.contains("sizes="), "{img}");
     assert!(img.contains("decoding=\"async\""), "{img}");
-    assert!(!img.contains("loading="), "the first picture is not lazy: {img}");
+    assert!(
+        !img.contains("loading="),
+        "the first picture is not lazy: {img}"
+    );
     let dog = &post[post.find(&format!("<img src=\"{second}\"")).unwrap()..];
     let dog = &dog[..dog.find('>').unwrap()];
     assert!(dog.contains("loading=\"lazy\""), "{dog}");
     assert!(dog.contains(&format!("srcset=\"{second} 200w\"")), "{dog}");
     assert!(
-        post.contains(&format!("<meta property=\"og:image\" content=\"{}\">", app.url(&url))),
+        post.contains(&format!(
+            "<meta property=\"og:image\" content=\"{}\">",
+            app.url(&url)
+        )),
         "og:image"
     );
     let feed = app.get_text("/feed.xml").await;
@@ -521,7 +596,10 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
     let form = [
         ("title", "Raw"),
         ("slug", "raw"),
-        ("body", "<img src=\"https://example.com/x.png\" alt=\"x\" srcset=\"javascript:alert(1) 1w\" width=\"9\">"),
+        (
+            "body",
+            "<img src=\"https://example.com/x.png\" alt=\"x\" srcset=\"javascript:alert(1) 1w\" width=\"9\">",
+        ),
         ("excerpt", ""),
         ("tags", ""),
         ("kind", "post"),
@@ -530,9 +608,16 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
         ("comments_open", "1"),
         ("csrf_token", csrf.as_str()),
     ];
-    http.post(app.url("/admin/posts/new")).form(&form).send().await.unwrap();
+    http.post(app.url("/admin/posts/new"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     let raw = app.get_text("/posts/raw").await;
-    assert!(!raw.contains("srcset") && !raw.contains("width=\"9\""), "{raw}");
+    assert!(
+        !raw.contains("srcset") && !raw.contains("width=\"9\""),
+        "{raw}"
+    );
 
     // Deleting it while the published post shows it is refused; forced, it goes.
     let id: i32 = app
@@ -543,17 +628,36 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
                 .first(conn)?)
         })
         .await;
-    let library = http.get(app.url("/admin/media")).send().await.unwrap().text().await.unwrap();
-    assert!(library.contains("Pets"), "the library says where it is used");
-    let refused = app.staff_post(&http, &format!("/admin/media/{id}/delete"), &[]).await;
+    let library = http
+        .get(app.url("/admin/media"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        library.contains("Pets"),
+        "the library says where it is used"
+    );
+    let refused = app
+        .staff_post(&http, &format!("/admin/media/{id}/delete"), &[])
+        .await;
     assert_eq!(refused.status(), 409);
     assert_eq!(counts(&app).await.0, 2);
     let forced = app
-        .staff_post(&http, &format!("/admin/media/{id}/delete"), &[("force", "1")])
+        .staff_post(
+            &http,
+            &format!("/admin/media/{id}/delete"),
+            &[("force", "1")],
+        )
         .await;
     assert_eq!(forced.status(), 303);
     assert_eq!(counts(&app).await.0, 1);
-    assert_eq!(client().get(app.url(&url)).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client().get(app.url(&url)).send().await.unwrap().status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -566,8 +670,18 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         let (status, _) = upload(&app, &http, &[(&name, &png(20 + i, 10), &alt)]).await;
         assert_eq!(status, 200);
     }
-    let first = http.get(app.url("/admin/media")).send().await.unwrap().text().await.unwrap();
-    assert!(first.contains("pic-25.png") && !first.contains("pic-1.png<"), "newest first");
+    let first = http
+        .get(app.url("/admin/media"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        first.contains("pic-25.png") && !first.contains("pic-1.png<"),
+        "newest first"
+    );
     let older = first
         .split("before=")
         .nth(1)
@@ -581,7 +695,10 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         .text()
         .await
         .unwrap();
-    assert!(second.contains("pic-0.png") && second.contains("pic-1.png"), "{second}");
+    assert!(
+        second.contains("pic-0.png") && second.contains("pic-1.png"),
+        "{second}"
+    );
     assert!(!second.contains("pic-25.png"));
 
     let found = http
@@ -592,7 +709,10 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         .text()
         .await
         .unwrap();
-    assert!(found.contains("pic-12.png") && !found.contains("pic-13.png"), "search by alt");
+    assert!(
+        found.contains("pic-12.png") && !found.contains("pic-13.png"),
+        "search by alt"
+    );
 
     let id: i32 = app
         .db(|conn| {
@@ -603,18 +723,37 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         })
         .await;
     let saved = app
-        .staff_post(&http, &format!("/admin/media/{id}/alt"), &[("alt", "A better description")])
+        .staff_post(
+            &http,
+            &format!("/admin/media/{id}/alt"),
+            &[("alt", "A better description")],
+        )
         .await;
     assert_eq!(saved.status(), 303);
-    let empty = app.staff_post(&http, &format!("/admin/media/{id}/alt"), &[("alt", " ")]).await;
+    let empty = app
+        .staff_post(&http, &format!("/admin/media/{id}/alt"), &[("alt", " ")])
+        .await;
     assert_eq!(empty.status(), 422);
     let alt: String = app
         .db(move |conn| Ok(media::table.find(id).select(media::alt).first(conn)?))
         .await;
     assert_eq!(alt, "A better description");
-    let editor = http.get(app.url("/admin/posts/new")).send().await.unwrap().text().await.unwrap();
-    assert!(editor.contains("action=\"/admin/media\""), "the editor can upload");
-    assert!(editor.contains("![Picture number 25](/media/"), "and lists recent pictures");
+    let editor = http
+        .get(app.url("/admin/posts/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        editor.contains("action=\"/admin/media\""),
+        "the editor can upload"
+    );
+    assert!(
+        editor.contains("![Picture number 25](/media/"),
+        "and lists recent pictures"
+    );
 }
 
 #[tokio::test]
@@ -638,7 +777,12 @@ async fn a_moderator_or_an_anonymous_visitor_cannot_upload() {
         anonymous.status()
     );
     assert_eq!(
-        moderator.get(app.url("/admin/media")).send().await.unwrap().status(),
+        moderator
+            .get(app.url("/admin/media"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         403
     );
     assert_eq!(counts(&app).await, (0, 0, 0));
@@ -653,7 +797,8 @@ async fn two_servers_on_one_postgresql_serve_a_picture_uploaded_on_the_other() {
     let db = TestDb::empty_postgres(&server);
     let a = TestApp::spawn_on(&db.url, db.dir.path(), &[]).await;
     let b = TestApp::spawn_on(&db.url, db.dir.path(), &[]).await;
-    a.create_user("admin@example.com", "Ad", "admin", PASSWORD).await;
+    a.create_user("admin@example.com", "Ad", "admin", PASSWORD)
+        .await;
     let http = a.login_client("admin@example.com", PASSWORD).await;
     let (status, page) = upload(&a, &http, &[("shared.jpg", &jpeg(1000, 700), "Shared")]).await;
     assert_eq!(status, 200, "{page}");
@@ -664,4 +809,82 @@ async fn two_servers_on_one_postgresql_serve_a_picture_uploaded_on_the_other() {
         let bytes = response.bytes().await.unwrap();
         image::load_from_memory(&bytes).unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wordpress_import_with_uploads_brings_pictures_in_and_lists_the_missing_ones() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The post shows WordPress's 300×200 copy, and a picture the folder does not have.
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/import/wordpress-1.2.xml"),
+    )
+    .unwrap()
+    .replacen(
+        "<img src=\"https://old.example.com/wp-content/uploads/2012/01/fascia.jpg\" alt=\"Fascia\" />",
+        "<img src=\"https://old.example.com/wp-content/uploads/2012/01/fascia-300x200.jpg\" alt=\"Fascia\" /><img src=\"/wp-content/uploads/2012/01/gone.png\" alt=\"Gone\" />",
+        1,
+    );
+    let export = dir.path().join("export.xml");
+    std::fs::write(&export, fixture).unwrap();
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(uploads.join("2012/01")).unwrap();
+    std::fs::write(uploads.join("2012/01/fascia.jpg"), jpeg(900, 600)).unwrap();
+    std::fs::write(uploads.join("2012/01/fascia-300x200.jpg"), jpeg(300, 200)).unwrap();
+
+    let env = lectern::import::Env {
+        db: app.state.db.clone(),
+        signer: app.state.signer.clone(),
+        now: app.state.clock.now(),
+    };
+    let run = |dry_run: bool| {
+        let options = lectern::import::Options {
+            dry_run,
+            uploads: Some(uploads.clone()),
+            ..Default::default()
+        };
+        lectern::import::run(
+            &env,
+            lectern::import::Kind::WordPress,
+            &export,
+            &options,
+            &mut lectern::import::progress::Silent,
+        )
+        .unwrap()
+    };
+    let report = tokio::task::block_in_place(|| run(false));
+    assert_eq!(report.images_imported, 1, "{report}");
+    assert_eq!(report.images_missing, ["2012/01/gone.png"], "{report}");
+    assert!(report.to_string().contains("not found: 2012/01/gone.png"));
+
+    let body: String = app
+        .db(|conn| {
+            use lectern::db::schema::posts;
+            Ok(posts::table
+                .filter(posts::title.eq("Myofascial release"))
+                .select(posts::body_markdown)
+                .first(conn)?)
+        })
+        .await;
+    let sha: String = app
+        .db(|conn| Ok(media::table.select(media::sha256).first(conn)?))
+        .await;
+    assert!(body.contains(&format!("/media/{sha}-900.jpg")), "{body}");
+    assert!(!body.contains("fascia-300x200"), "{body}");
+    assert!(
+        body.contains("/wp-content/uploads/2012/01/gone.png"),
+        "the missing one keeps its address"
+    );
+    let served = client()
+        .get(app.url(&format!("/media/{sha}-900.jpg")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+
+    // A second run changes nothing.
+    let again = tokio::task::block_in_place(|| run(false));
+    assert_eq!(again.images_imported, 0, "{again}");
+    assert_eq!(counts(&app).await.0, 1);
 }
