@@ -390,6 +390,7 @@ pub async fn delete(
                 return Ok(Err(published.join(", ")));
             }
             store::delete(conn, id)?;
+            crate::media::serve::forget(&media.sha256);
             Ok(Ok(()))
         })
         .await?;

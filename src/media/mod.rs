@@ -211,9 +211,14 @@ pub async fn upload(
             .acquire()
             .await
             .map_err(|e| DbError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || process(&bytes))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let processed = process(&bytes);
+            drop(bytes);
+            release_freed_memory();
+            processed
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
     };
     let processed = match processed {
         Ok(processed) => processed,
@@ -223,6 +228,22 @@ pub async fn upload(
         .write(move |conn| store::insert_processed(conn, &processed, &meta))
         .await?;
     Ok(Ok(Stored { media, created }))
+}
+
+/// Hands the decoded pictures' freed memory back to the system: glibc keeps freed heap in its
+/// per-thread arenas, so without this a server that processed four photographs at once stays
+/// ~150 MB large for good.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
+        }
+        // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the kernel.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// [`upload`] for callers already on a blocking thread with a connection (imports).
