@@ -57,6 +57,10 @@ enum Command {
         /// Disqus and Isso: look up thread paths starting with OLD_PREFIX under NEW_PREFIX.
         #[arg(long = "map", value_name = "OLD_PREFIX=NEW_PREFIX", value_parser = crate::import::Options::parse_map)]
         maps: Vec<(String, String)>,
+        /// WordPress: a local copy of wp-content/uploads; the pictures posts show are imported
+        /// into the media library and their addresses rewritten.
+        #[arg(long, value_name = "DIR")]
+        uploads: Option<PathBuf>,
     },
 }
 
@@ -121,7 +125,8 @@ pub fn run() -> ExitCode {
             file,
             dry_run,
             maps,
-        } => import(&config, &kind, &file, dry_run, maps),
+            uploads,
+        } => import(&config, &kind, &file, dry_run, maps, uploads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -360,8 +365,17 @@ fn import(
     file: &std::path::Path,
     dry_run: bool,
     maps: Vec<(String, String)>,
+    uploads: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use crate::import::{self, Kind};
+    if uploads.is_some() && kind != "wordpress" {
+        anyhow::bail!("--uploads is for WordPress imports only");
+    }
+    if let Some(dir) = &uploads
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--uploads {}: not a folder", dir.display());
+    }
     let kind = match kind {
         "wordpress" => Kind::WordPress,
         "disqus" => Kind::Disqus,
@@ -377,7 +391,11 @@ fn import(
         signer: crate::crypto::Signer::new(secret),
         now: crate::db::now(),
     };
-    let options = import::Options { dry_run, maps };
+    let options = import::Options {
+        dry_run,
+        maps,
+        uploads,
+    };
     let mut progress = import::progress::for_command();
     let report = import::run(&env, kind, file, &options, progress.as_mut())?;
     if !report.dry_run {

@@ -20,6 +20,8 @@ pub struct Layout {
     pub og_title: Option<String>,
     /// Open Graph article details on a post page.
     pub article: Option<ArticleMeta>,
+    /// `og:image`: a post's first picture, absolute.
+    pub og_image: Option<String>,
     /// The header's menu, after Home (`/admin/site`).
     pub menu: Vec<crate::site::identity::MenuItem>,
     /// The site's own footer text, if any.
@@ -73,6 +75,7 @@ impl Layout {
             noindex: false,
             og_title: None,
             article: None,
+            og_image: None,
             menu: identity.menu.clone(),
             footer: identity.footer.clone(),
             login_link: identity.login_link,
@@ -92,6 +95,7 @@ impl Layout {
             noindex: true,
             og_title: None,
             article: None,
+            og_image: None,
             menu: Vec::new(),
             footer: String::new(),
             login_link: false,

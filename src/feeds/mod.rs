@@ -66,11 +66,18 @@ fn post_entry(state: &AppState, post: &Post, author: &PublicAuthor, tags: &[Tag]
     entry.set_title(Text::plain(post.title.clone()));
     entry.set_updated(fixed(post_updated(post)));
     entry.set_published(Some(fixed(post.published_at)));
-    entry.set_links(vec![link(
-        state.absolute(&post.path()),
-        "alternate",
-        "text/html",
-    )]);
+    let mut links = vec![link(state.absolute(&post.path()), "alternate", "text/html")];
+    // The post's first picture from the media library, for readers that show one per entry.
+    if let Some(picture) = crate::render::first_image_src(&post.body_html)
+        .and_then(|src| crate::media::MediaPath::parse(&src))
+    {
+        links.push(link(
+            state.absolute(&picture.url()),
+            "enclosure",
+            picture.format.content_type(),
+        ));
+    }
+    entry.set_links(links);
     entry.set_authors(vec![person(
         &author.display_name,
         Some(state.absolute(&format!("/authors/{}", author.slug))),

@@ -74,6 +74,7 @@ const ADMIN_PAGES: &[Page] = &[
     staff("mail", "/admin/mail", "admin"),
     staff("admin-privacy", "/admin/privacy", "admin"),
     staff("admin-import", "/admin/import", "admin"),
+    staff("admin-media", "/admin/media", "admin"),
     staff("post-as-admin", "/posts/field-notes", "admin"),
     staff("admin-site", "/admin/site", "admin"),
 ];
