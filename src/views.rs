@@ -30,6 +30,9 @@ pub struct Layout {
     pub login_link: bool,
     /// The fingerprinted stylesheet of the accent colour and custom CSS, if any.
     pub site_stylesheet: Option<String>,
+    /// The header's logo and the tab's icon, from the media library (`/admin/site`).
+    pub logo: Option<crate::site::identity::SiteImage>,
+    pub favicon: Option<crate::site::identity::SiteImage>,
 }
 
 /// The `article:*` Open Graph properties of a post.
@@ -80,6 +83,8 @@ impl Layout {
             footer: identity.footer.clone(),
             login_link: identity.login_link,
             site_stylesheet: identity.stylesheet_path(),
+            logo: identity.logo.clone(),
+            favicon: identity.favicon.clone(),
         }
     }
 
@@ -100,6 +105,8 @@ impl Layout {
             footer: String::new(),
             login_link: false,
             site_stylesheet: None,
+            logo: None,
+            favicon: None,
         }
     }
 }

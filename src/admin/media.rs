@@ -5,7 +5,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::forms::FormFields;
 use crate::http::response::{render, see_other};
 use crate::media::{self, MAX_ALT_CHARS, MAX_UPLOAD_BYTES, MediaMeta, MediaRow, store};
+use crate::site::identity::{SiteIdentity, SiteImage};
 use crate::staff::AdminLayout;
 use crate::state::AppState;
 
@@ -365,39 +366,80 @@ pub async fn set_alt(
     Ok(see_other(&format!("/admin/media#media-{id}")))
 }
 
-/// `POST /admin/media/{id}/delete` (`force` to delete while published posts show it)
+/// `POST /admin/media/{id}/delete` (`force` to delete while published posts show it or it is
+/// the site's logo or favicon, which then go back to none). Logged in the moderation log.
 pub async fn delete(
     state: web::Data<AppState>,
-    Admin(_staff): Admin,
+    req: HttpRequest,
+    Admin(staff): Admin,
     path: web::Path<i32>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let form = FormFields::parse(&body)?;
     let force = form.get("force").is_some_and(|v| !v.is_empty());
+    let actor = crate::staff::web_actor(&state, &req, &staff);
+    let now = state.clock.now();
+    let default_title = state.config.site_title.clone();
     let outcome = state
         .db
-        .write(move |conn| -> Result<Result<(), String>, AppError> {
-            let Some(media) = store::find(conn, id)? else {
-                return Err(AppError::NotFound);
-            };
-            let published: Vec<String> = store::uses(conn, &media.sha256)?
-                .into_iter()
-                .filter(|u| u.status == "published" || u.status == "scheduled")
-                .map(|u| format!("“{}”", u.title))
-                .collect();
-            if !published.is_empty() && !force {
-                return Ok(Err(published.join(", ")));
-            }
-            store::delete(conn, id)?;
-            crate::media::serve::forget(&media.sha256);
-            Ok(Ok(()))
-        })
+        .write(
+            move |conn| -> Result<Result<Option<SiteIdentity>, String>, AppError> {
+                let Some(media) = store::find(conn, id)? else {
+                    return Err(AppError::NotFound);
+                };
+                let mut site = SiteIdentity::load(conn, &default_title)?;
+                let is = |image: &Option<SiteImage>| {
+                    image.as_ref().is_some_and(|i| i.sha256 == media.sha256)
+                };
+                let (logo, favicon) = (is(&site.logo), is(&site.favicon));
+                let mut uses: Vec<String> = store::uses(conn, &media.sha256)?
+                    .into_iter()
+                    .filter(|u| u.status == "published" || u.status == "scheduled")
+                    .map(|u| format!("“{}”", u.title))
+                    .collect();
+                if logo {
+                    uses.push("the site's logo".into());
+                }
+                if favicon {
+                    uses.push("the site's favicon".into());
+                }
+                if !uses.is_empty() && !force {
+                    return Ok(Err(uses.join(", ")));
+                }
+                store::delete(conn, id)?;
+                let mut detail = format!(
+                    "deleted picture {} ({} × {}, {})",
+                    media.file_name, media.width, media.height, media.sha256
+                );
+                if !uses.is_empty() {
+                    detail.push_str(&format!(" although used by {}", uses.join(", ")));
+                }
+                crate::audit::log(conn, None, "media-delete", &detail, &actor, now)?;
+                crate::media::serve::forget(&media.sha256);
+                if logo || favicon {
+                    if logo {
+                        site.logo = None;
+                    }
+                    if favicon {
+                        site.favicon = None;
+                    }
+                    site.version = site.save(conn)?;
+                    return Ok(Ok(Some(site)));
+                }
+                Ok(Ok(None))
+            },
+        )
         .await?;
     match outcome {
-        Ok(()) => Ok(see_other("/admin/media")),
+        Ok(site) => {
+            if let Some(site) = site {
+                state.identity.set(site);
+            }
+            Ok(see_other("/admin/media"))
+        }
         Err(titles) => Err(AppError::Conflict(format!(
-            "This picture is shown by published posts ({titles}), so it was not deleted. Remove it from them first, or delete it anyway with “Delete even though it is in use”."
+            "This picture is in use ({titles}), so it was not deleted. Remove it from there first, or delete it anyway with “Delete even though it is in use”."
         ))),
     }
 }

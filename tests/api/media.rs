@@ -888,3 +888,104 @@ async fn a_wordpress_import_with_uploads_brings_pictures_in_and_lists_the_missin
     assert_eq!(again.images_imported, 0, "{again}");
     assert_eq!(counts(&app).await.0, 1);
 }
+
+/// An admin picks a logo and a favicon from the library at `/admin/site`: every page shows
+/// them (a small copy, not the original), the change is logged, a picture not in the library is
+/// refused, and deleting one in use asks for force, then puts lectern's own icon back.
+#[tokio::test]
+async fn the_site_logo_and_favicon_come_from_the_library() {
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("admin").await;
+    let (status, _) = upload(&app, &http, &[("logo.png", &png(1200, 300), "Logo")]).await;
+    assert_eq!(status, 200);
+    let (status, _) = upload(&app, &http, &[("icon.png", &png(512, 512), "Icon")]).await;
+    assert_eq!(status, 200);
+    let sha = |name: &'static str| {
+        app.db(move |conn| {
+            Ok(media::table
+                .filter(media::file_name.eq(name))
+                .select(media::sha256)
+                .first::<String>(conn)?)
+        })
+    };
+    let (logo, icon) = (sha("logo.png").await, sha("icon.png").await);
+    let form = app.get_text_as(&http, "/admin/site").await;
+    assert!(form.contains(&format!(
+        "<option value=\"{logo}\">logo.png (1200 × 300)</option>"
+    )));
+
+    let refused = app
+        .staff_post(
+            &http,
+            "/admin/site",
+            &[("title", "Pictured"), ("logo", &"0".repeat(64))],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("not in the media library")
+    );
+    assert!(!app.get_text("/").await.contains("site-logo"));
+
+    let saved = app
+        .staff_post(
+            &http,
+            "/admin/site",
+            &[("title", "Pictured"), ("logo", &logo), ("favicon", &icon)],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let home = app.get_text("/").await;
+    // The smallest stored copy wide enough for a 40 px high logo on a dense screen: 480 px.
+    assert!(
+        home.contains(&format!(
+            "<img class=\"site-logo\" src=\"/media/{logo}-480.png\" width=\"160\" height=\"40\" alt=\"\">Pictured</a>"
+        )),
+        "{home}"
+    );
+    assert!(home.contains(&format!(
+        "<link rel=\"icon\" href=\"/media/{icon}-480.png\" type=\"image/png\">"
+    )));
+    let served = client()
+        .get(app.url(&format!("/media/{logo}-480.png")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let audit = app.get_text_as(&http, "/admin/audit").await;
+    assert!(audit.contains("logo: “none” → “logo.png”"), "{audit}");
+
+    let id: i32 = app
+        .db(|conn| {
+            Ok(media::table
+                .filter(media::file_name.eq("icon.png"))
+                .select(media::id)
+                .first(conn)?)
+        })
+        .await;
+    let in_use = app
+        .staff_post(&http, &format!("/admin/media/{id}/delete"), &[])
+        .await;
+    assert_eq!(in_use.status(), 409);
+    assert!(in_use.text().await.unwrap().contains("favicon"));
+    let forced = app
+        .staff_post(
+            &http,
+            &format!("/admin/media/{id}/delete"),
+            &[("force", "1")],
+        )
+        .await;
+    assert_eq!(forced.status(), 303);
+    let home = app.get_text("/").await;
+    assert!(
+        home.contains("favicon") && home.contains("image/svg+xml"),
+        "{home}"
+    );
+    assert!(home.contains("site-logo"));
+    let audit = app.get_text_as(&http, "/admin/audit").await;
+    assert!(audit.contains("deleted picture icon.png"), "{audit}");
+}
