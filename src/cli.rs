@@ -61,6 +61,10 @@ enum Command {
         /// lectern: bring the archive into a database that holds a site (matched by identity).
         #[arg(long)]
         merge: bool,
+        /// WordPress: a local copy of wp-content/uploads; the pictures posts show are imported
+        /// into the media library and their addresses rewritten.
+        #[arg(long, value_name = "DIR")]
+        uploads: Option<PathBuf>,
     },
     /// Write the whole site to a lectern archive (`.gz` compresses) or a WordPress WXR file.
     Export {
@@ -145,6 +149,7 @@ pub fn run() -> ExitCode {
             dry_run,
             maps: _,
             merge,
+            uploads: _,
         } if kind == "lectern" => {
             if dry_run {
                 archive_check(&file)
@@ -158,7 +163,8 @@ pub fn run() -> ExitCode {
             dry_run,
             maps,
             merge: _,
-        } => import(&config, &kind, &file, dry_run, maps),
+            uploads,
+        } => import(&config, &kind, &file, dry_run, maps, uploads),
         Command::Export {
             file,
             format,
@@ -408,8 +414,17 @@ fn import(
     file: &std::path::Path,
     dry_run: bool,
     maps: Vec<(String, String)>,
+    uploads: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use crate::import::{self, Kind};
+    if uploads.is_some() && kind != "wordpress" {
+        anyhow::bail!("--uploads is for WordPress imports only");
+    }
+    if let Some(dir) = &uploads
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--uploads {}: not a folder", dir.display());
+    }
     let kind = match kind {
         "wordpress" => Kind::WordPress,
         "disqus" => Kind::Disqus,
@@ -425,7 +440,11 @@ fn import(
         signer: crate::crypto::Signer::new(secret),
         now: crate::db::now(),
     };
-    let options = import::Options { dry_run, maps };
+    let options = import::Options {
+        dry_run,
+        maps,
+        uploads,
+    };
     let mut progress = import::progress::for_command();
     let report = import::run(&env, kind, file, &options, progress.as_mut())?;
     if !report.dry_run {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod feeds;
 pub mod http;
 pub mod import;
+pub mod media;
 pub mod moderation;
 pub mod notify;
 pub mod ops;

@@ -470,6 +470,18 @@ pub fn admin_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         (Method::POST, "/privacy", || {
             web::post().to(crate::privacy::admin::act)
         }),
+        (Method::GET, "/media", || {
+            web::get().to(crate::admin::media::library)
+        }),
+        (Method::POST, "/media", || {
+            web::post().to(crate::admin::media::upload)
+        }),
+        (Method::POST, "/media/{id}/alt", || {
+            web::post().to(crate::admin::media::set_alt)
+        }),
+        (Method::POST, "/media/{id}/delete", || {
+            web::post().to(crate::admin::media::delete)
+        }),
         (Method::GET, "/import", || {
             web::get().to(crate::import::handlers::page)
         }),
@@ -589,6 +601,9 @@ pub fn public_routes() -> Vec<(Method, &'static str, RouteFactory)> {
         }),
         (Method::GET, "/static/{file}", || {
             web::get().to(crate::http::assets::serve)
+        }),
+        (Method::GET, "/media/{file}", || {
+            web::get().to(crate::media::serve::media_file)
         }),
         (Method::GET, "/favicon.ico", || web::get().to(favicon)),
         (Method::GET, "/robots.txt", || web::get().to(robots)),

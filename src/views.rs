@@ -20,6 +20,8 @@ pub struct Layout {
     pub og_title: Option<String>,
     /// Open Graph article details on a post page.
     pub article: Option<ArticleMeta>,
+    /// `og:image`: a post's first picture, absolute.
+    pub og_image: Option<String>,
     /// The header's menu, after Home (`/admin/site`).
     pub menu: Vec<crate::site::identity::MenuItem>,
     /// The site's own footer text, if any.
@@ -28,6 +30,9 @@ pub struct Layout {
     pub login_link: bool,
     /// The fingerprinted stylesheet of the accent colour and custom CSS, if any.
     pub site_stylesheet: Option<String>,
+    /// The header's logo and the tab's icon, from the media library (`/admin/site`).
+    pub logo: Option<crate::site::identity::SiteImage>,
+    pub favicon: Option<crate::site::identity::SiteImage>,
 }
 
 /// The `article:*` Open Graph properties of a post.
@@ -73,10 +78,13 @@ impl Layout {
             noindex: false,
             og_title: None,
             article: None,
+            og_image: None,
             menu: identity.menu.clone(),
             footer: identity.footer.clone(),
             login_link: identity.login_link,
             site_stylesheet: identity.stylesheet_path(),
+            logo: identity.logo.clone(),
+            favicon: identity.favicon.clone(),
         }
     }
 
@@ -92,10 +100,13 @@ impl Layout {
             noindex: true,
             og_title: None,
             article: None,
+            og_image: None,
             menu: Vec::new(),
             footer: String::new(),
             login_link: false,
             site_stylesheet: None,
+            logo: None,
+            favicon: None,
         }
     }
 }

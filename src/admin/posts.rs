@@ -178,6 +178,8 @@ struct EditPage {
     notice: Option<&'static str>,
     trashed: bool,
     view_href: Option<String>,
+    /// The newest pictures of the media library, `(thumbnail, alt, snippet)`, to insert.
+    recent_media: Vec<(String, String, String)>,
 }
 
 impl EditPage {
@@ -220,6 +222,32 @@ async fn editor_page(
             Ok(authors)
         })
         .await?;
+    let recent_media = state
+        .db
+        .read(|conn| {
+            let recent = crate::media::store::recent(conn, 8)?;
+            let ids: Vec<i32> = recent.iter().map(|m| m.id).collect();
+            let variants = crate::media::store::variants_of(conn, &ids)?;
+            Ok(recent
+                .into_iter()
+                .map(|m| {
+                    let thumbnail = variants
+                        .iter()
+                        .rfind(|v| v.media_id == m.id)
+                        .map(|v| {
+                            crate::media::url(
+                                &m.sha256,
+                                u32::try_from(v.width).unwrap_or(0),
+                                v.format,
+                            )
+                        })
+                        .unwrap_or_else(|| m.url());
+                    let snippet = crate::media::snippet(&m.alt, &m.url());
+                    (thumbnail, m.alt, snippet)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
     let now = state.clock.now();
     let title = match existing {
         Some(_) => "Edit post",
@@ -236,6 +264,7 @@ async fn editor_page(
             notice,
             trashed: existing.is_some_and(|p| p.status() == PostStatus::Trash),
             view_href: existing.filter(|p| p.is_visible(now)).map(Post::path),
+            recent_media,
         },
         status,
     )
@@ -467,7 +496,11 @@ pub async fn preview(
             slug: crate::text::slugify(name),
         })
         .collect();
-    let body_html = crate::render::render_post(&valid.body);
+    let markdown = valid.body.clone();
+    let body_html = state
+        .db
+        .read(move |conn| crate::media::render_post(conn, &markdown))
+        .await?;
     let post = Post {
         // An unsaved post has no id; 0 matches no comments.
         id: existing.as_ref().map_or(PostId(0), |p| p.id),

@@ -1,5 +1,5 @@
 //! `GET|POST /admin/site` (admins only): the site's identity (title, tagline, menu, footer
-//! text, accent colour, custom stylesheet). A save is logged with what changed, moves the
+//! text, accent colour, custom stylesheet, logo and favicon from the media library). A save is logged with what changed, moves the
 //! identity's version (which the thread cache's keys carry) and takes effect on this server at
 //! once, on others within seconds.
 
@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::forms::{FieldErrors, FormFields};
 use crate::http::response::{render, see_other};
 use crate::posts::PostKind;
-use crate::site::identity::{self, SiteIdentity};
+use crate::site::identity::{self, SiteIdentity, SiteImage};
 use crate::staff::{AdminLayout, web_actor};
 use crate::state::AppState;
 
@@ -28,6 +28,9 @@ pub struct SiteForm {
     pub accent: String,
     pub custom_css: String,
     pub login_link: bool,
+    /// The SHA-256 of the library picture chosen as the logo, or empty.
+    pub logo: String,
+    pub favicon: String,
 }
 
 impl SiteForm {
@@ -40,6 +43,8 @@ impl SiteForm {
             accent: site.accent.clone(),
             custom_css: site.custom_css.clone(),
             login_link: site.login_link,
+            logo: picked(&site.logo),
+            favicon: picked(&site.favicon),
         }
     }
 
@@ -53,6 +58,8 @@ impl SiteForm {
             accent: text("accent"),
             custom_css: text("custom_css"),
             login_link: form.get("login_link").is_some(),
+            logo: text("logo").trim().to_string(),
+            favicon: text("favicon").trim().to_string(),
         }
     }
 
@@ -126,10 +133,52 @@ impl SiteForm {
             accent,
             custom_css,
             login_link: self.login_link,
+            // Looked up in the library by `resolve_pictures`.
+            logo: None,
+            favicon: None,
             version: 0,
         })
     }
 }
+
+fn picked(image: &Option<SiteImage>) -> String {
+    image.as_ref().map(|i| i.sha256.clone()).unwrap_or_default()
+}
+
+/// The logo and favicon the form names, from the library; a picture that is not there (deleted
+/// meanwhile, or a forged value) is a field error.
+fn resolve_pictures(
+    conn: &mut crate::db::DbConn,
+    form: &SiteForm,
+    wanted: &mut SiteIdentity,
+    errors: &mut FieldErrors,
+) -> Result<(), DbError> {
+    for (field, sha, width, slot) in [
+        ("logo", &form.logo, identity::LOGO_WIDTH, &mut wanted.logo),
+        (
+            "favicon",
+            &form.favicon,
+            identity::FAVICON_WIDTH,
+            &mut wanted.favicon,
+        ),
+    ] {
+        if sha.is_empty() {
+            continue;
+        }
+        match SiteImage::find(conn, sha, width)? {
+            Some(image) => *slot = Some(image),
+            None => errors.push((
+                field,
+                "That picture is not in the media library (any more). Please choose another."
+                    .into(),
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// How many of the newest library pictures the logo and favicon lists offer.
+const PICTURES_OFFERED: i64 = 200;
 
 #[derive(Template)]
 #[template(path = "admin/site.html")]
@@ -140,6 +189,8 @@ struct SitePage {
     saved: bool,
     /// (title, path) of the published pages, to put in the menu.
     pages: Vec<(String, String)>,
+    /// (SHA-256, "file name (width × height)") of the library's pictures, newest first.
+    pictures: Vec<(String, String)>,
     default_title: String,
 }
 
@@ -157,12 +208,25 @@ async fn page(
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
-    let pages = state
+    let (pages, pictures) = state
         .db
-        .read(move |conn| crate::posts::queries::visible_pages(conn, now))
-        .await?
+        .read(move |conn| {
+            Ok((
+                crate::posts::queries::visible_pages(conn, now)?,
+                crate::media::store::recent(conn, PICTURES_OFFERED)?,
+            ))
+        })
+        .await?;
+    let pages = pages
         .into_iter()
         .map(|(title, slug)| (title, PostKind::Page.path(&slug)))
+        .collect();
+    let pictures = pictures
+        .into_iter()
+        .map(|m| {
+            let label = format!("{} ({} × {})", m.file_name, m.width, m.height);
+            (m.sha256, label)
+        })
         .collect();
     render(
         SitePage {
@@ -171,6 +235,7 @@ async fn page(
             errors,
             saved,
             pages,
+            pictures,
             default_title: state.config.site_title.clone(),
         },
         status,
@@ -220,6 +285,17 @@ fn changes(before: &SiteIdentity, after: &SiteIdentity) -> Vec<String> {
     );
     field("footer", &before.footer, &after.footer);
     field("accent", &before.accent, &after.accent);
+    let picture = |image: &Option<SiteImage>| {
+        image
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |i| i.file_name.clone())
+    };
+    field("logo", &picture(&before.logo), &picture(&after.logo));
+    field(
+        "favicon",
+        &picture(&before.favicon),
+        &picture(&after.favicon),
+    );
     let shown = |on: bool| if on { "shown" } else { "hidden" };
     field(
         "footer “Log in” link",
@@ -245,7 +321,25 @@ pub async fn save(
 ) -> AppResult<HttpResponse> {
     let fields = FormFields::parse(&body)?;
     let typed = SiteForm::from_fields(&fields);
-    let wanted = match typed.parse() {
+    let parsed = typed.parse();
+    let lookup = typed.clone();
+    let resolved = state
+        .db
+        .read(move |conn| {
+            let mut errors = FieldErrors::new();
+            let mut wanted = parsed.unwrap_or_else(|e| {
+                errors = e;
+                SiteIdentity::defaults("")
+            });
+            resolve_pictures(conn, &lookup, &mut wanted, &mut errors)?;
+            Ok(if errors.is_empty() {
+                Ok(wanted)
+            } else {
+                Err(errors)
+            })
+        })
+        .await?;
+    let wanted = match resolved {
         Ok(wanted) => wanted,
         Err(errors) => {
             return page(

@@ -147,6 +147,7 @@ fn sqlite_counts(path: &Path) -> Result<BTreeMap<String, u64>, ArchiveError> {
         ("subscription", "notify_addresses"),
         ("mail", "outbox WHERE status <> 'sent'"),
         ("log", "moderation_log"),
+        ("media", "media"),
     ] {
         #[derive(QueryableByName)]
         struct Count {

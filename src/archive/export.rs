@@ -15,8 +15,8 @@ use super::{
 };
 use crate::crypto::Signer;
 use crate::db::schema::{
-    blocks, comments, moderation_log, notify_addresses, old_addresses, outbox, post_slugs, posts,
-    settings, tags, used_tokens, users,
+    blocks, comments, media, media_variants, moderation_log, notify_addresses, old_addresses,
+    outbox, post_slugs, posts, settings, tags, used_tokens, users,
 };
 use crate::db::{Db, DbConn, DbError};
 
@@ -120,6 +120,62 @@ struct PostTagRow {
     post_id: i32,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     tag_id: i32,
+}
+
+#[derive(QueryableByName)]
+struct ChunkRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    variant_id: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    seq: i32,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    data: Vec<u8>,
+}
+
+/// Pieces of a picture read at once: each is up to 256 KiB, so a few at a time.
+const CHUNK_BATCH: i64 = 8;
+
+/// media_chunks in batches by (variant_id, seq).
+fn media_chunks(
+    conn: &mut DbConn,
+    emit: &mut dyn FnMut(Record) -> Result<(), ArchiveError>,
+) -> Result<(), ArchiveError> {
+    use diesel::sql_types::Integer;
+    let mut last = (i32::MIN, i32::MIN);
+    loop {
+        let rows: Vec<ChunkRow> = match conn {
+            DbConn::Sqlite(c) => diesel::sql_query(
+                "SELECT variant_id, seq, data FROM media_chunks WHERE (variant_id, seq) > (?, ?) \
+                 ORDER BY variant_id, seq LIMIT ?",
+            )
+            .bind::<Integer, _>(last.0)
+            .bind::<Integer, _>(last.1)
+            .bind::<diesel::sql_types::BigInt, _>(CHUNK_BATCH)
+            .load(c)?,
+            DbConn::Postgresql(c) => diesel::sql_query(
+                "SELECT variant_id, seq, data FROM media_chunks WHERE (variant_id, seq) > ($1, $2) \
+                 ORDER BY variant_id, seq LIMIT $3",
+            )
+            .bind::<Integer, _>(last.0)
+            .bind::<Integer, _>(last.1)
+            .bind::<diesel::sql_types::BigInt, _>(CHUNK_BATCH)
+            .load(c)?,
+        };
+        let Some(end) = rows.last() else { break };
+        last = (end.variant_id, end.seq);
+        let n = rows.len();
+        for row in rows {
+            emit(Record::MediaChunk(tables::MediaChunk {
+                variant_id: row.variant_id,
+                seq: row.seq,
+                data: row.data,
+            }))?;
+        }
+        if (n as i64) < CHUNK_BATCH {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[derive(QueryableByName)]
@@ -282,6 +338,17 @@ pub fn export_records(
         emit(Record::User(user))
     };
     by_int_key!(conn, users, id, tables::User, User, users_out, |_: &_| true);
+    by_int_key!(conn, media, id, tables::Media, Media, emit, |_: &_| true);
+    by_int_key!(
+        conn,
+        media_variants,
+        id,
+        tables::MediaVariant,
+        MediaVariant,
+        emit,
+        |_: &_| true
+    );
+    media_chunks(conn, emit)?;
     by_int_key!(conn, tags, id, tables::Tag, Tag, emit, |_: &_| true);
     by_int_key!(conn, posts, id, tables::Post, Post, emit, |_: &_| true);
     post_tags(conn, emit)?;

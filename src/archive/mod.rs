@@ -28,7 +28,9 @@ use crate::db::DbError;
 /// The `format` of every lectern archive's header.
 pub const FORMAT_NAME: &str = "lectern-archive";
 /// Bumped whenever a record type gains, loses or changes a field; an import refuses a newer one.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: media, media_variant and media_chunk records (the media library). Version 1 archives,
+/// which have none, are read as they are.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -79,6 +81,9 @@ pub enum Record {
     Header(Header),
     Setting(tables::Setting),
     User(tables::User),
+    Media(tables::Media),
+    MediaVariant(tables::MediaVariant),
+    MediaChunk(tables::MediaChunk),
     Tag(tables::Tag),
     Post(tables::Post),
     PostTag(tables::PostTag),
@@ -101,6 +106,9 @@ impl Record {
             Record::Header(_) => "header",
             Record::Setting(_) => "setting",
             Record::User(_) => "user",
+            Record::Media(_) => "media",
+            Record::MediaVariant(_) => "media_variant",
+            Record::MediaChunk(_) => "media_chunk",
             Record::Tag(_) => "tag",
             Record::Post(_) => "post",
             Record::PostTag(_) => "post_tag",

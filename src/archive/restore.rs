@@ -21,8 +21,9 @@ use super::progress::Progress;
 use super::tables;
 use super::{ArchiveError, Header, Record, RecordReader};
 use crate::db::schema::{
-    blocks, comments, import_items, moderation_log, notify_addresses, old_addresses, outbox,
-    post_slugs, post_tags, posts, settings, tags, used_tokens, users,
+    blocks, comments, import_items, media, media_chunks, media_variants, moderation_log,
+    notify_addresses, old_addresses, outbox, post_slugs, post_tags, posts, settings, tags,
+    used_tokens, users,
 };
 use crate::db::{Db, DbConn, DbError};
 
@@ -85,6 +86,9 @@ impl std::fmt::Display for Summary {
 struct Maps {
     source: String,
     users: HashMap<i32, i32>,
+    /// Pictures and variants added by this merge (a picture already there keeps its own).
+    media: HashMap<i32, i32>,
+    variants: HashMap<i32, i32>,
     tags: HashMap<i32, i32>,
     posts: HashMap<i32, i32>,
     comments: HashMap<i32, i32>,
@@ -196,8 +200,14 @@ impl Restorer {
         {
             self.flush(conn)?;
         }
+        // A picture's pieces are up to 256 KiB each: a few per statement.
+        let limit = if matches!(record, Record::MediaChunk(_)) {
+            4
+        } else {
+            ROWS_PER_INSERT
+        };
         self.pending.push(record);
-        if self.pending.len() >= ROWS_PER_INSERT {
+        if self.pending.len() >= limit {
             self.flush(conn)?;
         }
         Ok(())
@@ -244,6 +254,9 @@ impl Restorer {
         }
         match kind {
             "user" => insert_all!(User, users),
+            "media" => insert_all!(Media, media),
+            "media_variant" => insert_all!(MediaVariant, media_variants),
+            "media_chunk" => insert_all!(MediaChunk, media_chunks),
             "tag" => insert_all!(Tag, tags),
             "post" => insert_all!(Post, posts),
             "post_tag" => insert_all!(PostTag, post_tags),
@@ -367,6 +380,8 @@ fn reset_sequences(conn: &mut DbConn) -> Result<(), ArchiveError> {
     };
     for table in [
         "users",
+        "media",
+        "media_variants",
         "posts",
         "tags",
         "comments",
@@ -473,6 +488,70 @@ impl Restorer {
                 self.maps()?.users.insert(u.id, id);
                 added
             }
+            Record::Media(m) => {
+                let found: Option<i32> = media::table
+                    .filter(media::sha256.eq(&m.sha256))
+                    .select(media::id)
+                    .first(conn)
+                    .optional()?;
+                match found {
+                    Some(_) => false,
+                    None => {
+                        let by = m.uploaded_by.and_then(|u| {
+                            self.merge
+                                .as_ref()
+                                .and_then(|maps| maps.users.get(&u).copied())
+                        });
+                        let id: i32 = diesel::insert_into(media::table)
+                            .values((
+                                media::sha256.eq(&m.sha256),
+                                media::upload_sha256.eq(&m.upload_sha256),
+                                media::format.eq(&m.format),
+                                media::file_name.eq(&m.file_name),
+                                media::alt.eq(&m.alt),
+                                media::width.eq(m.width),
+                                media::height.eq(m.height),
+                                media::byte_size.eq(m.byte_size),
+                                media::uploaded_by.eq(by),
+                                media::created_at.eq(m.created_at),
+                            ))
+                            .returning(media::id)
+                            .get_result(conn)?;
+                        self.maps()?.media.insert(m.id, id);
+                        true
+                    }
+                }
+            }
+            Record::MediaVariant(v) => match self.maps()?.media.get(&v.media_id).copied() {
+                Some(media_id) => {
+                    let id: i32 = diesel::insert_into(media_variants::table)
+                        .values((
+                            media_variants::media_id.eq(media_id),
+                            media_variants::width.eq(v.width),
+                            media_variants::height.eq(v.height),
+                            media_variants::format.eq(&v.format),
+                            media_variants::byte_size.eq(v.byte_size),
+                        ))
+                        .returning(media_variants::id)
+                        .get_result(conn)?;
+                    self.maps()?.variants.insert(v.id, id);
+                    true
+                }
+                None => false,
+            },
+            Record::MediaChunk(c) => match self.maps()?.variants.get(&c.variant_id).copied() {
+                Some(variant_id) => {
+                    diesel::insert_into(media_chunks::table)
+                        .values((
+                            media_chunks::variant_id.eq(variant_id),
+                            media_chunks::seq.eq(c.seq),
+                            media_chunks::data.eq(&c.data),
+                        ))
+                        .execute(conn)?;
+                    true
+                }
+                None => false,
+            },
             Record::Tag(t) => {
                 let found: Option<i32> = tags::table
                     .filter(tags::slug.eq(&t.slug))

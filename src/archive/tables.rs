@@ -10,8 +10,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::db::schema::{
-    blocks, comments, import_items, moderation_log, notify_addresses, old_addresses, outbox,
-    post_slugs, post_tags, posts, settings, tags, used_tokens, users,
+    blocks, comments, import_items, media, media_chunks, media_variants, moderation_log,
+    notify_addresses, old_addresses, outbox, post_slugs, post_tags, posts, settings, tags,
+    used_tokens, users,
 };
 
 /// A `settings` row: discussion settings, site identity, privacy texts. The secret key only
@@ -204,4 +205,60 @@ pub struct ImportItem {
     pub kind: String,
     pub source_id: String,
     pub target_id: i32,
+}
+
+/// A picture of the media library (format version 2): the original's hash names it in every URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = media)]
+pub struct Media {
+    pub id: i32,
+    pub sha256: String,
+    pub upload_sha256: String,
+    pub format: String,
+    pub file_name: String,
+    pub alt: String,
+    pub width: i32,
+    pub height: i32,
+    pub byte_size: i64,
+    pub uploaded_by: Option<i32>,
+    pub created_at: NaiveDateTime,
+}
+
+/// The original or a narrower copy of a picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = media_variants)]
+pub struct MediaVariant {
+    pub id: i32,
+    pub media_id: i32,
+    pub width: i32,
+    pub height: i32,
+    pub format: String,
+    pub byte_size: i64,
+}
+
+/// One piece (at most 256 KiB) of a variant's bytes, base64 in the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = media_chunks)]
+pub struct MediaChunk {
+    pub variant_id: i32,
+    pub seq: i32,
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }

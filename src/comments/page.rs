@@ -428,6 +428,13 @@ async fn post_page(
     }
     layout.og_type = "article";
     layout.og_title = Some(post.title.clone());
+    layout.og_image = crate::render::first_image_src(&post.body_html).and_then(|src| {
+        if src.starts_with('/') && !src.starts_with("//") {
+            Some(state.absolute(&src))
+        } else {
+            Some(src).filter(|s| s.starts_with("https://") || s.starts_with("http://"))
+        }
+    });
     layout.noindex = preview;
     if !is_page {
         layout.article = Some(ArticleMeta {

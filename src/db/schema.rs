@@ -256,6 +256,9 @@ diesel::table! {
 }
 
 diesel::joinable!(post_comment_months -> posts (post_id));
+diesel::joinable!(media_variants -> media (media_id));
+diesel::joinable!(media_chunks -> media_variants (variant_id));
+
 diesel::allow_tables_to_appear_in_same_query!(post_comment_months, posts);
 
 diesel::table! {
@@ -286,6 +289,41 @@ diesel::table! {
         created_by -> Nullable<Integer>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    media (id) {
+        id -> Integer,
+        sha256 -> Text,
+        upload_sha256 -> Text,
+        format -> Text,
+        file_name -> Text,
+        alt -> Text,
+        width -> Integer,
+        height -> Integer,
+        byte_size -> BigInt,
+        uploaded_by -> Nullable<Integer>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    media_variants (id) {
+        id -> Integer,
+        media_id -> Integer,
+        width -> Integer,
+        height -> Integer,
+        format -> Text,
+        byte_size -> BigInt,
+    }
+}
+
+diesel::table! {
+    media_chunks (variant_id, seq) {
+        variant_id -> Integer,
+        seq -> Integer,
+        data -> Binary,
     }
 }
 
@@ -322,5 +360,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     post_search,
     import_items,
     old_addresses,
-    import_runs
+    import_runs,
+    media,
+    media_variants,
+    media_chunks
 );

@@ -66,11 +66,18 @@ fn post_entry(state: &AppState, post: &Post, author: &PublicAuthor, tags: &[Tag]
     entry.set_title(Text::plain(post.title.clone()));
     entry.set_updated(fixed(post_updated(post)));
     entry.set_published(Some(fixed(post.published_at)));
-    entry.set_links(vec![link(
-        state.absolute(&post.path()),
-        "alternate",
-        "text/html",
-    )]);
+    let mut links = vec![link(state.absolute(&post.path()), "alternate", "text/html")];
+    // The post's first picture from the media library, for readers that show one per entry.
+    if let Some(picture) = crate::render::first_image_src(&post.body_html)
+        .and_then(|src| crate::media::MediaPath::parse(&src))
+    {
+        links.push(link(
+            state.absolute(&picture.url()),
+            "enclosure",
+            picture.format.content_type(),
+        ));
+    }
+    entry.set_links(links);
     entry.set_authors(vec![person(
         &author.display_name,
         Some(state.absolute(&format!("/authors/{}", author.slug))),
@@ -184,7 +191,12 @@ fn respond(
     Ok(conditional::respond(req, ATOM, body, updated.naive_utc()))
 }
 
-async fn site_started(state: &AppState) -> AppResult<NaiveDateTime> {
+/// `updated` for a feed without entries: when the site began. Read only for an empty feed,
+/// since no index answers it (a large site would scan its posts on every feed request).
+async fn empty_updated(state: &AppState, entries: &[Entry]) -> AppResult<NaiveDateTime> {
+    if !entries.is_empty() {
+        return Ok(NaiveDateTime::default());
+    }
     Ok(state
         .db
         .read(queries::site_started)
@@ -228,7 +240,7 @@ pub async fn posts_feed(state: web::Data<AppState>, req: HttpRequest) -> AppResu
         title: state.identity().title.clone(),
         self_path: "/feed.xml".into(),
         page_path: "/".into(),
-        empty_updated: site_started(&state).await?,
+        empty_updated: empty_updated(&state, &entries).await?,
     };
     respond(&state, &req, head, entries)
 }
@@ -252,7 +264,7 @@ pub async fn tag_feed(
         title: format!("{} – posts tagged {}", state.identity().title, tag.name),
         self_path: format!("/tags/{slug}/feed.xml"),
         page_path: format!("/tags/{slug}"),
-        empty_updated: site_started(&state).await?,
+        empty_updated: empty_updated(&state, &entries).await?,
     };
     respond(&state, &req, head, entries)
 }
@@ -270,13 +282,13 @@ pub async fn comments_feed(
     let entries = rows
         .iter()
         .map(|(comment, post)| comment_entry(&state, comment, post, true))
-        .collect();
+        .collect::<Vec<_>>();
     let head = FeedHead {
         id: state.absolute("/comments/feed.xml"),
         title: format!("Comments for {}", state.identity().title),
         self_path: "/comments/feed.xml".into(),
         page_path: "/".into(),
-        empty_updated: site_started(&state).await?,
+        empty_updated: empty_updated(&state, &entries).await?,
     };
     respond(&state, &req, head, entries)
 }
@@ -393,11 +405,19 @@ fn read_site_entries(
         .into_iter()
         .map(|p| p.updated_at.max(p.published_at))
         .next();
+    let tags = queries::sitemap_tags(conn, now)?;
+    let authors = queries::sitemap_authors(conn, now)?;
+    // Only a site with nothing dated falls back on when it began (an unindexed scan).
+    let dated = newest.is_some() || tags.iter().chain(&authors).any(|(_, at)| at.is_some());
     Ok(SiteEntries {
         newest_post: newest,
-        tags: queries::sitemap_tags(conn, now)?,
-        authors: queries::sitemap_authors(conn, now)?,
-        started: queries::site_started(conn)?,
+        tags,
+        authors,
+        started: if dated {
+            None
+        } else {
+            queries::site_started(conn)?
+        },
     })
 }
 

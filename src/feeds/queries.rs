@@ -1,6 +1,8 @@
 //! What feeds and the sitemap read. Only public columns are selected: a feed cannot print an
 //! email address it never loads.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -32,28 +34,98 @@ pub struct CommentedPost {
 }
 
 /// The newest approved comments on visible posts (of one post, or of all), newest first.
+///
+/// For all posts, the newest approved comments are read in `comments_queue` order in batches,
+/// and each batch's posts are checked for visibility, until the feed is full. Asked as one join,
+/// SQLite (3.4x and later) first gathers every visible post into a Bloom filter: a scan of the
+/// whole posts table on each request of a large site.
 pub fn latest_comments(
     conn: &mut DbConn,
     now: NaiveDateTime,
     post_id: Option<PostId>,
     limit: i64,
 ) -> Result<Vec<(FeedComment, CommentedPost)>, DbError> {
-    let mut query = comments::table
+    let ids = match post_id {
+        Some(post_id) => comments::table
+            .filter(comments::post_id.eq(post_id))
+            .filter(comments::status.eq(CommentStatus::Approved))
+            .filter(comments::deleted_at.is_null())
+            .select(comments::id)
+            .order(comments::id.desc())
+            .limit(limit)
+            .load::<CommentId>(conn)?,
+        None => newest_on_visible_posts(conn, now, limit)?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(comments::table
         .inner_join(posts::table)
-        .filter(comments::status.eq(CommentStatus::Approved))
-        .filter(comments::deleted_at.is_null())
+        .filter(comments::id.eq_any(&ids))
         .filter(posts::kind.eq(PostKind::Post))
         .filter(posts::status.eq(PostStatus::Published))
         .filter(posts::published_at.le(now))
         .select((FeedComment::as_select(), CommentedPost::as_select()))
-        // Ids follow arrival order and are indexed with the status (`comments_queue`).
         .order(comments::id.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(post_id) = post_id {
-        query = query.filter(comments::post_id.eq(post_id));
+        .load(conn)?)
+}
+
+/// Up to `limit` ids of the newest approved comments whose posts are visible, newest first.
+fn newest_on_visible_posts(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<CommentId>, DbError> {
+    let batch = (limit * 4).max(16);
+    let mut found = Vec::new();
+    let mut visible: HashMap<PostId, bool> = HashMap::new();
+    let mut before: Option<CommentId> = None;
+    loop {
+        let mut query = comments::table
+            .filter(comments::status.eq(CommentStatus::Approved))
+            .filter(comments::deleted_at.is_null())
+            .select((comments::id, comments::post_id))
+            .order(comments::id.desc())
+            .limit(batch)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(comments::id.lt(before));
+        }
+        let rows: Vec<(CommentId, PostId)> = query.load(conn)?;
+        let unknown: Vec<PostId> = rows
+            .iter()
+            .map(|(_, post)| *post)
+            .filter(|post| !visible.contains_key(post))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            let shown: HashSet<PostId> = posts::table
+                .filter(posts::id.eq_any(&unknown))
+                .filter(posts::kind.eq(PostKind::Post))
+                .filter(posts::status.eq(PostStatus::Published))
+                .filter(posts::published_at.le(now))
+                .select(posts::id)
+                .load::<PostId>(conn)?
+                .into_iter()
+                .collect();
+            for post in unknown {
+                visible.insert(post, shown.contains(&post));
+            }
+        }
+        for (id, post) in &rows {
+            if visible.get(post).copied().unwrap_or(false) {
+                found.push(*id);
+                if found.len() as i64 == limit {
+                    return Ok(found);
+                }
+            }
+        }
+        match rows.last() {
+            Some((last, _)) if rows.len() as i64 == batch => before = Some(*last),
+            _ => return Ok(found),
+        }
     }
-    Ok(query.load(conn)?)
 }
 
 /// When the site began: the first post's creation. An empty feed says it was last updated

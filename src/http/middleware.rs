@@ -51,7 +51,7 @@ pub async fn head_as_get(
 /// the connection is closed.
 /// Routes whose multipart upload its handler streams to disk (the admin guard leaves their
 /// body, and their CSRF check, to the handler).
-pub const STREAMED_UPLOADS: &[&str] = &["/admin/import"];
+pub const STREAMED_UPLOADS: &[&str] = &["/admin/import", "/admin/media"];
 
 /// `/admin/import` takes a whole WordPress export: its upload may be this large.
 pub const MAX_IMPORT_UPLOAD_BYTES: usize = 256 * 1024 * 1024;

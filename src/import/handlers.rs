@@ -328,6 +328,7 @@ fn spawn_run(state: &AppState, id: i32, path: PathBuf, actor: Option<crate::acti
         let options = Options {
             dry_run,
             maps: Vec::new(),
+            uploads: None,
         };
         let outcome = super::run(&env, Kind::WordPress, &path, &options, &mut progress);
         let finished = crate::db::now();

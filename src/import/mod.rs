@@ -14,6 +14,7 @@ pub mod isso;
 pub mod progress;
 pub mod redirects;
 pub mod store;
+pub mod uploads;
 pub mod wordpress;
 pub mod xml;
 
@@ -81,6 +82,8 @@ pub struct Options {
     /// `--map OLD_PREFIX=NEW_PREFIX` (Disqus, Isso): thread paths starting with OLD_PREFIX are
     /// looked up with NEW_PREFIX instead.
     pub maps: Vec<(String, String)>,
+    /// `--uploads DIR` (WordPress): a local copy of `wp-content/uploads` to take pictures from.
+    pub uploads: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -131,6 +134,13 @@ pub struct Report {
     pub redirects: u64,
     pub notes: Vec<String>,
     pub notes_left_out: u64,
+    /// `--uploads`: pictures brought into the media library.
+    #[serde(default)]
+    pub images_imported: u64,
+    /// `--uploads`: pictures a post shows that were not found (or not taken); their posts keep
+    /// the old addresses.
+    #[serde(default)]
+    pub images_missing: Vec<String>,
 }
 
 impl Report {
@@ -202,6 +212,17 @@ impl fmt::Display for Report {
             self.users_created, self.users_matched
         )?;
         writeln!(f, "old addresses redirected: {}", self.redirects)?;
+        if self.images_imported > 0 || !self.images_missing.is_empty() {
+            writeln!(
+                f,
+                "pictures: {} {verb} into the media library, {} not found (their posts keep the old addresses)",
+                self.images_imported,
+                self.images_missing.len()
+            )?;
+            for missing in &self.images_missing {
+                writeln!(f, "  not found: {missing}")?;
+            }
+        }
         if self.skipped.is_empty() {
             writeln!(f, "skipped: none")?;
         } else {

@@ -67,6 +67,8 @@ pub struct Ctx<'e> {
     /// Comments older than this keep no IP address (the retention window, at most 30 days).
     pub ip_cutoff: NaiveDateTime,
     pub report: Report,
+    /// `--uploads`: where pictures are taken from (WordPress).
+    pub uploads: Option<super::uploads::Uploads>,
     /// Ids handed out in a dry run, where nothing is inserted: negative, so never real.
     fake_id: i32,
     by_status: HashMap<&'static str, i32>,
@@ -137,6 +139,7 @@ impl<'e> Ctx<'e> {
                 dry_run,
                 ..Report::default()
             },
+            uploads: None,
             fake_id: 0,
             by_status: HashMap::new(),
             approved_by_post: HashMap::new(),

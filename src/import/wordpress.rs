@@ -381,6 +381,7 @@ pub fn import(
         Ok(())
     })?;
     let mut ctx = Ctx::new(env, source_name(&channel), options.dry_run)?;
+    ctx.uploads = options.uploads.clone().map(super::uploads::Uploads::new);
     let version = match channel.version.as_str() {
         "" => "WXR".to_string(),
         v => format!("WXR {v}"),
@@ -834,7 +835,17 @@ fn create_post(
         ctx.report
             .note(format!("“{title}” was private: imported as a draft"));
     }
-    let converted = wordpress_body(&item.content);
+    let mut converted = wordpress_body(&item.content);
+    if let Some(uploads) = ctx.uploads.as_mut() {
+        converted.markdown = uploads.rewrite(
+            conn,
+            &mut ctx.report,
+            ctx.dry_run,
+            ctx.env.now,
+            &title,
+            &converted.markdown,
+        )?;
+    }
     if !converted.unknown_shortcodes.is_empty() {
         let names: Vec<String> = converted
             .unknown_shortcodes
@@ -850,7 +861,7 @@ fn create_post(
     let post_id = if ctx.dry_run {
         PostId(ctx.fake_id())
     } else {
-        let body_html = crate::render::render_post(&converted.markdown);
+        let body_html = crate::media::render_post(conn, &converted.markdown)?;
         let post = post_queries::insert(
             conn,
             &NewPost {

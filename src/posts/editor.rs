@@ -395,7 +395,7 @@ pub fn save(
         _ => return Err(SaveError::Invalid(errors)),
     };
 
-    let body_html = render::render_post(&valid.body);
+    let body_html = crate::media::render_post(conn, &valid.body)?;
     let excerpt = valid.excerpt_or_derived();
     let new_post = NewPost {
         slug: &slug,

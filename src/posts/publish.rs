@@ -152,7 +152,7 @@ pub fn store(conn: &mut DbConn, file: &PostFile) -> Result<Published, StoreError
     } else {
         PostStatus::Published
     };
-    let body_html = render::render_post(&file.body);
+    let body_html = crate::media::render_post(conn, &file.body)?;
     let excerpt = match &file.excerpt {
         Some(e) => e.trim().to_string(),
         None => render::excerpt(&file.body, 280),

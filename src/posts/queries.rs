@@ -61,6 +61,11 @@ pub enum Position {
     After(NaiveDateTime, PostId),
 }
 
+/// From this many tagged posts on, a tag's page walks the listing index instead of sorting the
+/// tag's posts: at one post in a thousand tagged, a page of ten is found within some ten thousand
+/// index entries, the cost of sorting a thousand rows.
+const SORT_TAGGED_BELOW: i64 = 1000;
+
 /// One page of visible posts, newest first, and whether more follow in the page's direction
 /// (older posts; for `After`, newer ones).
 pub fn list_visible(
@@ -75,7 +80,6 @@ pub fn list_visible(
         .inner_join(users::table)
         .filter(posts::kind.eq(PostKind::Post))
         .filter(posts::status.eq(PostStatus::Published))
-        .filter(posts::published_at.le(now))
         .select((Post::as_select(), PublicAuthor::as_select()))
         .into_boxed();
     query = match position {
@@ -84,31 +88,52 @@ pub fn list_visible(
         }
         Position::After(..) => query.order((posts::published_at.asc(), posts::id.asc())),
     };
+    // Each bound on the publication time is one range of `posts_listing`: the index can apply a
+    // single upper bound, so "visible now" and "older than the cursor" become one (the earlier),
+    // and the tie on the cursor's time is settled by id inside that range. Written as
+    // `time < at OR (time = at AND id < id)`, the cursor was only a filter, and a deep page read
+    // every newer post first.
     match position {
-        Position::Page(_) => {}
+        Position::Page(_) => query = query.filter(posts::published_at.le(now)),
         Position::Before(at, id) => {
             query = query.filter(
                 posts::published_at
-                    .lt(at)
-                    .or(posts::published_at.eq(at).and(posts::id.lt(id))),
+                    .le(at.min(now))
+                    .and(posts::published_at.lt(at).or(posts::id.lt(id))),
             );
         }
         Position::After(at, id) => {
             query = query.filter(
                 posts::published_at
-                    .gt(at)
-                    .or(posts::published_at.eq(at).and(posts::id.gt(id))),
+                    .ge(at)
+                    .and(posts::published_at.le(now))
+                    .and(posts::published_at.gt(at).or(posts::id.gt(id))),
             );
         }
     }
     if let Some(tag_id) = tag_id {
-        query = query.filter(
-            posts::id.eq_any(
+        let tagged = post_tags::table
+            .filter(post_tags::tag_id.eq(tag_id))
+            .count()
+            .get_result::<i64>(conn)?;
+        query = if tagged < SORT_TAGGED_BELOW {
+            // A small tag: its posts, sorted (the rows the index gives for the tag, no more).
+            query.filter(
+                posts::id.eq_any(
+                    post_tags::table
+                        .filter(post_tags::tag_id.eq(tag_id))
+                        .select(post_tags::post_id),
+                ),
+            )
+        } else {
+            // A common tag: walk the listing in order and keep the tagged posts, which finds a
+            // page within a few hundred posts instead of sorting thousands.
+            query.filter(diesel::dsl::exists(
                 post_tags::table
                     .filter(post_tags::tag_id.eq(tag_id))
-                    .select(post_tags::post_id),
-            ),
-        );
+                    .filter(post_tags::post_id.eq(posts::id)),
+            ))
+        };
     }
     if let Some(author_id) = author_id {
         query = query.filter(posts::author_id.eq(author_id));

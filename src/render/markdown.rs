@@ -28,12 +28,171 @@ fn options() -> Options {
 /// `align-*` class (the CSP forbids inline styles), task-list checkboxes are labelled, and `[box type="…"]…[/box]`
 /// shortcodes become `<div class="box box-…" role="note">`.
 pub fn render_post(markdown: &str) -> SafeHtml {
+    render_post_with_media(markdown, &MediaIndex::new())
+}
+
+/// What the media library knows of one picture address: the size of the file it names and
+/// every stored width of the same picture (`(address, width)`, narrowest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaImage {
+    pub width: u32,
+    pub height: u32,
+    pub srcset: Vec<(String, u32)>,
+}
+
+/// Known pictures by the address a post's Markdown gives them (`/media/…`).
+pub type MediaIndex = HashMap<String, MediaImage>;
+
+/// The widest a picture shows in the post column (`.wrap`'s 46rem at 16px).
+const COLUMN_PX: u32 = 736;
+
+/// [`render_post`], with each `![alt](/media/…)` the index knows becoming an `<img>` with
+/// `width`, `height`, `srcset`, `sizes`, `decoding="async"`, and `loading="lazy"` unless it
+/// is the post's first image. These attributes are written after sanitising (the allow-list
+/// gives no author `srcset` or sizes of their own): the image leaves a placeholder, made
+/// unguessable by a random nonce, that is swapped for the built tag.
+pub fn render_post_with_media(markdown: &str, media: &MediaIndex) -> SafeHtml {
     let captioned = expand_captions(markdown);
     let source = expand_shortcodes(&captioned);
     let events = decorate(Parser::new_ext(&source, options()).collect());
+    let nonce = if media.is_empty() {
+        String::new()
+    } else {
+        let mut bytes = [0u8; 12];
+        // Without randomness the placeholder is still unlikely text; nothing unsafe can come
+        // of a guessed one (it only places a picture the library built).
+        let _ = getrandom::fill(&mut bytes);
+        hex::encode(bytes)
+    };
+    let (events, images) = media_images(events, media, &nonce);
     let mut html = String::with_capacity(source.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    SafeHtml(POST_SANITIZER.clean(&html).to_string())
+    let mut clean = POST_SANITIZER.clean(&html).to_string();
+    for (i, tag) in images.iter().enumerate() {
+        clean = clean.replacen(&placeholder(&nonce, i), tag, 1);
+    }
+    SafeHtml(clean)
+}
+
+fn placeholder(nonce: &str, i: usize) -> String {
+    format!("\u{E000}{nonce}:{i}\u{E001}")
+}
+
+/// The image addresses under `/media/` that a post's Markdown shows, in order.
+pub fn media_paths(markdown: &str) -> Vec<String> {
+    let captioned = expand_captions(markdown);
+    let source = expand_shortcodes(&captioned);
+    let mut paths: Vec<String> = Vec::new();
+    for event in Parser::new_ext(&source, options()) {
+        if let Event::Start(Tag::Image { dest_url, .. }) = event
+            && dest_url.starts_with("/media/")
+            && !paths.iter().any(|p| p == dest_url.as_ref())
+        {
+            paths.push(dest_url.to_string());
+        }
+    }
+    paths
+}
+
+/// Replaces the known pictures with placeholders, and builds their tags.
+fn media_images<'a>(
+    events: Vec<Event<'a>>,
+    media: &MediaIndex,
+    nonce: &str,
+) -> (Vec<Event<'a>>, Vec<String>) {
+    if media.is_empty() {
+        return (events, Vec::new());
+    }
+    let mut out = Vec::with_capacity(events.len());
+    let mut tags = Vec::new();
+    let mut images_seen = 0usize;
+    let mut iter = events.into_iter();
+    while let Some(event) = iter.next() {
+        let Event::Start(Tag::Image {
+            dest_url, title, ..
+        }) = &event
+        else {
+            out.push(event);
+            continue;
+        };
+        images_seen += 1;
+        let Some(image) = media.get(dest_url.as_ref()) else {
+            out.push(event);
+            continue;
+        };
+        // The alt text is the text inside the image, up to its end.
+        let mut alt = String::new();
+        let mut depth = 0usize;
+        for inner in iter.by_ref() {
+            match inner {
+                Event::Start(Tag::Image { .. }) => depth += 1,
+                Event::End(TagEnd::Image) if depth == 0 => break,
+                Event::End(TagEnd::Image) => depth -= 1,
+                Event::Text(t) | Event::Code(t) => alt.push_str(&t),
+                Event::SoftBreak | Event::HardBreak => alt.push(' '),
+                _ => {}
+            }
+        }
+        tags.push(media_img_tag(
+            dest_url,
+            title,
+            &alt,
+            image,
+            images_seen == 1,
+        ));
+        out.push(Event::Text(placeholder(nonce, tags.len() - 1).into()));
+    }
+    (out, tags)
+}
+
+fn media_img_tag(src: &str, title: &str, alt: &str, image: &MediaImage, first: bool) -> String {
+    let srcset: Vec<String> = image
+        .srcset
+        .iter()
+        .map(|(url, w)| format!("{} {w}w", escape_attr(url)))
+        .collect();
+    let shown = image.width.min(COLUMN_PX);
+    let mut tag = format!(
+        r#"<img src="{}" alt="{}" width="{}" height="{}" srcset="{}" sizes="(max-width: {shown}px) 100vw, {shown}px""#,
+        escape_attr(src),
+        escape_attr(alt),
+        image.width,
+        image.height,
+        srcset.join(", "),
+    );
+    if !title.is_empty() {
+        tag.push_str(&format!(r#" title="{}""#, escape_attr(title)));
+    }
+    if !first {
+        tag.push_str(r#" loading="lazy""#);
+    }
+    tag.push_str(r#" decoding="async">"#);
+    tag
+}
+
+fn escape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The address of the first picture in rendered post HTML, if any (for `og:image` and feeds).
+pub fn first_image_src(html: &str) -> Option<String> {
+    let start = html.find("<img ")?;
+    let tag = &html[start..start + html[start..].find('>')?];
+    let src_at = tag.find(" src=\"")? + " src=\"".len();
+    let src = &tag[src_at..];
+    let src = &src[..src.find('"')?];
+    Some(src.replace("&amp;", "&"))
 }
 
 /// The post's readable text (no markup, code blocks, image alt text or shortcode tags),

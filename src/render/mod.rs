@@ -13,7 +13,10 @@ use std::fmt;
 pub use comment_formats::CommentFormat;
 pub use comment_text::{count_links, render_comment};
 pub use identicon::identicon_svg;
-pub use markdown::{excerpt, plain_text, render_post};
+pub use markdown::{
+    MediaImage, MediaIndex, excerpt, first_image_src, media_paths, plain_text, render_post,
+    render_post_with_media,
+};
 
 /// HTML that is safe to print unescaped: made only by this module's sanitising renderers,
 /// or read back from a column this module filled.

@@ -1,6 +1,6 @@
 //! Site identity, set by an admin at `/admin/site`: title and tagline (the home page's `h1` and
 //! description), a navigation menu, footer text (and whether the footer offers "Log in"), an
-//! accent colour and a custom stylesheet.
+//! accent colour, a custom stylesheet, and a logo and favicon picked from the media library.
 //! `LECTERN_SITE_TITLE` is only the default title.
 //!
 //! Kept as settings rows with a `site_version` that every save moves on; each server keeps the
@@ -8,9 +8,11 @@
 //! accent colour and custom CSS are served as one fingerprinted file under `/static/` (the CSP
 //! allows no inline style).
 
+use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::{get, put};
+use crate::db::schema::{media, media_variants};
 use crate::db::{DbConn, DbError};
 
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -38,6 +40,10 @@ pub struct SiteIdentity {
     pub custom_css: String,
     /// A "Log in" link in the public footer (off by default: staff usually know `/admin`).
     pub login_link: bool,
+    /// Shown before the title in the header.
+    pub logo: Option<SiteImage>,
+    /// The browser tab's icon instead of lectern's own.
+    pub favicon: Option<SiteImage>,
     /// Moved on by every save; servers reload when it differs from theirs.
     pub version: i64,
 }
@@ -53,6 +59,8 @@ impl SiteIdentity {
             accent: String::new(),
             custom_css: String::new(),
             login_link: false,
+            logo: None,
+            favicon: None,
             version: 0,
         }
     }
@@ -62,6 +70,8 @@ impl SiteIdentity {
             Ok(get(conn, name)?.unwrap_or_default())
         };
         let title = text(conn, "site_title")?;
+        let logo = text(conn, "site_logo")?;
+        let favicon = text(conn, "site_favicon")?;
         Ok(SiteIdentity {
             title: if title.trim().is_empty() {
                 default_title.to_string()
@@ -74,6 +84,8 @@ impl SiteIdentity {
             accent: text(conn, "site_accent")?,
             custom_css: text(conn, "site_css")?,
             login_link: text(conn, "site_login_link")? == "1",
+            logo: SiteImage::find(conn, &logo, LOGO_WIDTH)?,
+            favicon: SiteImage::find(conn, &favicon, FAVICON_WIDTH)?,
             version: load_version(conn)?,
         })
     }
@@ -90,6 +102,13 @@ impl SiteIdentity {
             conn,
             "site_login_link",
             if self.login_link { "1" } else { "0" },
+        )?;
+        let sha = |image: &Option<SiteImage>| image.as_ref().map(|i| i.sha256.clone());
+        put(conn, "site_logo", &sha(&self.logo).unwrap_or_default())?;
+        put(
+            conn,
+            "site_favicon",
+            &sha(&self.favicon).unwrap_or_default(),
         )?;
         let version = load_version(conn)? + 1;
         put(conn, "site_version", &version.to_string())?;
@@ -120,6 +139,93 @@ impl SiteIdentity {
             let digest = Sha256::digest(css.as_bytes());
             format!("/static/site-{}.css", hex::encode(&digest[..8]))
         })
+    }
+}
+
+/// The logo is drawn 40 px high (`.site-logo`): the smallest stored copy at least this wide
+/// serves screens of twice that density for any shape short of a very wide banner.
+pub const LOGO_WIDTH: i32 = 160;
+/// Browsers ask for 16 to 48 px icons (and 180 px for a phone's home screen).
+pub const FAVICON_WIDTH: i32 = 96;
+
+/// A picture of the media library shown by every page: the logo or the favicon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteImage {
+    /// The picture's SHA-256, which is what the settings keep.
+    pub sha256: String,
+    pub file_name: String,
+    /// The copy served: the smallest stored one wide enough, else the widest there is.
+    pub url: String,
+    pub width: i32,
+    pub height: i32,
+    pub content_type: &'static str,
+}
+
+impl SiteImage {
+    /// The picture with this hash, if the library has it (a deleted one is simply not shown).
+    pub fn find(
+        conn: &mut DbConn,
+        sha256: &str,
+        min_width: i32,
+    ) -> Result<Option<SiteImage>, DbError> {
+        if sha256.is_empty() {
+            return Ok(None);
+        }
+        let Some((id, file_name, format, width, height)) = media::table
+            .filter(media::sha256.eq(sha256))
+            .select((
+                media::id,
+                media::file_name,
+                media::format,
+                media::width,
+                media::height,
+            ))
+            .first::<(i32, String, String, i32, i32)>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut files: Vec<(i32, i32, String)> = media_variants::table
+            .filter(media_variants::media_id.eq(id))
+            .select((
+                media_variants::width,
+                media_variants::height,
+                media_variants::format,
+            ))
+            .load(conn)?;
+        files.push((width, height, format));
+        files.sort_by_key(|(w, _, _)| *w);
+        let chosen = files
+            .iter()
+            .find(|(w, _, _)| *w >= min_width)
+            .or(files.last())
+            .cloned();
+        let Some((width, height, format)) = chosen else {
+            return Ok(None);
+        };
+        let (extension, content_type) = match format.as_str() {
+            "png" => ("png", "image/png"),
+            "gif" => ("gif", "image/gif"),
+            "webp" => ("webp", "image/webp"),
+            _ => ("jpg", "image/jpeg"),
+        };
+        Ok(Some(SiteImage {
+            sha256: sha256.to_string(),
+            file_name,
+            url: format!("/media/{sha256}-{width}.{extension}"),
+            width,
+            height,
+            content_type,
+        }))
+    }
+
+    /// The width to draw the logo at, 40 px high.
+    pub fn logo_width(&self) -> i32 {
+        if self.height <= 0 {
+            40
+        } else {
+            (i64::from(self.width) * 40 / i64::from(self.height)).clamp(1, 400) as i32
+        }
     }
 }
 

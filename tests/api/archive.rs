@@ -110,6 +110,14 @@ async fn act(app: &TestApp, http: &reqwest::Client, id: i32, action: &str) {
 /// subscription, a block, mail waiting to be sent and mail sent.
 async fn seed(app: &TestApp) -> reqwest::Client {
     let http = app.staff_client("admin").await;
+    // A picture of the media library, every variant of it (format version 2).
+    let (status, answer) = crate::media::upload(
+        app,
+        &http,
+        &[("sunrise.png", &crate::media::png(1600, 900), "A sunrise")],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     create_post(
         app,
         &http,
@@ -225,8 +233,48 @@ async fn seed(app: &TestApp) -> reqwest::Client {
 }
 
 /// Every public page the seeded site has, with its status and body; per-request tokens
-/// (the comment form's) blanked out.
+/// (the comment form's) blanked out. Pictures of the media library come as their length and a
+/// hash of their bytes.
 async fn public_pages(app: &TestApp) -> Vec<(String, u16, String)> {
+    let pictures: Vec<String> = app
+        .db(|conn| {
+            use lectern::db::schema::{media, media_variants};
+            let rows: Vec<(String, String, i32)> = media::table
+                .inner_join(media_variants::table)
+                .select((media::sha256, media_variants::format, media_variants::width))
+                .order((media::id, media_variants::width))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .map(|(sha, format, width)| {
+                    let ext = if format == "jpeg" {
+                        "jpg".to_string()
+                    } else {
+                        format
+                    };
+                    format!("/media/{sha}-{width}.{ext}")
+                })
+                .collect())
+        })
+        .await;
+    assert!(!pictures.is_empty(), "the seeded site has pictures");
+    let mut pages = Vec::new();
+    for path in &pictures {
+        let response = crate::common::client()
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        pages.push((
+            path.clone(),
+            status,
+            format!("{} bytes, sha256 {digest}", bytes.len()),
+        ));
+    }
     let author: String = app
         .db(|conn| {
             use lectern::db::schema::users;
@@ -237,7 +285,6 @@ async fn public_pages(app: &TestApp) -> Vec<(String, u16, String)> {
         })
         .await;
     let token = regex::Regex::new(r#"name="form_token" value="[^"]*""#).unwrap();
-    let mut pages = Vec::new();
     for path in [
         "/".to_string(),
         "/posts/first-post".into(),
@@ -653,7 +700,11 @@ async fn a_truncated_or_future_archive_is_refused_and_changes_nothing() {
     let future = dir.join("future.jsonl");
     std::fs::write(
         &future,
-        plain.replacen("\"version\":1", "\"version\":99", 1),
+        plain.replacen(
+            &format!("\"version\":{}", lectern::archive::FORMAT_VERSION),
+            "\"version\":99",
+            1,
+        ),
     )
     .unwrap();
     let target = TestDb::sqlite();

@@ -28,6 +28,9 @@ const LAYERS: &[&[&str]] = &[
     &["ops"],
     // Sessions, login, CSRF, password reset.
     &["auth"],
+    // The media library: pictures, their files in the database, the /media/ route, and the
+    // lookup that gives a post's pictures their sizes when it is rendered.
+    &["media"],
     &["posts"],
     // Comments may use posts, never the reverse; the post page (a post with its thread) lives
     // in comments.

@@ -21,6 +21,7 @@ mod email;
 mod import;
 mod layers;
 mod mail_faults;
+mod media;
 mod moderation;
 mod observability;
 mod operations;

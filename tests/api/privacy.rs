@@ -951,3 +951,45 @@ async fn emails_to_commenters_link_to_their_comments() {
         assert!(text.contains("/my-comments") && html.contains("/my-comments"));
     }
 }
+
+/// Asking for a link for a known address takes as long as for an unknown one, within noise:
+/// the medians of interleaved requests (each round an hour later, so no limit answers instead).
+#[tokio::test]
+async fn known_and_unknown_addresses_take_the_same_time_within_noise() {
+    let (app, _admin) = site().await;
+    say(&app, "Ada", ADA, "Hello from Ada", &[]).await;
+    let http = client();
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..15 {
+        app.advance(3700);
+        for (email, times) in [(ADA, &mut known), ("nobody@example.com", &mut unknown)] {
+            let page = app.get_text_as(&http, "/my-comments").await;
+            let csrf = hidden_value(&page, "csrf_token").unwrap();
+            let started = std::time::Instant::now();
+            let response = http
+                .post(app.url("/my-comments"))
+                .form(&[("email", email), ("csrf_token", &csrf)])
+                .send()
+                .await
+                .unwrap();
+            let body = response.text().await.unwrap();
+            // The first round warms both paths up (prepared statements, templates).
+            if round > 0 {
+                times.push(started.elapsed());
+            }
+            assert!(body.contains("If this site has comments from that address"));
+        }
+    }
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let (low, high) = (known.min(unknown), known.max(unknown));
+    assert!(
+        high <= low * 2 || high - low < std::time::Duration::from_millis(3),
+        "known {known:?}, unknown {unknown:?}"
+    );
+    assert_eq!(links_mailed_to(&app, ADA).await.len(), 15);
+}

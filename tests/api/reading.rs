@@ -274,3 +274,119 @@ async fn a_sitemap_past_one_file_becomes_an_index_of_files() {
     assert_eq!(app.get("/sitemaps/posts-3.xml").await.status(), 404);
     assert_eq!(app.get("/sitemaps/other.xml").await.status(), 404);
 }
+
+/// Every post of a listing, walking its "older" links from the first page; then one "newer"
+/// link back from the last page.
+async fn walk_listing(app: &TestApp, first: &str, prefix: &str) -> (Vec<String>, String, usize) {
+    let mut slugs = Vec::new();
+    let mut last_page_starts;
+    let mut path = first.to_string();
+    let mut pages = Vec::new();
+    loop {
+        let page = app.get_text(&path).await;
+        last_page_starts = slugs.len();
+        let mut on_page = std::collections::HashSet::new();
+        for part in page.split(&format!("href=\"/posts/{prefix}")).skip(1) {
+            let slug = &part[..part.find(['"', '#']).unwrap()];
+            let slug = format!("{prefix}{slug}");
+            if on_page.insert(slug.clone()) {
+                slugs.push(slug);
+            }
+        }
+        pages.push(page.clone());
+        match crate::common::hidden_href(&page, "next") {
+            Some(next) => path = next,
+            None => break,
+        }
+        assert!(pages.len() < 200, "the walk never ends");
+    }
+    let newer = crate::common::hidden_href(pages.last().unwrap(), "prev").unwrap_or_default();
+    (slugs, newer, last_page_starts)
+}
+
+/// Posts published at the same moment are ordered by id across keyset pages, both for a tag of
+/// a few posts (its posts sorted) and for a tag of more than a thousand (the listing walked in
+/// index order): each post exactly once, newest id first, and "newer" leads back a page.
+#[tokio::test]
+async fn keyset_pages_keep_every_post_once_through_ties_for_small_and_common_tags() {
+    let app = TestApp::spawn().await;
+    app.state
+        .db
+        .write(|conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1003)
+                 INSERT INTO posts (slug, title, body_markdown, body_html, excerpt, author_id, kind,
+                     status, published_at, comments_open, approved_comment_count, created_at,
+                     updated_at, thread_version)
+                 SELECT 'tie-' || i, 'Tie ' || i, 'Tie', '<p>Tie</p>', 'Tie',
+                     (SELECT MIN(id) FROM users), 'post', 'published', '2021-06-01 12:00:00',
+                     TRUE, 0, '2021-06-01 12:00:00', '2021-06-01 12:00:00', 0
+                 FROM n;
+                 INSERT INTO tags (name, slug) VALUES ('Common', 'common'), ('Rare', 'rare');
+                 INSERT INTO post_tags (post_id, tag_id)
+                     SELECT posts.id, tags.id FROM posts, tags
+                     WHERE posts.slug LIKE 'tie-%' AND tags.slug = 'common';
+                 INSERT INTO post_tags (post_id, tag_id)
+                     SELECT posts.id, tags.id FROM posts, tags
+                     WHERE posts.slug IN ('tie-1', 'tie-500', 'tie-1000') AND tags.slug = 'rare';",
+            )?;
+            Ok::<_, lectern::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let expected: Vec<String> = (1..=1003).rev().map(|n| format!("tie-{n}")).collect();
+    for first in ["/tags/common", "/"] {
+        let (slugs, newer, last_page_starts) = walk_listing(&app, first, "tie-").await;
+        assert_eq!(slugs, expected, "{first}");
+        // The last page holds the oldest posts; the page before it ends just above them.
+        let back = app.get_text(&newer).await;
+        let above = &expected[last_page_starts - 1];
+        let oldest = &expected[expected.len() - 1];
+        assert!(
+            back.contains(&format!("/posts/{above}\"")),
+            "{first}: {newer}"
+        );
+        assert!(
+            !back.contains(&format!("/posts/{oldest}\"")),
+            "{first}: {newer}"
+        );
+    }
+    let (rare, _, _) = walk_listing(&app, "/tags/rare", "tie-").await;
+    assert_eq!(rare, ["tie-1000", "tie-500", "tie-1"]);
+}
+
+/// The site's comment feed skips comments on posts that are not visible, however many of the
+/// newest comments they are (the feed reads the newest comments in batches until it is full).
+#[tokio::test]
+async fn the_comment_feed_reaches_past_many_comments_on_a_hidden_post() {
+    let app = TestApp::spawn().await;
+    app.state
+        .db
+        .write(|conn| {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute(
+                "INSERT INTO posts (slug, title, body_markdown, body_html, excerpt, author_id, kind,
+                     status, published_at, comments_open, approved_comment_count, created_at,
+                     updated_at, thread_version)
+                 VALUES ('hidden-draft', 'Hidden', 'Hidden', '<p>Hidden</p>', 'Hidden',
+                     (SELECT MIN(id) FROM users), 'post', 'draft', '2021-06-01 12:00:00', TRUE, 0,
+                     '2021-06-01 12:00:00', '2021-06-01 12:00:00', 0);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+                 INSERT INTO comments (post_id, author_name, author_email, body, body_html, status,
+                     user_agent, avatar_seed, notify, created_at, updated_at, format)
+                 SELECT (SELECT id FROM posts WHERE slug = 'hidden-draft'), 'Hider',
+                     'hider@example.com', 'Hidden remark ' || i, '<p>Hidden remark</p>',
+                     'approved', '', i, FALSE, '2026-01-01 00:00:00', '2026-01-01 00:00:00',
+                     'markdown'
+                 FROM n;",
+            )?;
+            Ok::<_, lectern::db::DbError>(())
+        })
+        .await
+        .unwrap();
+    let feed = app.get_text("/comments/feed.xml").await;
+    assert!(!feed.contains("Hidden remark"), "{feed}");
+    assert!(feed.contains("Welcome to lectern"), "{feed}");
+    assert_eq!(app.get("/posts/hidden-draft/feed.xml").await.status(), 404);
+}

@@ -93,6 +93,7 @@ fn normal_type(ty: &str) -> String {
         "text" => "text",
         "boolean" | "bool" => "boolean",
         "timestamp" | "timestamp without time zone" => "timestamp",
+        "blob" | "bytea" => "binary",
         other => return other.to_string(),
     }
     .to_string()

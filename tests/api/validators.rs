@@ -75,6 +75,7 @@ const ADMIN_PAGES: &[Page] = &[
     staff("admin-privacy", "/admin/privacy", "admin"),
     staff("admin-import", "/admin/import", "admin"),
     staff("admin-export", "/admin/export", "admin"),
+    staff("admin-media", "/admin/media", "admin"),
     staff("post-as-admin", "/posts/field-notes", "admin"),
     staff("admin-site", "/admin/site", "admin"),
 ];

@@ -1,0 +1,3 @@
+DROP TABLE media_chunks;
+DROP TABLE media_variants;
+DROP TABLE media;
