@@ -135,10 +135,14 @@ pub fn search(
     // alone; then the text of just those rows (ranking never carries every match's text).
     let ranked: Vec<RankedId> = match conn {
         DbConn::Sqlite(c) => diesel::sql_query(
+            // Each match's post is looked up by its key. As `m.id IN (SELECT id FROM posts
+            // …)` SQLite ran that subquery over every post for each match: 0.7 s for a word
+            // in 1% of 10,000 posts, 10 s for words in most of them (5 ms and 49 ms now).
             "SELECT m.id FROM \
                (SELECT rowid AS id, bm25(post_search_fts, 10.0, 1.0, 5.0) AS rank \
                 FROM post_search_fts WHERE post_search_fts MATCH ?) m \
-             WHERE m.id IN (SELECT id FROM posts WHERE status = ? AND published_at <= ?) \
+             JOIN posts p ON p.id = m.id \
+             WHERE p.status = ? AND p.published_at <= ? \
              ORDER BY m.rank, m.id DESC LIMIT ? OFFSET ?",
         )
         .bind::<Text, _>(fts5_query(terms))
