@@ -516,7 +516,6 @@ fn export(
 ) -> anyhow::Result<()> {
     use crate::archive::{describe_counts, export, progress};
     let db = open_db(config)?;
-    let signer = export::site_signer(&db, config.secret_key.as_deref())?;
     let mut progress = progress::for_command("export");
     if format == "wordpress" {
         if include_secrets {
@@ -539,6 +538,8 @@ fn export(
         println!("contains: {}", describe_counts(&counts));
         return Ok(());
     }
+    // Only a lectern archive needs the site's key (a WordPress export must not make one).
+    let signer = export::site_signer(&db, config.secret_key.as_deref())?;
     let trailer = export::export_file(
         &db,
         &signer,

@@ -61,11 +61,16 @@ pub async fn mail_page(
     admin: Admin,
     query: web::Query<MailQuery>,
 ) -> AppResult<HttpResponse> {
-    let (rows, summary) = state
+    let (rows, summary, held) = state
         .db
-        .read(|conn| Ok((outbox::recent(conn, 100)?, outbox::queue_summary(conn)?)))
+        .read(|conn| {
+            Ok((
+                outbox::recent(conn, 100)?,
+                outbox::queue_summary(conn)?,
+                outbox::count_held(conn)?,
+            ))
+        })
         .await?;
-    let held = state.db.read(outbox::count_held).await?;
     let tz = state.config.timezone;
     let rows = rows
         .into_iter()

@@ -33,6 +33,8 @@ pub struct Tile {
     pub snippet: String,
     pub size: String,
     pub uses: Vec<store::Use>,
+    /// "the site's logo", "the site's favicon" (`/admin/site`), if it is either.
+    pub site_uses: Vec<&'static str>,
 }
 
 /// What became of one file of an upload.
@@ -88,6 +90,14 @@ async fn tiles(
     query: String,
     before: Option<i32>,
 ) -> AppResult<(Vec<Tile>, Option<i32>)> {
+    let identity = state.identity();
+    let site_picture = |image: &Option<crate::site::identity::SiteImage>| {
+        image.as_ref().map(|i| i.sha256.clone()).unwrap_or_default()
+    };
+    let (logo, favicon) = (
+        site_picture(&identity.logo),
+        site_picture(&identity.favicon),
+    );
     Ok(state
         .db
         .read(move |conn| {
@@ -96,6 +106,8 @@ async fn tiles(
             rows.truncate(PAGE_SIZE as usize);
             let ids: Vec<i32> = rows.iter().map(|m| m.id).collect();
             let variants = store::variants_of(conn, &ids)?;
+            let shas: Vec<&str> = rows.iter().map(|m| m.sha256.as_str()).collect();
+            let mut uses = store::uses_of(conn, &shas)?;
             let mut tiles = Vec::with_capacity(rows.len());
             for media in rows {
                 // The narrowest stored file (variants come widest first).
@@ -106,14 +118,21 @@ async fn tiles(
                         media::url(&media.sha256, u32::try_from(v.width).unwrap_or(0), v.format)
                     })
                     .unwrap_or_else(|| media.url());
-                let uses = store::uses(conn, &media.sha256)?;
+                let mut site_uses = Vec::new();
+                if media.sha256 == logo {
+                    site_uses.push("the site's logo");
+                }
+                if media.sha256 == favicon {
+                    site_uses.push("the site's favicon");
+                }
                 let url = media.url();
                 tiles.push(Tile {
                     snippet: media::snippet(&media.alt, &url),
                     size: human_size(media.byte_size),
                     url,
                     thumbnail,
-                    uses,
+                    uses: uses.remove(&media.sha256).unwrap_or_default(),
+                    site_uses,
                     media,
                 });
             }
@@ -320,14 +339,21 @@ async fn store_file(
         Ok(alt) => alt,
         Err(message) => return Ok(refused(format!("Not stored: {message}"))),
     };
+    // Hashing up to 20 MiB is work for a blocking thread, not for the server's event loop.
+    let (bytes, upload_sha256) = web::block(move || {
+        let hash = media::sha256_hex(&file.bytes);
+        (file.bytes, hash)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?;
     let meta = MediaMeta {
         file_name: file_name.clone(),
         alt: alt.clone(),
-        upload_sha256: media::sha256_hex(&file.bytes),
+        upload_sha256,
         uploaded_by: Some(staff.user.id.0),
         created_at: state.clock.now(),
     };
-    match media::upload(&state.db, file.bytes, meta).await? {
+    match media::upload(&state.db, bytes, meta).await? {
         Ok(stored) => {
             let url = stored.media.url();
             Ok(UploadResult {

@@ -75,8 +75,11 @@ pub fn backup(
                 .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
             file.sync_all()
                 .map_err(|e| ArchiveError::Io(format!("{}: {e}", partial.display())))?;
-            std::fs::rename(&partial, path)
+            // A link, not a rename: it fails if a file appeared at `path` meanwhile, so a
+            // backup never replaces one.
+            std::fs::hard_link(&partial, path)
                 .map_err(|e| ArchiveError::Io(format!("{}: {e}", path.display())))?;
+            let _ = std::fs::remove_file(&partial);
             let counts = sqlite_counts(path)?;
             BackupDone {
                 kind: BackupKind::Sqlite,

@@ -335,17 +335,31 @@ pub struct Use {
 
 /// The posts and pages (trash included) whose Markdown names any file of this picture.
 pub fn uses(conn: &mut DbConn, sha256: &str) -> Result<Vec<Use>, DbError> {
-    let pattern = format!("%/media/{sha256}-%");
-    Ok(posts::table
-        .filter(posts::body_markdown.like(pattern))
+    Ok(uses_of(conn, &[sha256])?.remove(sha256).unwrap_or_default())
+}
+
+/// The uses of several pictures, newest post first, from one reading of the posts that show
+/// any picture (a library page asked once per tile read every post body 24 times).
+pub fn uses_of(conn: &mut DbConn, shas: &[&str]) -> Result<HashMap<String, Vec<Use>>, DbError> {
+    let mut found: HashMap<String, Vec<Use>> = HashMap::new();
+    if shas.is_empty() {
+        return Ok(found);
+    }
+    let showing: Vec<(i32, String, String, String)> = posts::table
+        .filter(posts::body_markdown.like("%/media/%"))
         .order(posts::id.desc())
-        .select((posts::id, posts::title, posts::status))
-        .load::<(i32, String, String)>(conn)?
-        .into_iter()
-        .map(|(post_id, title, status)| Use {
-            post_id,
-            title,
-            status,
-        })
-        .collect())
+        .select((posts::id, posts::title, posts::status, posts::body_markdown))
+        .load(conn)?;
+    for (post_id, title, status, markdown) in showing {
+        for sha in shas {
+            if markdown.contains(&format!("/media/{sha}-")) {
+                found.entry((*sha).to_string()).or_default().push(Use {
+                    post_id,
+                    title: title.clone(),
+                    status: status.clone(),
+                });
+            }
+        }
+    }
+    Ok(found)
 }

@@ -96,7 +96,7 @@ fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
-fn push_escaped(html: &mut String, text: &str) {
+pub(super) fn push_escaped(html: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => html.push_str("&amp;"),

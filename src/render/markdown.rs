@@ -172,16 +172,7 @@ fn media_img_tag(src: &str, title: &str, alt: &str, image: &MediaImage, first: b
 
 fn escape_attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
+    super::comment_text::push_escaped(&mut out, s);
     out
 }
 

@@ -588,8 +588,16 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
         "og:image"
     );
     let feed = app.get_text("/feed.xml").await;
-    assert!(feed.contains("rel=\"enclosure\""), "{feed}");
-    assert!(feed.contains(&app.url(&url)));
+    let enclosure = feed
+        .split("<link")
+        .find(|link| link.contains("rel=\"enclosure\""))
+        .unwrap_or_else(|| panic!("an enclosure: {feed}"));
+    let enclosure = &enclosure[..enclosure.find("/>").unwrap()];
+    assert!(
+        enclosure.contains(&format!("href=\"{}\"", app.url(&url))),
+        "{enclosure}"
+    );
+    assert!(enclosure.contains("type=\"image/jpeg\""), "{enclosure}");
 
     // An author's own srcset or sizes on other images is not kept.
     let csrf = app.csrf(&http).await;
@@ -628,14 +636,7 @@ async fn a_post_with_a_picture_shows_it_sized_with_a_srcset_and_as_its_og_image(
                 .first(conn)?)
         })
         .await;
-    let library = http
-        .get(app.url("/admin/media"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let library = app.get_text_as(&http, "/admin/media").await;
     assert!(
         library.contains("Pets"),
         "the library says where it is used"
@@ -670,14 +671,7 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         let (status, _) = upload(&app, &http, &[(&name, &png(20 + i, 10), &alt)]).await;
         assert_eq!(status, 200);
     }
-    let first = http
-        .get(app.url("/admin/media"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = app.get_text_as(&http, "/admin/media").await;
     assert!(
         first.contains("pic-25.png") && !first.contains("pic-1.png<"),
         "newest first"
@@ -687,28 +681,16 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a link to older pictures");
-    let second = http
-        .get(app.url(&format!("/admin/media?before={older}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let second = app
+        .get_text_as(&http, &format!("/admin/media?before={older}"))
+        .await;
     assert!(
         second.contains("pic-0.png") && second.contains("pic-1.png"),
         "{second}"
     );
     assert!(!second.contains("pic-25.png"));
 
-    let found = http
-        .get(app.url("/admin/media?q=NUMBER%2012"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let found = app.get_text_as(&http, "/admin/media?q=NUMBER%2012").await;
     assert!(
         found.contains("pic-12.png") && !found.contains("pic-13.png"),
         "search by alt"
@@ -738,14 +720,7 @@ async fn alt_text_is_edited_and_the_library_is_searched_and_paged() {
         .db(move |conn| Ok(media::table.find(id).select(media::alt).first(conn)?))
         .await;
     assert_eq!(alt, "A better description");
-    let editor = http
-        .get(app.url("/admin/posts/new"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let editor = app.get_text_as(&http, "/admin/posts/new").await;
     assert!(
         editor.contains("action=\"/admin/media\""),
         "the editor can upload"
@@ -958,6 +933,12 @@ async fn the_site_logo_and_favicon_come_from_the_library() {
     assert_eq!(served.status(), 200);
     let audit = app.get_text_as(&http, "/admin/audit").await;
     assert!(audit.contains("logo: “none” → “logo.png”"), "{audit}");
+    let library = app.get_text_as(&http, "/admin/media").await;
+    assert!(
+        library.contains("Shown as the site&#39;s favicon.")
+            && library.contains("Shown as the site&#39;s logo."),
+        "the library says which picture is the logo and which the favicon"
+    );
 
     let id: i32 = app
         .db(|conn| {
