@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::auth::{Admin, Staff};
-use crate::crypto::constant_time_eq;
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FormFields;
 use crate::http::response::{render, see_other};
@@ -219,22 +218,8 @@ pub async fn upload(
     Admin(staff): Admin,
     mut form: Multipart,
 ) -> AppResult<HttpResponse> {
-    const REFUSED: &str = "This form's security token is missing or has expired, so nothing was changed. Please go back, reload the page and try again.";
     // The token comes first; nothing is read further before it is checked.
-    let Some(Ok(mut first)) = form.next().await else {
-        return Err(AppError::Forbidden(REFUSED));
-    };
-    if first.name() != Some("csrf_token") {
-        return Err(AppError::Forbidden(REFUSED));
-    }
-    let token = match first.bytes(1024).await {
-        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => return Err(AppError::Forbidden(REFUSED)),
-    };
-    drop(first);
-    if !constant_time_eq(&token, &staff.csrf_token) {
-        return Err(AppError::Forbidden(REFUSED));
-    }
+    crate::auth::guard::check_upload_token(&mut form, &staff).await?;
 
     let mut results = Vec::new();
     let mut pending: Option<PendingFile> = None;

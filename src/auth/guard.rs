@@ -21,6 +21,35 @@ pub const MAX_ADMIN_FORM_BYTES: usize = 4 * 1024 * 1024;
 
 pub use crate::http::middleware::{MAX_IMPORT_UPLOAD_BYTES, STREAMED_UPLOADS};
 
+/// The refusal of a streamed upload whose token is missing or foreign.
+const UPLOAD_REFUSED: &str = "This form's security token is missing or has expired, so nothing was changed. Please go back, reload the page and try again.";
+
+/// The check a streamed upload's handler makes before it reads anything else: the form's first
+/// field is `csrf_token` and matches the session's (the guard cannot read a stream it must
+/// leave to the handler).
+pub async fn check_upload_token(
+    form: &mut actix_multipart::Multipart,
+    staff: &Staff,
+) -> Result<(), AppError> {
+    let Some(Ok(mut first)) = form.next().await else {
+        return Err(AppError::Forbidden(UPLOAD_REFUSED));
+    };
+    if first.name() != Some("csrf_token") {
+        return Err(AppError::Forbidden(UPLOAD_REFUSED));
+    }
+    let token = match first.bytes(1024).await {
+        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => return Err(AppError::Forbidden(UPLOAD_REFUSED)),
+    };
+    // The stream yields the next field only once this one is gone.
+    drop(first);
+    if constant_time_eq(&token, &staff.csrf_token) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(UPLOAD_REFUSED))
+    }
+}
+
 /// Whether this request is one of the streamed uploads: the multipart upload is streamed to
 /// disk by the handler rather than held here, and the handler checks the `csrf_token` field,
 /// which the form sends first, before it keeps a byte.

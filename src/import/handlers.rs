@@ -18,7 +18,6 @@ use futures_util::StreamExt;
 
 use super::{Env, Kind, Options, Progress, Report};
 use crate::auth::Admin;
-use crate::crypto::constant_time_eq;
 use crate::db::schema::import_runs;
 use crate::db::{Db, DbConn, DbError};
 use crate::error::{AppError, AppResult};
@@ -167,23 +166,8 @@ pub async fn upload(
     Admin(staff): Admin,
     mut form: Multipart,
 ) -> AppResult<HttpResponse> {
-    const REFUSED: &str = "This form's security token is missing or has expired, so nothing was changed. Please go back, reload the page and try again.";
     // The token comes first; nothing is kept before it is checked.
-    let Some(Ok(mut first)) = form.next().await else {
-        return Err(AppError::Forbidden(REFUSED));
-    };
-    if first.name() != Some("csrf_token") {
-        return Err(AppError::Forbidden(REFUSED));
-    }
-    let token = match first.bytes(1024).await {
-        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => return Err(AppError::Forbidden(REFUSED)),
-    };
-    // The stream yields the next field only once this one is gone.
-    drop(first);
-    if !constant_time_eq(&token, &staff.csrf_token) {
-        return Err(AppError::Forbidden(REFUSED));
-    }
+    crate::auth::guard::check_upload_token(&mut form, &staff).await?;
     let path = std::env::temp_dir().join(format!(
         "lectern-import-{}.xml",
         crate::crypto::random_token(12)

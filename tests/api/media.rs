@@ -738,7 +738,18 @@ async fn a_moderator_or_an_anonymous_visitor_cannot_upload() {
     let bytes = jpeg(50, 50);
     let (status, _) = upload(&app, &moderator, &[("a.jpg", &bytes, "A")]).await;
     assert_eq!(status, 403);
+    // An admin's form with a forged token is refused before a byte of the file is kept.
+    let admin = app.staff_client("admin").await;
     let (content_type, body) = multipart("forged", &[("a.jpg", &bytes, "A")]);
+    let forged = admin
+        .post(app.url("/admin/media"))
+        .header("content-type", content_type.clone())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("security token"));
     let anonymous = client()
         .post(app.url("/admin/media"))
         .header("content-type", content_type)
