@@ -51,6 +51,8 @@ struct ChannelWriter {
 }
 
 const PIECE: usize = 64 * 1024;
+/// How long a download may stop reading before the export gives up.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ChannelWriter {
     fn send(&mut self) -> std::io::Result<()> {
@@ -58,9 +60,23 @@ impl ChannelWriter {
             return Ok(());
         }
         let piece = std::mem::replace(&mut self.buffer, Vec::with_capacity(PIECE));
-        self.sender
-            .blocking_send(Ok(web::Bytes::from(piece)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "download ended"))
+        // The export holds a pooled connection and a snapshot while it waits here: a client
+        // that stops reading gives them back after STALLED instead of keeping them for good.
+        let sent = tokio::runtime::Handle::current().block_on(tokio::time::timeout(
+            STALLED,
+            self.sender.send(Ok(web::Bytes::from(piece))),
+        ));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "download ended",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the download stopped reading",
+            )),
+        }
     }
 }
 
