@@ -5,7 +5,10 @@
 //! data_version` on a connection of our own changes whenever any other connection, in this
 //! process (the pool) or another (the command line, the `sqlite3` shell), has committed. Reading
 //! it touches no page of the database (it is read from the WAL index in shared memory), so a
-//! page view can afford it.
+//! page view can afford it. Most commits change nothing a reader sees (the mail worker's
+//! outbox, sessions, throttling, held comments), so when it has moved, the one-row counter that
+//! triggers move with every change to the public tables (migration 000018) says whether
+//! anything public changed; only then does the generation move.
 //!
 //! On PostgreSQL, the tables whose rows show on public pages notify `lectern_changed` from a
 //! statement trigger (migration 000015), delivered when the writing transaction commits, on
@@ -31,10 +34,35 @@ struct DataVersion {
     data_version: i64,
 }
 
+#[derive(QueryableByName)]
+struct PublicChanges {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
 struct Watch {
     conn: SqliteConnection,
+    /// `data_version` when last read.
     last: i64,
+    /// The public changes counter when last read; `None` when it could not be read (then every
+    /// commit counts).
+    public: Option<i64>,
     generation: u64,
+}
+
+impl Watch {
+    fn generation(&mut self) -> Result<u64, DbError> {
+        let version = read_version(&mut self.conn)?;
+        if version != self.last {
+            self.last = version;
+            let public = read_public_changes(&mut self.conn).ok();
+            if public.is_none() || public != self.public {
+                self.public = public;
+                self.generation += 1;
+            }
+        }
+        Ok(self.generation)
+    }
 }
 
 /// The PostgreSQL listener's state, shared with its task.
@@ -68,10 +96,12 @@ impl Freshness {
         let mut conn = SqliteConnection::establish(path)
             .map_err(|e| DbError::Connect(format!("{path}: {}", one_line(&e.to_string()))))?;
         let last = read_version(&mut conn)?;
+        let public = read_public_changes(&mut conn).ok();
         Ok(Freshness {
             source: Source::Sqlite(Mutex::new(Watch {
                 conn,
                 last,
+                public,
                 generation: 0,
             })),
         })
@@ -100,12 +130,7 @@ impl Freshness {
         match &self.source {
             Source::Sqlite(watch) => {
                 let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
-                let version = read_version(&mut watch.conn).ok()?;
-                if version != watch.last {
-                    watch.last = version;
-                    watch.generation += 1;
-                }
-                Some(watch.generation)
+                watch.generation().ok()
             }
             Source::Postgres(listener, own) => listener.live.load(Ordering::Acquire).then(|| {
                 listener
@@ -194,4 +219,11 @@ async fn listen(url: String, listener: Arc<Listener>) {
 fn read_version(conn: &mut SqliteConnection) -> Result<i64, DbError> {
     let row: DataVersion = diesel::sql_query("PRAGMA data_version").get_result(conn)?;
     Ok(row.data_version)
+}
+
+fn read_public_changes(conn: &mut SqliteConnection) -> Result<i64, DbError> {
+    let row: PublicChanges =
+        diesel::sql_query("SELECT total FROM lectern_public_changes WHERE id = 1")
+            .get_result(conn)?;
+    Ok(row.total)
 }

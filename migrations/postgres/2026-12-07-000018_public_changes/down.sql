@@ -1,0 +1,2 @@
+CREATE TRIGGER lectern_notify_comments AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON comments
+    FOR EACH STATEMENT EXECUTE FUNCTION lectern_notify_change();
