@@ -79,8 +79,16 @@ fn run() -> Result<()> {
         println!("database: PostgreSQL (SQLite sync modes do not apply)");
         vec![None]
     } else {
-        println!("database: SQLite, both LECTERN_SQLITE_SYNC modes");
-        vec![Some(SqliteSync::Full), Some(SqliteSync::Normal)]
+        // BENCH_SYNC=full or normal: that mode alone.
+        match std::env::var("BENCH_SYNC").unwrap_or_default().as_str() {
+            "full" => vec![Some(SqliteSync::Full)],
+            "normal" => vec![Some(SqliteSync::Normal)],
+            "" => {
+                println!("database: SQLite, both LECTERN_SQLITE_SYNC modes");
+                vec![Some(SqliteSync::Full), Some(SqliteSync::Normal)]
+            }
+            other => bail!("BENCH_SYNC={other}: full or normal"),
+        }
     };
     // The large site (100,000 posts, 1,000,000 comments): BENCH_LARGE=1 after the other
     // scenarios, BENCH_LARGE=only alone, since seeding it takes a while. On SQLite it runs at
@@ -176,12 +184,15 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     std::thread::sleep(Duration::from_millis(3_500)); // tokens younger than 3 s count as spam
     let script = dir.path().join("submit.lua");
     std::fs::write(&script, submit_script(&token))?;
-    let submit = measure(
-        &format!("{base}/posts/bench-submit/comments"),
-        Some(&script),
-        warmup,
-        secs,
-    )?;
+    let profile = Profile::of(&server);
+    let submit = profile.during("submission", || {
+        measure(
+            &format!("{base}/posts/bench-submit/comments"),
+            Some(&script),
+            warmup,
+            secs,
+        )
+    })?;
 
     peaks.push(("submission", server.peak_rss_kb()?));
 
@@ -199,7 +210,9 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
             bail!("GET /search?q={query} answered {status} without results");
         }
     }
-    let search_rare = measure(&format!("{base}/search?q={word}"), None, warmup, secs)?;
+    let search_rare = profile.during("search", || {
+        measure(&format!("{base}/search?q={word}"), None, warmup, secs)
+    })?;
     let search_common = measure(
         &format!("{base}/search?q=keyset+pagination"),
         None,
@@ -225,13 +238,15 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
         headers: vec![&cookie],
         ..Load::default()
     };
-    let queue = measure_as(
-        &format!("{base}/admin/comments"),
-        None,
-        &staff,
-        warmup,
-        secs,
-    )?;
+    let queue = profile.during("queue", || {
+        measure_as(
+            &format!("{base}/admin/comments"),
+            None,
+            &staff,
+            warmup,
+            secs,
+        )
+    })?;
     let deep = measure_as(
         &format!("{base}/admin/comments?status=pending&before={deep_cursor}"),
         None,
@@ -240,7 +255,9 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
         secs,
     )?;
     // The dashboard over the same million: its charts read the trigger-kept counts.
-    let dashboard = measure_as(&format!("{base}/admin"), None, &staff, warmup, secs)?;
+    let dashboard = profile.during("dashboard", || {
+        measure_as(&format!("{base}/admin"), None, &staff, warmup, secs)
+    })?;
     peaks.push(("queue", server.peak_rss_kb()?));
     // The kernel's RSS counters are approximate (per-thread caches): take the highest reading.
     let peak_kb = peaks.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
@@ -965,6 +982,53 @@ fn seed(db: &Db) -> Result<String> {
 }
 
 /// The release server as a child process, its output drained on threads.
+/// `BENCH_PERF_DIR=DIR`: the server is profiled with `perf record -g` during the scenarios
+/// that pass through `Profile::during` (one `DIR/NAME.data` each), to be read with
+/// `perf report -i DIR/NAME.data`. Unset, nothing is recorded.
+struct Profile {
+    dir: Option<std::path::PathBuf>,
+    pid: u32,
+}
+
+impl Profile {
+    fn of(server: &Server) -> Profile {
+        Profile {
+            dir: std::env::var_os("BENCH_PERF_DIR").map(Into::into),
+            pid: server.child.id(),
+        }
+    }
+
+    /// Runs `f`, recorded as `name` when profiling.
+    fn during<T>(&self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some(dir) = &self.dir else {
+            return f();
+        };
+        std::fs::create_dir_all(dir)?;
+        let mut perf = Command::new("perf")
+            .args([
+                "record",
+                "-g",
+                "-F",
+                "997",
+                "-p",
+                &self.pid.to_string(),
+                "-o",
+            ])
+            .arg(dir.join(format!("{name}.data")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting perf (BENCH_PERF_DIR is set)")?;
+        let result = f();
+        // perf writes its file on SIGINT.
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+        result
+    }
+}
+
 struct Server {
     child: Child,
     addr: String,

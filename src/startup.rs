@@ -224,10 +224,14 @@ impl Application {
                 0
             },
         ));
+        let kept_dashboard = web::Data::new(crate::moderation::handlers::KeptDashboard::new(
+            state.config.page_caches,
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(page_cache.clone())
+                .app_data(kept_dashboard.clone())
                 .app_data(freshness.clone())
                 .wrap(from_fn(crate::import::redirects::old_addresses))
                 .wrap(from_fn(middleware::head_as_get))

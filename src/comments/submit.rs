@@ -14,7 +14,7 @@ use super::{CommentStatus, NewComment, queries};
 use crate::db::ids::{CommentId, PostId, UserId};
 use crate::db::{DbConn, DbError};
 use crate::error::{AppError, AppResult};
-use crate::render::CommentFormat;
+use crate::render::{CommentFormat, SafeHtml};
 use crate::site::DiscussionSettings;
 use crate::state::AppState;
 
@@ -77,8 +77,11 @@ pub async fn submit(
     let mail = state.mail.clone();
 
     // Keyword lists are matched here, off the async threads and before the write transaction
-    // (a list is compiled once per version, but a new version's first compile can take a while).
-    let keywords = {
+    // (a list is compiled once per version, but a new version's first compile can take a while),
+    // and the body is rendered here too: on SQLite one writer thread stores every comment in
+    // turn, so what it does not have to do, it does not do.
+    let (keywords, body_html) = {
+        let body = input.body.as_str().to_string();
         let settings = settings.clone();
         let fields: Vec<String> = vec![
             input.body.as_str().to_string(),
@@ -94,7 +97,10 @@ pub async fn submit(
         ];
         tokio::task::spawn_blocking(move || {
             let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-            keyword_hits(&settings, &fields)
+            (
+                keyword_hits(&settings, &fields),
+                CommentFormat::Markdown.render(&body),
+            )
         })
         .await
         .map_err(|e| AppError::Internal(e.into()))?
@@ -119,6 +125,7 @@ pub async fn submit(
                 now,
                 mail: &mail,
                 keywords: &keywords,
+                body_html: &body_html,
             },
         )
     };
@@ -147,6 +154,8 @@ struct StoreRequest<'a> {
     now: chrono::NaiveDateTime,
     mail: &'a crate::state::MailContext,
     keywords: &'a KeywordHits,
+    /// The body as it will show, rendered before the write.
+    body_html: &'a SafeHtml,
 }
 
 /// The checks that need the database, then the insert, all in one write transaction so two
@@ -216,7 +225,6 @@ fn store_comment(
             keywords: r.keywords,
         },
     );
-    let body_html = CommentFormat::Markdown.render(body);
     let id = queries::insert(
         conn,
         &NewComment {
@@ -227,7 +235,7 @@ fn store_comment(
             author_email: email,
             author_url: input.website.as_ref().map(|w| w.as_str()),
             body,
-            body_html: body_html.as_str(),
+            body_html: r.body_html.as_str(),
             format: CommentFormat::Markdown,
             status,
             held_reason: reason.as_deref(),

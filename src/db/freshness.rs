@@ -48,20 +48,24 @@ struct Watch {
     /// commit counts).
     public: Option<i64>,
     generation: u64,
+    /// Moves with every commit seen, public or not.
+    commits: u64,
 }
 
 impl Watch {
-    fn generation(&mut self) -> Result<u64, DbError> {
+    /// Reads `data_version`, then the public counter if it moved.
+    fn refresh(&mut self) -> Result<(), DbError> {
         let version = read_version(&mut self.conn)?;
         if version != self.last {
             self.last = version;
+            self.commits += 1;
             let public = read_public_changes(&mut self.conn).ok();
             if public.is_none() || public != self.public {
                 self.public = public;
                 self.generation += 1;
             }
         }
-        Ok(self.generation)
+        Ok(())
     }
 }
 
@@ -103,6 +107,7 @@ impl Freshness {
                 last,
                 public,
                 generation: 0,
+                commits: 0,
             })),
         })
     }
@@ -130,7 +135,8 @@ impl Freshness {
         match &self.source {
             Source::Sqlite(watch) => {
                 let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
-                watch.generation().ok()
+                watch.refresh().ok()?;
+                Some(watch.generation)
             }
             Source::Postgres(listener, own) => listener.live.load(Ordering::Acquire).then(|| {
                 listener
@@ -139,6 +145,20 @@ impl Freshness {
                     .wrapping_add(own.load(Ordering::Acquire))
             }),
             Source::Unknown => None,
+        }
+    }
+
+    /// A number that moves with every commit to the database, whatever it changed: equal to an
+    /// earlier one only if nothing at all was committed between the two calls. Known on SQLite
+    /// alone (PostgreSQL notifies of public changes only); `None` elsewhere.
+    pub fn commits(&self) -> Option<u64> {
+        match &self.source {
+            Source::Sqlite(watch) => {
+                let mut watch = watch.lock().unwrap_or_else(|p| p.into_inner());
+                watch.refresh().ok()?;
+                Some(watch.commits)
+            }
+            Source::Postgres(..) | Source::Unknown => None,
         }
     }
 

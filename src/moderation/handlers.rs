@@ -650,23 +650,87 @@ pub async fn edit(
 
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
-struct DashboardPage {
+struct DashboardPage<'a> {
     layout: AdminLayout,
-    counts: Vec<(Tab, i64, String)>,
-    items: Vec<QueueItem>,
+    counts: &'a [(Tab, i64, String)],
+    items: &'a [QueueItem],
     back: String,
     bulk_actions: Vec<Action>,
-    days: dashboard::DayChart,
+    days: &'a dashboard::DayChart,
     stack: [CommentStatus; 4],
-    reasons: dashboard::HChart,
-    top_posts: dashboard::HChart,
-    outbox: dashboard::OutboxNumbers,
+    reasons: &'a dashboard::HChart,
+    top_posts: &'a dashboard::HChart,
+    outbox: &'a dashboard::OutboxNumbers,
     oldest_waited: String,
 }
 
-pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<HttpResponse> {
+/// What the dashboard shows of the database, ready to print.
+pub struct DashboardReading {
+    pending: i64,
+    counts: Vec<(Tab, i64, String)>,
+    items: Vec<QueueItem>,
+    days: dashboard::DayChart,
+    reasons: dashboard::HChart,
+    top_posts: dashboard::HChart,
+    outbox: dashboard::OutboxNumbers,
+}
+
+/// The dashboard's reading, kept while nothing is committed (see `dashboard::Kept`).
+pub type KeptDashboard = dashboard::Kept<DashboardReading>;
+
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    staff: Staff,
+    kept: web::Data<KeptDashboard>,
+    freshness: web::Data<crate::db::Freshness>,
+) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let tz = state.config.timezone;
+    // Counted before the read: a commit during it makes the next view read again.
+    let key = dashboard::KeptKey::new(freshness.commits(), now, tz);
+    let reading = match kept.get(key) {
+        Some(reading) => reading,
+        None => {
+            let reading = std::sync::Arc::new(read_dashboard(&state, now, tz).await?);
+            kept.put(key, reading.clone());
+            reading
+        }
+    };
+    render(
+        DashboardPage {
+            layout: AdminLayout::with_pending_and_notice(
+                &state,
+                &staff,
+                "Dashboard",
+                "dashboard",
+                reading.pending,
+            )
+            .await?,
+            counts: &reading.counts,
+            items: &reading.items,
+            back: "/admin".into(),
+            bulk_actions: vec![
+                Action::Approve,
+                Action::Unapprove,
+                Action::Spam,
+                Action::Trash,
+            ],
+            days: &reading.days,
+            stack: dashboard::STACK,
+            reasons: &reading.reasons,
+            top_posts: &reading.top_posts,
+            outbox: &reading.outbox,
+            oldest_waited: dashboard::waited(reading.outbox.oldest_queued_secs(now)),
+        },
+        StatusCode::OK,
+    )
+}
+
+async fn read_dashboard(
+    state: &AppState,
+    now: chrono::NaiveDateTime,
+    tz: chrono_tz::Tz,
+) -> AppResult<DashboardReading> {
     let (rows, context, counts, numbers) = state
         .db
         .read(move |conn| {
@@ -703,34 +767,15 @@ pub async fn dashboard(state: web::Data<AppState>, staff: Staff) -> AppResult<Ht
             .map(|(title, slug, n)| (title.clone(), Some(format!("/posts/{slug}")), i64::from(*n)))
             .collect(),
     );
-    render(
-        DashboardPage {
-            layout: AdminLayout::with_pending_and_notice(
-                &state,
-                &staff,
-                "Dashboard",
-                "dashboard",
-                pending,
-            )
-            .await?,
-            counts,
-            items: items_from(rows, &context, tz),
-            back: "/admin".into(),
-            bulk_actions: vec![
-                Action::Approve,
-                Action::Unapprove,
-                Action::Spam,
-                Action::Trash,
-            ],
-            days: dashboard::day_chart(&numbers.hours, now, tz),
-            stack: dashboard::STACK,
-            reasons,
-            top_posts,
-            oldest_waited: dashboard::waited(numbers.outbox.oldest_queued_secs),
-            outbox: numbers.outbox,
-        },
-        StatusCode::OK,
-    )
+    Ok(DashboardReading {
+        pending,
+        counts,
+        items: items_from(rows, &context, tz),
+        days: dashboard::day_chart(&numbers.hours, now, tz),
+        reasons,
+        top_posts,
+        outbox: numbers.outbox,
+    })
 }
 
 #[derive(Template)]

@@ -304,6 +304,33 @@ async fn the_dashboard_draws_its_charts_from_the_maintained_counts() {
 }
 
 #[tokio::test]
+async fn the_dashboard_shows_every_change_at_the_next_view() {
+    use diesel::prelude::*;
+    use lectern::db::schema::comments;
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("admin").await;
+    // Read once, then kept while nothing is committed.
+    let first = page(&http, &app, "/admin").await;
+    assert!(!first.contains("Rita 1"));
+    assert_eq!(first, page(&http, &app, "/admin").await);
+    // A held comment from the form.
+    let id = pending_comment(&app, 1).await;
+    let dashboard = page(&http, &app, "/admin").await;
+    assert!(dashboard.contains("Rita 1"), "{dashboard}");
+    assert!(dashboard.contains("first comment from this author"));
+    // A change made in plain SQL, as a database console would.
+    app.db(move |conn| {
+        Ok(diesel::update(comments::table.find(id))
+            .set(comments::author_name.eq("Renamed by hand"))
+            .execute(conn)?)
+    })
+    .await;
+    let dashboard = page(&http, &app, "/admin").await;
+    assert!(dashboard.contains("Renamed by hand"), "{dashboard}");
+    assert!(!dashboard.contains("Rita 1"));
+}
+
+#[tokio::test]
 async fn admin_pages_alone_may_run_the_sites_own_script() {
     let app = TestApp::spawn().await;
     let http = app.staff_client("moderator").await;
