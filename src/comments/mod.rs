@@ -69,6 +69,9 @@ pub struct PublicComment {
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = comments)]
+// None is written as NULL (each column's default), so the INSERT's SQL is the same every time
+// and its prepared statement, with the triggers SQLite compiles into it, is kept and reused.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewComment<'a> {
     pub post_id: PostId,
     pub parent_id: Option<CommentId>,

@@ -33,6 +33,9 @@ pub struct OutboxRow {
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = outbox)]
+// None is written as NULL (each column's default), so the INSERT's SQL is the same every time
+// and its prepared statement, with the triggers SQLite compiles into it, is kept and reused.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewOutboxRow<'a> {
     pub message_id: &'a str,
     pub kind: &'a str,
