@@ -211,9 +211,10 @@ impl<'e> Ctx<'e> {
                 // (`temp_store` is the pool's MEMORY otherwise), or a million keys would
                 // double the import's memory. It can only change outside a transaction.
                 let sqlite = matches!(conn, DbConn::Sqlite(_));
+                // (The pool's small page cache suits the sort: a larger one only holds more of
+                // it in memory, and was slower.)
                 if sqlite {
                     diesel::sql_query("PRAGMA temp_store = FILE").execute(conn)?;
-                    diesel::sql_query("PRAGMA cache_size = -32768").execute(conn)?;
                 }
                 let built = crate::db::immediate_transaction(conn, |conn| {
                     super::bulk::build_indexes(conn, &deferred)?;
@@ -227,7 +228,6 @@ impl<'e> Ctx<'e> {
                 });
                 if sqlite {
                     diesel::sql_query("PRAGMA temp_store = MEMORY").execute(conn)?;
-                    diesel::sql_query("PRAGMA cache_size = -2000").execute(conn)?;
                 }
                 built
             })
