@@ -505,6 +505,23 @@ impl Db {
         outcome
     }
 
+    /// A pooled connection, in turn with this process's other writers but outside any
+    /// transaction, for work that sets connection options around its own transaction (SQLite
+    /// refuses some pragmas inside one): `f` begins and commits it.
+    pub fn with_write_connection<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+    {
+        let mut conn = self.checkout(self.waits.busy)?;
+        let _gate = self.write_gate();
+        let outcome = f(&mut conn);
+        if outcome.is_ok() {
+            self.writes.fetch_add(1, Ordering::AcqRel);
+        }
+        outcome
+    }
+
     /// The count of write transactions this process committed.
     pub fn write_counter(&self) -> Arc<AtomicU64> {
         self.writes.clone()

@@ -219,7 +219,8 @@ pub fn import(
     let stored = std::mem::take(&mut run.stored);
     adopt_orphans(&mut run.ctx, orphans, &stored)?;
     progress.tick(total, total, &run.ctx.report);
-    Ok(run.ctx.report)
+    run.ctx.finish()?;
+    Ok(std::mem::take(&mut run.ctx.report))
 }
 
 /// Attaches replies to parents that came later in the source; a parent that never came leaves

@@ -225,5 +225,6 @@ pub fn import(
             "{subscriptions} notification subscriptions kept as unconfirmed: nobody is mailed until they confirm on this site"
         ));
     }
-    Ok(ctx.report)
+    ctx.finish()?;
+    Ok(std::mem::take(&mut ctx.report))
 }

@@ -7,6 +7,7 @@
 //! not count toward flood or duplicate limits and never send email. A file is read once to
 //! check it before anything is written, so a malformed file changes nothing.
 
+pub mod bulk;
 pub mod content;
 pub mod disqus;
 pub mod handlers;

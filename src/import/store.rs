@@ -81,10 +81,18 @@ pub struct Ctx<'e> {
     id_pool: Vec<i32>,
     /// Write batches committed so far.
     batches: u64,
+    /// Whether batches may switch the comments' insert triggers off (see [`super::bulk`]).
+    bulk: bool,
+    /// Ids of the comments the open batch inserted.
+    batch_ids: Vec<i32>,
+    /// The comments' indexes set aside for this run, built again by [`Ctx::finish`].
+    deferred: super::bulk::Indexes,
 }
 
 /// Comments written per INSERT statement (19 values each: well under both backends' limits).
 const ROWS_PER_INSERT: usize = 500;
+/// Comments written per COPY on PostgreSQL (a few megabytes).
+const ROWS_PER_COPY: usize = 5000;
 
 /// A comment row as an import writes it: with its id, NULLs written as NULL (not `DEFAULT`), so
 /// many rows go in one INSERT on both backends.
@@ -116,10 +124,34 @@ struct CommentRow {
     source_id: String,
 }
 
+/// An imported comment's identity, as `import_items` keeps it.
+#[derive(Insertable)]
+#[diesel(table_name = import_items)]
+#[diesel(treat_none_as_default_value = false)]
+struct ItemRow<'a> {
+    source: &'a str,
+    kind: &'a str,
+    source_id: &'a str,
+    target_id: i32,
+}
+
 #[derive(diesel::QueryableByName)]
 struct NextId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
+}
+
+/// A run that stopped on an error still builds the indexes it set aside (a run that is killed
+/// leaves that to the next one).
+impl Drop for Ctx<'_> {
+    fn drop(&mut self) {
+        if self.dry_run || self.deferred.is_empty() {
+            return;
+        }
+        if let Err(e) = self.finish() {
+            tracing::error!(error = %e, "building the comments' indexes again failed; the next import builds them");
+        }
+    }
 }
 
 impl<'e> Ctx<'e> {
@@ -130,6 +162,16 @@ impl<'e> Ctx<'e> {
         let ip_days = settings
             .retention_days
             .min(crate::moderation::retention::MAX_IP_DAYS);
+        let (bulk, deferred) = if dry_run {
+            (false, Vec::new())
+        } else {
+            env.db.write_blocking(|conn| -> Result<_, ImportError> {
+                if !super::bulk::may_alter(conn)? {
+                    return Ok((false, Vec::new()));
+                }
+                Ok((true, super::bulk::defer_indexes(conn)?))
+            })?
+        };
         Ok(Ctx {
             env,
             source,
@@ -147,7 +189,48 @@ impl<'e> Ctx<'e> {
             next_id: None,
             id_pool: Vec::new(),
             batches: 0,
+            bulk,
+            batch_ids: Vec::new(),
+            deferred,
         })
+    }
+
+    /// Ends a run that wrote: builds the comments' indexes it set aside and, on PostgreSQL,
+    /// refreshes the planner's statistics. This last transaction commits durably (on
+    /// PostgreSQL the batches before it did not wait for their commits to reach the disk; this
+    /// commit's wait covers them too).
+    pub fn finish(&mut self) -> Result<(), ImportError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        self.env
+            .db
+            .with_write_connection(|conn| -> Result<(), ImportError> {
+                // SQLite sorts an index's keys in temporary files: on disk, not in memory
+                // (`temp_store` is the pool's MEMORY otherwise), or a million keys would
+                // double the import's memory. It can only change outside a transaction.
+                let sqlite = matches!(conn, DbConn::Sqlite(_));
+                // (The pool's small page cache suits the sort: a larger one only holds more of
+                // it in memory, and was slower.)
+                if sqlite {
+                    diesel::sql_query("PRAGMA temp_store = FILE").execute(conn)?;
+                }
+                let built = crate::db::immediate_transaction(conn, |conn| {
+                    super::bulk::build_indexes(conn, &deferred)?;
+                    if let DbConn::Postgresql(c) = conn {
+                        diesel::sql_query(
+                            "ANALYZE comments, import_items, posts, old_addresses, post_tags, tags",
+                        )
+                        .execute(c)?;
+                    }
+                    Ok::<(), ImportError>(())
+                });
+                if sqlite {
+                    diesel::sql_query("PRAGMA temp_store = MEMORY").execute(conn)?;
+                }
+                built
+            })
     }
 
     /// Runs `f` as one batch: one write transaction, or in a dry run a read-only connection.
@@ -166,14 +249,31 @@ impl<'e> Ctx<'e> {
         }
         self.next_id = None;
         self.pending.clear();
+        self.batch_ids.clear();
         let value = env.db.write_blocking(|conn| {
-            // SQLite: a bigger page cache for the batch keeps the growing indexes in memory
-            // instead of reading pages back; set back afterwards, as the connection is pooled.
-            if let DbConn::Sqlite(c) = conn {
-                diesel::sql_query("PRAGMA cache_size = -32768").execute(c)?;
+            // First, before this transaction holds anything another could wait on.
+            let triggers = if self.bulk {
+                super::bulk::triggers_off(conn)?
+            } else {
+                None
+            };
+            match conn {
+                // SQLite: a bigger page cache for the batch keeps the growing indexes in memory
+                // instead of reading pages back; set back afterwards, as the connection is pooled.
+                DbConn::Sqlite(c) => {
+                    diesel::sql_query("PRAGMA cache_size = -32768").execute(c)?;
+                }
+                // A batch's commit need not wait for the disk: `finish` ends the run with a
+                // commit that does, which covers every commit before it.
+                DbConn::Postgresql(c) => {
+                    diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c)?;
+                }
             }
             let value = f(conn, self)?;
             self.flush_pending(conn)?;
+            if let Some(triggers) = triggers {
+                triggers.restore(conn, &self.batch_ids)?;
+            }
             self.flush_counts(conn)?;
             if let DbConn::Sqlite(c) = conn {
                 diesel::sql_query("PRAGMA cache_size = -2000").execute(c)?;
@@ -252,35 +352,38 @@ impl<'e> Ctx<'e> {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.pending);
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let items: Vec<_> = chunk
-                .iter()
-                .map(|row| {
-                    (
-                        import_items::source.eq(self.source.as_str()),
-                        import_items::kind.eq(ItemKind::Comment.as_str()),
-                        import_items::source_id.eq(row.source_id.as_str()),
-                        import_items::target_id.eq(row.id),
-                    )
-                })
-                .collect();
-            match conn {
-                DbConn::Sqlite(c) => {
+        self.batch_ids.extend(rows.iter().map(|row| row.id));
+        let items: Vec<ItemRow<'_>> = rows
+            .iter()
+            .map(|row| ItemRow {
+                source: self.source.as_str(),
+                kind: ItemKind::Comment.as_str(),
+                source_id: row.source_id.as_str(),
+                target_id: row.id,
+            })
+            .collect();
+        match conn {
+            DbConn::Sqlite(c) => {
+                for (chunk, items) in rows
+                    .chunks(ROWS_PER_INSERT)
+                    .zip(items.chunks(ROWS_PER_INSERT))
+                {
                     diesel::insert_into(crate::db::schema::comments::table)
                         .values(chunk)
                         .execute(c)?;
                     diesel::insert_into(import_items::table)
-                        .values(&items)
+                        .values(items)
                         .execute(c)?;
                 }
-                DbConn::Postgresql(c) => {
-                    diesel::insert_into(crate::db::schema::comments::table)
-                        .values(chunk)
-                        .execute(c)?;
-                    diesel::insert_into(import_items::table)
-                        .values(&items)
-                        .execute(c)?;
-                }
+            }
+            // COPY: the rows in one statement each, in PostgreSQL's binary format.
+            DbConn::Postgresql(c) => {
+                diesel::copy_from(crate::db::schema::comments::table)
+                    .from_insertable(rows.as_slice())
+                    .execute(c)?;
+                diesel::copy_from(import_items::table)
+                    .from_insertable(items.as_slice())
+                    .execute(c)?;
             }
         }
         Ok(())
@@ -381,10 +484,13 @@ impl<'e> Ctx<'e> {
         };
         let ip_text = ip.map(|ip| ip.to_string());
         let ip_network = ip.map(crate::http::ip_network);
-        let body = crate::text::normalize_newlines(c.body);
-        let body_html = match c.body_html {
-            Some(html) => html.to_string(),
-            None => c.format.render(&body).into_string(),
+        let (body, body_html) = match c.body_html {
+            Some(html) => (c.body.to_string(), html.to_string()),
+            None => {
+                let body = crate::text::normalize_newlines(c.body);
+                let html = c.format.render(&body).into_string();
+                (body, html)
+            }
         };
         let avatar_seed = self.env.signer.keyed_u32("avatar", &email.to_lowercase()) as i32;
         let id = self.new_comment_id(conn)?;
@@ -415,7 +521,11 @@ impl<'e> Ctx<'e> {
             },
             source_id: c.source_id.to_string(),
         });
-        if self.pending.len() >= ROWS_PER_INSERT {
+        let flush_at = match conn {
+            DbConn::Sqlite(_) => ROWS_PER_INSERT,
+            DbConn::Postgresql(_) => ROWS_PER_COPY,
+        };
+        if self.pending.len() >= flush_at {
             self.flush_pending(conn)?;
         }
         let id = CommentId(id);

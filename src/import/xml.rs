@@ -61,8 +61,12 @@ pub struct XmlStream {
     path: PathBuf,
     /// Prefix in the file → canonical prefix.
     prefixes: HashMap<String, String>,
-    pending_end: Option<String>,
+    /// An empty element was just returned as a start: its end comes next.
+    pending_end: bool,
+    /// The names of the elements open now (canonical), outermost first.
     open: Vec<String>,
+    /// Text skipped by `skip_current`, kept to reuse its allocation.
+    scratch: String,
     pub bytes_read: Arc<AtomicU64>,
 }
 
@@ -88,6 +92,18 @@ fn canonical_prefix(uri: &str) -> Option<&'static str> {
     }
 }
 
+/// One step through the file; text is appended to the caller's string (a million comments
+/// are read twice: the text is not copied through a string of its own on the way).
+enum Step {
+    Start {
+        name: String,
+        attrs: Vec<(String, String)>,
+    },
+    End(String),
+    Text,
+    Eof,
+}
+
 impl XmlStream {
     pub fn open(path: &Path) -> Result<XmlStream, ImportError> {
         let (file, bytes_read) = open_counting(path)?;
@@ -100,8 +116,9 @@ impl XmlStream {
             buf: Vec::with_capacity(1 << 14),
             path: path.to_path_buf(),
             prefixes: HashMap::new(),
-            pending_end: None,
+            pending_end: false,
             open: Vec::new(),
+            scratch: String::new(),
             bytes_read,
         })
     }
@@ -112,13 +129,23 @@ impl XmlStream {
     }
 
     pub fn next_node(&mut self) -> Result<Node, ImportError> {
-        if let Some(name) = self.pending_end.take() {
-            self.open.pop();
-            return Ok(Node::End(name));
+        let mut text = String::new();
+        Ok(match self.step(&mut text)? {
+            Step::Start { name, attrs } => Node::Start { name, attrs },
+            Step::End(name) => Node::End(name),
+            Step::Text => Node::Text(text),
+            Step::Eof => Node::Eof,
+        })
+    }
+
+    fn step(&mut self, text: &mut String) -> Result<Step, ImportError> {
+        if self.pending_end {
+            self.pending_end = false;
+            return Ok(Step::End(self.open.pop().unwrap_or_default()));
         }
         loop {
             self.buf.clear();
-            let raw = match read_raw(&mut self.reader, &mut self.buf) {
+            let raw = match read_raw(&mut self.reader, &mut self.buf, text) {
                 Ok(raw) => raw,
                 Err((at, problem)) => return Err(self.malformed(at, &problem)),
             };
@@ -135,21 +162,16 @@ impl XmlStream {
                     }
                     let attrs = attrs
                         .into_iter()
-                        .map(|(k, v)| (self.canonical(&k), v))
+                        .map(|(k, v)| (self.canonical(k), v))
                         .collect();
-                    let name = self.canonical(&name);
+                    let name = self.canonical(name);
                     self.open.push(name.clone());
-                    if empty {
-                        self.pending_end = Some(name.clone());
-                    }
-                    return Ok(Node::Start { name, attrs });
+                    self.pending_end = empty;
+                    return Ok(Step::Start { name, attrs });
                 }
-                Raw::End(raw) => {
-                    let name = self.canonical(&raw);
-                    self.open.pop();
-                    return Ok(Node::End(name));
-                }
-                Raw::Text(text) => return Ok(Node::Text(text)),
+                // The reader checked that it closes the element open last.
+                Raw::End => return Ok(Step::End(self.open.pop().unwrap_or_default())),
+                Raw::Text => return Ok(Step::Text),
                 Raw::Eof => {
                     if let Some(open) = self.open.last() {
                         let at = self.reader.buffer_position();
@@ -158,21 +180,22 @@ impl XmlStream {
                             &format!("the file ends inside <{open}>; expected </{open}>"),
                         ));
                     }
-                    return Ok(Node::Eof);
+                    return Ok(Step::Eof);
                 }
             }
         }
     }
 
     /// `prefix:local` with the prefix made canonical.
-    fn canonical(&self, raw: &str) -> String {
-        match raw.split_once(':') {
+    fn canonical(&self, raw: String) -> String {
+        let renamed = match raw.split_once(':') {
             Some((prefix, local)) if prefix != "xmlns" => match self.prefixes.get(prefix) {
-                Some(canonical) if canonical != prefix => format!("{canonical}:{local}"),
-                _ => raw.to_string(),
+                Some(canonical) if canonical != prefix => Some(format!("{canonical}:{local}")),
+                _ => None,
             },
-            _ => raw.to_string(),
-        }
+            _ => None,
+        };
+        renamed.unwrap_or(raw)
     }
 
     /// Whether the file declared a namespace with this canonical prefix.
@@ -183,21 +206,40 @@ impl XmlStream {
     /// Reads the text of the element just started, up to its end, ignoring any child elements'
     /// tags (their text is included).
     pub fn text_of_current(&mut self) -> Result<String, ImportError> {
-        let depth = self.open.len();
         let mut text = String::new();
+        self.text_of_current_into(&mut text)?;
+        Ok(text)
+    }
+
+    fn text_of_current_into(&mut self, text: &mut String) -> Result<(), ImportError> {
+        let depth = self.open.len();
         loop {
-            match self.next_node()? {
-                Node::Text(t) => text.push_str(&t),
-                Node::End(_) if self.open.len() < depth => return Ok(text),
-                Node::Eof => return Ok(text),
+            match self.step(text)? {
+                Step::End(_) if self.open.len() < depth => return Ok(()),
+                Step::Eof => return Ok(()),
                 _ => {}
             }
         }
     }
 
-    /// Skips the rest of the element just started.
+    /// Skips the rest of the element just started (its text is still read and checked).
     pub fn skip_current(&mut self) -> Result<(), ImportError> {
-        self.text_of_current().map(|_| ())
+        let depth = self.open.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let outcome = loop {
+            scratch.clear();
+            match self.step(&mut scratch) {
+                Ok(Step::End(_)) if self.open.len() < depth => break Ok(()),
+                Ok(Step::Eof) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        // A huge piece of skipped text does not keep its memory.
+        if scratch.capacity() <= 1 << 16 {
+            self.scratch = scratch;
+        }
+        outcome
     }
 
     /// A malformed-file error at byte `offset`: the line and column, counted again from the
@@ -211,15 +253,15 @@ impl XmlStream {
     }
 }
 
-/// An event, owned, or where and why reading failed.
+/// An event (text appended to the caller's string), or where and why reading failed.
 enum Raw {
     Start {
         name: String,
         attrs: Vec<(String, String)>,
         empty: bool,
     },
-    End(String),
-    Text(String),
+    End,
+    Text,
     Eof,
     Skip,
 }
@@ -227,6 +269,7 @@ enum Raw {
 fn read_raw<R: std::io::BufRead>(
     reader: &mut Reader<R>,
     buf: &mut Vec<u8>,
+    text: &mut String,
 ) -> Result<Raw, (u64, String)> {
     let event = match reader.read_event_into(buf) {
         Ok(event) => event,
@@ -237,25 +280,36 @@ fn read_raw<R: std::io::BufRead>(
     Ok(match event {
         Event::Start(start) => element(&start, false).map_err(|e| failed(&e))?,
         Event::Empty(start) => element(&start, true).map_err(|e| failed(&e))?,
-        Event::End(end) => Raw::End(String::from_utf8_lossy(end.name().as_ref()).into_owned()),
-        Event::Text(text) => Raw::Text(text.xml10_content().map_err(|e| failed(&e))?.into_owned()),
-        Event::CData(data) => Raw::Text(data.xml10_content().map_err(|e| failed(&e))?.into_owned()),
+        Event::End(_) => Raw::End,
+        Event::Text(t) => {
+            text.push_str(&t.xml10_content().map_err(|e| failed(&e))?);
+            Raw::Text
+        }
+        Event::CData(data) => {
+            text.push_str(&data.xml10_content().map_err(|e| failed(&e))?);
+            Raw::Text
+        }
         Event::GeneralRef(reference) => {
             match reference.resolve_char_ref().map_err(|e| failed(&e))? {
-                Some(c) => Raw::Text(c.to_string()),
+                Some(c) => text.push(c),
                 None => {
                     let name = reference.decode().map_err(|e| failed(&e))?;
-                    Raw::Text(match name.as_ref() {
-                        "lt" => "<".to_string(),
-                        "gt" => ">".to_string(),
-                        "amp" => "&".to_string(),
-                        "quot" => "\"".to_string(),
-                        "apos" => "'".to_string(),
+                    match name.as_ref() {
+                        "lt" => text.push('<'),
+                        "gt" => text.push('>'),
+                        "amp" => text.push('&'),
+                        "quot" => text.push('"'),
+                        "apos" => text.push('\''),
                         // An HTML entity outside CDATA: kept as written.
-                        other => format!("&{other};"),
-                    })
+                        other => {
+                            text.push('&');
+                            text.push_str(other);
+                            text.push(';');
+                        }
+                    }
                 }
             }
+            Raw::Text
         }
         Event::Eof => Raw::Eof,
         Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => Raw::Skip,

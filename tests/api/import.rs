@@ -694,6 +694,67 @@ fn an_import_killed_half_way_completes_when_run_again() {
         .unwrap();
     assert_eq!(per_post_counts.len(), posts);
     assert!(per_post_counts.iter().all(|n| *n as usize == per_post));
+    // The dashboard's sums (kept per batch, not per row) and the thread versions agree too.
+    use lectern::db::schema::{comment_hours, post_comment_months, settings};
+    let hours: Vec<i32> = comment_hours::table
+        .select(comment_hours::total)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(hours.iter().map(|n| i64::from(*n)).sum::<i64>(), total);
+    let months: Vec<i32> = post_comment_months::table
+        .select(post_comment_months::total)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(months.iter().map(|n| i64::from(*n)).sum::<i64>(), total);
+    let versions: Vec<i64> = posts_table::table
+        .filter(posts_table::slug.like("post-%"))
+        .select(posts_table::thread_version)
+        .load(&mut conn)
+        .unwrap();
+    assert!(versions.iter().all(|v| *v > 0), "{versions:?}");
+    // The comments' indexes, set aside while the rows went in, are all there again.
+    let note: Option<String> = settings::table
+        .find("import_deferred_indexes")
+        .select(settings::value)
+        .first(&mut conn)
+        .optional()
+        .unwrap();
+    assert_eq!(note, None);
+    assert_eq!(
+        comment_index_names(&mut conn),
+        [
+            "comments_by_email",
+            "comments_by_lower_email",
+            "comments_by_network",
+            "comments_by_parent",
+            "comments_queue",
+            "comments_thread"
+        ]
+    );
+}
+
+/// The names of the comments table's non-unique indexes.
+fn comment_index_names(conn: &mut lectern::db::DbConn) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let names: Vec<Name> = match conn {
+        lectern::db::DbConn::Sqlite(c) => diesel::sql_query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'comments' \
+             AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%' ORDER BY name",
+        )
+        .load(c)
+        .unwrap(),
+        lectern::db::DbConn::Postgresql(c) => diesel::sql_query(
+            "SELECT indexname::text AS name FROM pg_indexes WHERE tablename = 'comments' \
+             AND schemaname = current_schema() AND indexdef NOT LIKE 'CREATE UNIQUE%' ORDER BY 1",
+        )
+        .load(c)
+        .unwrap(),
+    };
+    names.into_iter().map(|n| n.name).collect()
 }
 
 #[tokio::test]
