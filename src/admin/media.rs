@@ -14,6 +14,7 @@ use crate::auth::{Admin, Staff};
 use crate::error::{AppError, AppResult};
 use crate::http::forms::FormFields;
 use crate::http::response::{render, see_other};
+use crate::media::serve::MediaCache;
 use crate::media::{self, MAX_ALT_CHARS, MAX_UPLOAD_BYTES, MediaMeta, MediaRow, store};
 use crate::site::identity::{SiteIdentity, SiteImage};
 use crate::staff::AdminLayout;
@@ -224,6 +225,7 @@ pub async fn upload(
     let mut results = Vec::new();
     let mut pending: Option<PendingFile> = None;
     let mut files = 0usize;
+    let mut not_taken = 0usize;
     while let Some(field) = form.next().await {
         let mut field = field
             .map_err(|e| AppError::BadRequest(format!("The upload could not be read: {e}")))?;
@@ -240,6 +242,29 @@ pub async fn upload(
                     .filter(|c| !c.is_control())
                     .take(200)
                     .collect::<String>();
+                if files == MAX_FILES {
+                    // Past the limit: the client sends the file anyway, so it is read through
+                    // (and dropped) to name it in the answer; the pictures before it are kept.
+                    let mut empty = true;
+                    while let Some(chunk) = field.next().await {
+                        let chunk = chunk.map_err(|e| {
+                            AppError::BadRequest(format!("The upload could not be read: {e}"))
+                        })?;
+                        empty &= chunk.is_empty();
+                    }
+                    if file_name.is_empty() && empty {
+                        continue;
+                    }
+                    not_taken += 1;
+                    results.push(UploadResult {
+                        file_name: display_name(file_name),
+                        stored: None,
+                        refused: Some(format!(
+                            "Not stored: an upload takes at most {MAX_FILES} pictures. Upload this one again."
+                        )),
+                    });
+                    continue;
+                }
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = chunk.map_err(|e| {
@@ -255,11 +280,6 @@ pub async fn upload(
                     continue;
                 }
                 files += 1;
-                if files > MAX_FILES {
-                    return Err(AppError::Unprocessable(format!(
-                        "At most {MAX_FILES} pictures can be uploaded at once; nothing after the first {MAX_FILES} was read."
-                    )));
-                }
                 pending = Some(PendingFile { file_name, bytes });
             }
             Some("alt") => {
@@ -301,7 +321,24 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    page(&state, &staff, query, results, None, status).await
+    let note = (not_taken > 0).then(|| {
+        format!(
+            "An upload takes at most {MAX_FILES} pictures: the first {MAX_FILES} were handled as listed above, \
+             and {not_taken} more {} not stored. Upload {} again.",
+            if not_taken == 1 { "was" } else { "were" },
+            if not_taken == 1 { "it" } else { "them" },
+        )
+    });
+    page(&state, &staff, query, results, note, status).await
+}
+
+/// A file's name as the answer shows it.
+fn display_name(file_name: String) -> String {
+    if file_name.is_empty() {
+        "(no name)".to_string()
+    } else {
+        file_name
+    }
 }
 
 async fn store_file(
@@ -310,11 +347,7 @@ async fn store_file(
     file: PendingFile,
     alt: &str,
 ) -> AppResult<UploadResult> {
-    let file_name = if file.file_name.is_empty() {
-        "(no name)".to_string()
-    } else {
-        file.file_name
-    };
+    let file_name = display_name(file.file_name);
     let refused = |message: String| UploadResult {
         file_name: file_name.clone(),
         stored: None,
@@ -381,6 +414,7 @@ pub async fn set_alt(
 /// the site's logo or favicon, which then go back to none). Logged in the moderation log.
 pub async fn delete(
     state: web::Data<AppState>,
+    cache: web::Data<MediaCache>,
     req: HttpRequest,
     Admin(staff): Admin,
     path: web::Path<i32>,
@@ -427,7 +461,7 @@ pub async fn delete(
                     detail.push_str(&format!(" although used by {}", uses.join(", ")));
                 }
                 crate::audit::log(conn, None, "media-delete", &detail, &actor, now)?;
-                crate::media::serve::forget(&media.sha256);
+                cache.forget(&media.sha256);
                 if logo || favicon {
                     if logo {
                         site.logo = None;

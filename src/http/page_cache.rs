@@ -157,6 +157,10 @@ const MIN_COMPRESSED_BYTES: usize = 512;
 const VARY_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding");
 const VARY_KEPT: HeaderValue = HeaderValue::from_static("Accept-Encoding, Cookie");
 
+/// Files immutable under their address, kept in memory by their own routes: never kept here,
+/// so they skip the freshness check (a query on SQLite) that a kept page needs.
+const NEVER_KEPT: &[&str] = &["/static/", "/media/"];
+
 /// The middleware: serves kept pages, keeps new ones, and encodes every response.
 pub async fn deliver(
     req: ServiceRequest,
@@ -179,7 +183,10 @@ pub async fn deliver(
     let cache = req.app_data::<web::Data<PageCache>>().cloned();
     let freshness = req.app_data::<web::Data<Freshness>>().cloned();
     let anonymous_read = matches!(*req.method(), Method::GET | Method::HEAD)
-        && !req.headers().contains_key(header::COOKIE);
+        && !req.headers().contains_key(header::COOKIE)
+        && !NEVER_KEPT
+            .iter()
+            .any(|prefix| req.path().starts_with(prefix));
     let (Some(state), Some(cache), Some(freshness), true) =
         (state, cache, freshness, anonymous_read)
     else {

@@ -211,38 +211,33 @@ pub async fn upload(
             .acquire()
             .await
             .map_err(|e| DbError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            let processed = process(&bytes);
-            drop(bytes);
-            release_freed_memory();
-            processed
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || process(&bytes))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
     };
-    let processed = match processed {
-        Ok(processed) => processed,
-        Err(refusal) => return Ok(Err(refusal)),
+    let stored = match processed {
+        Ok(processed) => {
+            let (media, created) = db
+                .write(move |conn| store::insert_processed(conn, &processed, &meta))
+                .await?;
+            Ok(Stored { media, created })
+        }
+        Err(refusal) => Err(refusal),
     };
-    let (media, created) = db
-        .write(move |conn| store::insert_processed(conn, &processed, &meta))
-        .await?;
-    Ok(Ok(Stored { media, created }))
+    // Every buffer of this picture is freed by now: the upload, the decoded pixels, the copies
+    // and the chunks written.
+    let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+    Ok(stored)
 }
 
-/// Hands the decoded pictures' freed memory back to the system: glibc keeps freed heap in its
-/// per-thread arenas, so without this a server that processed four photographs at once stays
-/// ~150 MB large for good.
+/// Hands freed memory back to the system. Blocks of 1 MiB and more (decoded pictures) are
+/// returned as they are freed (`startup::tune_allocator`); this returns the free pages left
+/// inside glibc's heaps by the smaller ones (encoded copies, chunks, the database's pages).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-        }
-        // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the kernel.
-        unsafe {
-            malloc_trim(0);
-        }
+    // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -2,128 +2,164 @@
 //! from the database a chunk at a time, so a big file never sits whole in memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
-use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::body::{MessageBody, SizedStream};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDateTime;
 use futures_util::stream;
 
 use super::store::{self, Served};
-use super::{CHUNK_BYTES, MediaPath};
+use super::{CHUNK_BYTES, MediaFormat, MediaPath};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const CROSS_ORIGIN: HeaderValue = HeaderValue::from_static("cross-origin");
+const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy");
 
-/// Small files recently served, kept in memory: a file never changes under its address, so the
-/// only question a kept copy raises is whether it was deleted, asked again after `RECHECK`.
-const CACHE_BYTES: usize = 16 << 20;
+/// What the files kept in memory may weigh, and the largest one kept: a file never changes
+/// under its address, so a kept copy only raises the question whether it was deleted (by
+/// another server sharing the database), asked again after `RECHECK_SECS`.
+pub const CACHE_BYTES: usize = 16 << 20;
 const CACHE_MAX_FILE: usize = 1 << 20;
-const RECHECK: Duration = Duration::from_secs(60);
+const RECHECK_SECS: i64 = 60;
 
+#[derive(Clone)]
 struct Kept {
     bytes: web::Bytes,
-    content_type: &'static str,
-    checked: Instant,
+    format: MediaFormat,
+    etag: HeaderValue,
+    /// When the database last said the file exists (the app's clock, so tests can move it).
+    checked: NaiveDateTime,
 }
 
 #[derive(Default)]
-struct Cache {
-    files: HashMap<String, Kept>,
-    order: VecDeque<String>,
+struct Files {
+    by_name: HashMap<Box<str>, Kept>,
+    /// Oldest first; dropped first when the budget is reached.
+    order: VecDeque<Box<str>>,
     bytes: usize,
 }
 
-static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| Mutex::new(Cache::default()));
-
-fn kept(file: &str) -> Option<(web::Bytes, &'static str)> {
-    let cache = CACHE.lock().ok()?;
-    let kept = cache.files.get(file)?;
-    (kept.checked.elapsed() < RECHECK).then(|| (kept.bytes.clone(), kept.content_type))
+/// Small files recently served by this server, kept in memory within a byte budget.
+pub struct MediaCache {
+    budget_bytes: usize,
+    files: Mutex<Files>,
 }
 
-fn keep(file: &str, bytes: web::Bytes, content_type: &'static str) {
-    if bytes.len() > CACHE_MAX_FILE {
-        return;
+impl MediaCache {
+    pub fn new(budget_bytes: usize) -> MediaCache {
+        MediaCache {
+            budget_bytes,
+            files: Mutex::new(Files::default()),
+        }
     }
-    let Ok(mut cache) = CACHE.lock() else { return };
-    let size = bytes.len();
-    if let Some(old) = cache.files.insert(
-        file.to_string(),
-        Kept {
+
+    fn get(&self, file: &str, now: NaiveDateTime) -> Option<Kept> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = files.by_name.get(file)?;
+        ((now - kept.checked).num_seconds() < RECHECK_SECS && now >= kept.checked)
+            .then(|| kept.clone())
+    }
+
+    fn keep(&self, file: &str, kept: Kept) {
+        let size = kept.bytes.len();
+        if size > CACHE_MAX_FILE || size > self.budget_bytes {
+            return;
+        }
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = files.by_name.insert(file.into(), kept) {
+            files.bytes -= old.bytes.len();
+        } else {
+            files.order.push_back(file.into());
+        }
+        files.bytes += size;
+        while files.bytes > self.budget_bytes {
+            let Some(oldest) = files.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = files.by_name.remove(&oldest) {
+                files.bytes -= gone.bytes.len();
+            }
+        }
+    }
+
+    /// Forgets every kept file of a picture (this server deleted it).
+    pub fn forget(&self, sha256: &str) {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let prefix = format!("{sha256}-");
+        let Files {
+            by_name,
+            order,
             bytes,
-            content_type,
-            checked: Instant::now(),
-        },
-    ) {
-        cache.bytes -= old.bytes.len();
-    } else {
-        cache.order.push_back(file.to_string());
+        } = &mut *files;
+        by_name.retain(|name, kept| {
+            let gone = name.starts_with(&prefix);
+            if gone {
+                *bytes -= kept.bytes.len();
+            }
+            !gone
+        });
+        order.retain(|name| !name.starts_with(&prefix));
     }
-    cache.bytes += size;
-    while cache.bytes > CACHE_BYTES {
-        let Some(oldest) = cache.order.pop_front() else {
-            break;
-        };
-        if let Some(gone) = cache.files.remove(&oldest) {
-            cache.bytes -= gone.bytes.len();
-        }
+
+    /// Files kept and their weight in bytes.
+    pub fn usage(&self) -> (usize, usize) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        (files.by_name.len(), files.bytes)
     }
 }
 
-/// Forgets every kept file of a picture (this server deleted it).
-pub fn forget(sha256: &str) {
-    let Ok(mut cache) = CACHE.lock() else { return };
-    let prefix = format!("{sha256}-");
-    let gone: Vec<String> = cache
-        .files
-        .keys()
-        .filter(|k| k.starts_with(&prefix))
-        .cloned()
-        .collect();
-    for key in gone {
-        if let Some(old) = cache.files.remove(&key) {
-            cache.bytes -= old.bytes.len();
-        }
-        cache.order.retain(|k| *k != key);
-    }
+/// The headers every answer for a file carries, 304 included.
+fn insert_headers(headers: &mut HeaderMap, etag: HeaderValue) {
+    headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    // Pictures may be shown by other sites (feed readers, link previews).
+    headers.insert(CORP, CROSS_ORIGIN);
 }
 
-fn headers(response: &mut actix_web::HttpResponseBuilder, etag: HeaderValue) {
-    response
-        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        // Pictures may be shown by other sites (feed readers, link previews).
-        .insert_header(("Cross-Origin-Resource-Policy", "cross-origin"));
+fn not_modified(etag: HeaderValue) -> HttpResponse {
+    let mut res = HttpResponse::new(StatusCode::NOT_MODIFIED);
+    insert_headers(res.headers_mut(), etag);
+    res
+}
+
+fn file(etag: HeaderValue, format: MediaFormat, body: impl MessageBody + 'static) -> HttpResponse {
+    let mut res = HttpResponse::with_body(StatusCode::OK, body).map_into_boxed_body();
+    let headers = res.headers_mut();
+    insert_headers(headers, etag);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    res
 }
 
 /// `GET /media/{file}`
 pub async fn media_file(
     state: web::Data<AppState>,
+    cache: web::Data<MediaCache>,
     req: HttpRequest,
-    file: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let Some(path) = MediaPath::parse_file(&file) else {
+    let name = req.match_info().get("file").unwrap_or("");
+    let now = state.clock.now();
+    // A kept file was found in the database less than `RECHECK_SECS` ago.
+    if let Some(kept) = cache.get(name, now) {
+        if crate::http::page_cache::not_modified(req.headers(), &kept.etag) {
+            return Ok(not_modified(kept.etag));
+        }
+        return Ok(file(kept.etag, kept.format, kept.bytes));
+    }
+    let Some(path) = MediaPath::parse_file(name) else {
         return Err(AppError::NotFound);
     };
     let etag = HeaderValue::from_str(&format!("\"{}-{}\"", path.sha256, path.width))
         .map_err(|e| AppError::Internal(e.into()))?;
-    let not_modified = crate::http::page_cache::not_modified(req.headers(), &etag);
-    if let Some((bytes, content_type)) = kept(&file) {
-        let mut response = if not_modified {
-            HttpResponse::NotModified()
-        } else {
-            HttpResponse::Ok()
-        };
-        headers(&mut response, etag);
-        if not_modified {
-            return Ok(response.finish());
-        }
-        return Ok(response.content_type(content_type).body(bytes));
-    }
     let lookup = path.clone();
     let Some(Served {
         variant,
@@ -135,21 +171,26 @@ pub async fn media_file(
     else {
         return Err(AppError::NotFound);
     };
-    let mut response = if not_modified {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    headers(&mut response, etag);
-    if not_modified {
-        return Ok(response.finish());
-    }
-    response.content_type(variant.format.content_type());
+    let unchanged = crate::http::page_cache::not_modified(req.headers(), &etag);
     let size = u64::try_from(variant.byte_size).unwrap_or(0);
     if first_chunk.len() as u64 >= size {
         let bytes = web::Bytes::from(first_chunk);
-        keep(&file, bytes.clone(), variant.format.content_type());
-        return Ok(response.body(bytes));
+        cache.keep(
+            name,
+            Kept {
+                bytes: bytes.clone(),
+                format: variant.format,
+                etag: etag.clone(),
+                checked: now,
+            },
+        );
+        if unchanged {
+            return Ok(not_modified(etag));
+        }
+        return Ok(file(etag, variant.format, bytes));
+    }
+    if unchanged {
+        return Ok(not_modified(etag));
     }
 
     // The rest, one chunk at a time, as the client takes them.
@@ -175,5 +216,9 @@ pub async fn media_file(
         }
     });
     let body = futures_util::StreamExt::chain(stream::once(async move { Ok(first) }), rest);
-    Ok(response.body(SizedStream::new(size, Box::pin(body))))
+    Ok(file(
+        etag,
+        variant.format,
+        SizedStream::new(size, Box::pin(body)),
+    ))
 }
