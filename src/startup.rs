@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::config::{Config, ConfigError};
 use crate::crypto::Signer;
-use crate::db::{Db, Waits};
+use crate::db::{Db, DbError, Waits};
 use crate::http::{errors, middleware};
 use crate::notify::transport::Transport;
 use crate::notify::worker::Worker;
@@ -99,6 +99,20 @@ impl Application {
                 }
                 // Author avatars were drawn from the secret; each user keeps theirs (000017).
                 db.write_blocking(|conn| crate::users::fill_avatar_seeds(conn, &signer))?;
+                // A bulk import stopped half-way leaves the comments' indexes set aside until
+                // it runs again; a server does not wait for that.
+                let built = db.write_blocking(|conn| {
+                    crate::import::bulk::build_left_aside(conn).map_err(|e| match e {
+                        crate::import::ImportError::Db(e) => e,
+                        other => DbError::Task(other.to_string()),
+                    })
+                })?;
+                if built > 0 {
+                    tracing::warn!(
+                        indexes = built,
+                        "an import stopped half-way had set the comments' indexes aside; built them again"
+                    );
+                }
                 let setup_token = db.write_blocking(|conn| {
                     crate::auth::handlers::issue_setup_token(conn, &signer)
                 })?;

@@ -138,6 +138,24 @@ pub fn build_indexes(conn: &mut DbConn, indexes: &Indexes) -> Result<(), ImportE
     Ok(())
 }
 
+/// Builds the indexes an import stopped half-way (killed, or the machine went down) left set
+/// aside, so that a server starting heals the site without waiting for the import to be run
+/// again. Returns how many were set aside; 0 when none were, or when this connection's role
+/// may not alter the table. Run inside a write transaction.
+pub fn build_left_aside(conn: &mut DbConn) -> Result<usize, ImportError> {
+    let Some(saved) = crate::site::get(conn, DEFERRED_INDEXES)? else {
+        return Ok(0);
+    };
+    if !may_alter(conn)? {
+        return Ok(0);
+    }
+    let indexes: Indexes = serde_json::from_str(&saved).map_err(|e| {
+        ImportError::Unreadable(format!("the setting {DEFERRED_INDEXES} is unreadable: {e}"))
+    })?;
+    build_indexes(conn, &indexes)?;
+    Ok(indexes.len())
+}
+
 /// Triggers switched off for one batch; [`Triggers::restore`] switches them on again in the
 /// same transaction.
 pub struct Triggers {

@@ -733,6 +733,53 @@ fn an_import_killed_half_way_completes_when_run_again() {
     );
 }
 
+#[tokio::test]
+async fn a_server_starting_builds_the_indexes_a_stopped_import_set_aside() {
+    let app = TestApp::spawn().await;
+    // What a bulk import stopped half-way leaves: an index dropped, its definition in a note.
+    app.db(|conn| {
+        #[derive(QueryableByName)]
+        struct Definition {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sql: String,
+        }
+        let found: Definition = match conn {
+            lectern::db::DbConn::Sqlite(c) => diesel::sql_query(
+                "SELECT sql FROM sqlite_master WHERE name = 'comments_by_network'",
+            )
+            .get_result(c)?,
+            lectern::db::DbConn::Postgresql(c) => diesel::sql_query(
+                "SELECT indexdef AS sql FROM pg_indexes WHERE indexname = 'comments_by_network' \
+                 AND schemaname = current_schema()",
+            )
+            .get_result(c)?,
+        };
+        let note = serde_json::to_string(&[("comments_by_network", found.sql)]).unwrap();
+        diesel::sql_query("DROP INDEX comments_by_network").execute(conn)?;
+        lectern::site::put(conn, "import_deferred_indexes", &note)
+    })
+    .await;
+    let mut names = app.db(|conn| Ok(comment_index_names(conn))).await;
+    assert!(!names.contains(&"comments_by_network".to_string()));
+    // The next server to start builds it, without waiting for the import to run again.
+    let other = TestApp::spawn_on(
+        &app.database_url,
+        app.test_db.as_ref().unwrap().dir.path(),
+        &[],
+    )
+    .await;
+    names = other.db(|conn| Ok(comment_index_names(conn))).await;
+    assert!(
+        names.contains(&"comments_by_network".to_string()),
+        "{names:?}"
+    );
+    let note = other
+        .db(|conn| lectern::site::get(conn, "import_deferred_indexes"))
+        .await;
+    assert_eq!(note, None);
+    other.stop().await;
+}
+
 /// The names of the comments table's non-unique indexes.
 fn comment_index_names(conn: &mut lectern::db::DbConn) -> Vec<String> {
     #[derive(QueryableByName)]
