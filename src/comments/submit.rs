@@ -81,7 +81,6 @@ pub async fn submit(
     // and the body is rendered here too: on SQLite one writer thread stores every comment in
     // turn, so what it does not have to do, it does not do.
     let (keywords, body_html) = {
-        let body = input.body.as_str().to_string();
         let settings = settings.clone();
         let fields: Vec<String> = vec![
             input.body.as_str().to_string(),
@@ -97,9 +96,10 @@ pub async fn submit(
         ];
         tokio::task::spawn_blocking(move || {
             let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            // `fields[0]` is the body.
             (
                 keyword_hits(&settings, &fields),
-                CommentFormat::Markdown.render(&body),
+                CommentFormat::Markdown.render(fields[0]),
             )
         })
         .await

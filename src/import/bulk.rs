@@ -77,15 +77,22 @@ fn plain_name(name: &str) -> Result<&str, ImportError> {
 /// Index definitions, as they wait in `settings`.
 pub type Indexes = Vec<(String, String)>;
 
+/// The indexes an unfinished run set aside, from their note in `settings`.
+fn set_aside(conn: &mut DbConn) -> Result<Option<Indexes>, ImportError> {
+    let Some(saved) = crate::site::get(conn, DEFERRED_INDEXES)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&saved).map(Some).map_err(|e| {
+        ImportError::Unreadable(format!("the setting {DEFERRED_INDEXES} is unreadable: {e}"))
+    })
+}
+
 /// Sets the comments table's non-unique indexes aside when it has no rows (their definitions
 /// remembered first), or finds the ones an unfinished run set aside. Run inside a write
 /// transaction; returns what the run has to build at its end.
 pub fn defer_indexes(conn: &mut DbConn) -> Result<Indexes, ImportError> {
     use crate::db::schema::comments;
-    if let Some(saved) = crate::site::get(conn, DEFERRED_INDEXES)? {
-        let indexes: Indexes = serde_json::from_str(&saved).map_err(|e| {
-            ImportError::Unreadable(format!("the setting {DEFERRED_INDEXES} is unreadable: {e}"))
-        })?;
+    if let Some(indexes) = set_aside(conn)? {
         return Ok(indexes);
     }
     let any: Option<i32> = comments::table
@@ -143,15 +150,12 @@ pub fn build_indexes(conn: &mut DbConn, indexes: &Indexes) -> Result<(), ImportE
 /// again. Returns how many were set aside; 0 when none were, or when this connection's role
 /// may not alter the table. Run inside a write transaction.
 pub fn build_left_aside(conn: &mut DbConn) -> Result<usize, ImportError> {
-    let Some(saved) = crate::site::get(conn, DEFERRED_INDEXES)? else {
+    let Some(indexes) = set_aside(conn)? else {
         return Ok(0);
     };
     if !may_alter(conn)? {
         return Ok(0);
     }
-    let indexes: Indexes = serde_json::from_str(&saved).map_err(|e| {
-        ImportError::Unreadable(format!("the setting {DEFERRED_INDEXES} is unreadable: {e}"))
-    })?;
     build_indexes(conn, &indexes)?;
     Ok(indexes.len())
 }

@@ -265,6 +265,17 @@ impl TestApp {
         self.get(path).await.text().await.unwrap()
     }
 
+    /// The value of an unlabelled metric on `/metrics` (which answers loopback), when present.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        self.get_text("/metrics").await.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     /// `get_text` from another browser (`http` keeps its own cookies).
     pub async fn get_text_as(&self, http: &reqwest::Client, path: &str) -> String {
         let response = http.get(self.url(path)).send().await.unwrap();

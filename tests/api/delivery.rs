@@ -48,27 +48,13 @@ fn without_token(page: &[u8]) -> String {
     }
 }
 
-/// A gauge of `/metrics`, when present.
-async fn gauge(app: &TestApp, name: &str) -> Option<f64> {
-    let text = raw_client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l[name.len()..].trim().parse().ok())
-}
-
 /// On PostgreSQL, a change made elsewhere reaches this server as a notification, delivered
 /// when the change commits: waits until one more has arrived than `before` (the order of
 /// events, not a time). On SQLite (no listener) there is nothing to wait for.
 async fn notified_after(app: &TestApp, before: Option<f64>) {
     let Some(before) = before else { return };
-    while gauge(app, "lectern_change_notifications")
+    while app
+        .metric("lectern_change_notifications")
         .await
         .unwrap_or(0.0)
         <= before
@@ -82,10 +68,10 @@ async fn notifications(app: &TestApp) -> Option<f64> {
     if !app.database_url.starts_with("postgres") {
         return None;
     }
-    while gauge(app, "lectern_change_listener_live").await != Some(1.0) {
+    while app.metric("lectern_change_listener_live").await != Some(1.0) {
         tokio::task::yield_now().await;
     }
-    gauge(app, "lectern_change_notifications").await
+    app.metric("lectern_change_notifications").await
 }
 
 #[tokio::test]
@@ -375,7 +361,8 @@ async fn on_postgresql_a_change_made_while_the_listener_was_cut_off_still_shows(
     }
     let path = format!("/posts/{WELCOME}");
     notifications(&app).await;
-    let connections = gauge(&app, "lectern_change_listener_connections")
+    let connections = app
+        .metric("lectern_change_listener_connections")
         .await
         .unwrap();
     let kept = fetch(&app, &path, &[]).await.text().await.unwrap();
@@ -398,7 +385,8 @@ async fn on_postgresql_a_change_made_while_the_listener_was_cut_off_still_shows(
     })
     .await;
     // Once the server listens again, the kept page is not trusted: the change shows.
-    while gauge(&app, "lectern_change_listener_connections")
+    while app
+        .metric("lectern_change_listener_connections")
         .await
         .unwrap_or(0.0)
         <= connections

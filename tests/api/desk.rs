@@ -309,7 +309,7 @@ async fn the_dashboard_shows_every_change_at_the_next_view() {
     use lectern::db::schema::comments;
     let app = TestApp::spawn().await;
     let http = app.staff_client("admin").await;
-    // Read once, then kept while nothing is committed.
+    // Read once, and kept while nothing is committed: a second view shows the same.
     let first = page(&http, &app, "/admin").await;
     assert!(!first.contains("Rita 1"));
     assert_eq!(first, page(&http, &app, "/admin").await);

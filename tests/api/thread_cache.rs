@@ -197,21 +197,6 @@ async fn a_change_made_outside_lectern_shows_too() {
     assert!(!page.contains("A lectern Commenter"));
 }
 
-/// A counter's value on `/metrics` (which answers loopback).
-async fn counter(app: &TestApp, name: &str) -> f64 {
-    let text = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} is on /metrics"))
-}
-
 #[tokio::test]
 async fn kept_pages_outlive_commits_that_change_nothing_a_reader_sees() {
     let app = TestApp::spawn().await;
@@ -223,18 +208,26 @@ async fn kept_pages_outlive_commits_that_change_nothing_a_reader_sees() {
     // A held comment commits the comment, its moderation mail and the flood counters: nothing
     // an anonymous reader sees.
     let (_, id) = pending_comment(&app, "Quiet Quinn", "Held for a moment").await;
-    let before = counter(&app, hits).await;
+    let before = app.metric(hits).await.unwrap();
     assert!(!public_page(&app).await.contains("Held for a moment"));
     // On PostgreSQL a notification of an earlier write may still be on its way.
     if app.database_url.starts_with("sqlite") {
-        assert_eq!(counter(&app, hits).await - before, 1.0, "served as kept");
+        assert_eq!(
+            app.metric(hits).await.unwrap() - before,
+            1.0,
+            "served as kept"
+        );
     }
     // Its approval is something readers see: the next view makes the page again.
     let http = app.staff_client("moderator").await;
     act(&app, &http, id, "approve").await;
-    let before = counter(&app, misses).await;
+    let before = app.metric(misses).await.unwrap();
     assert!(public_page(&app).await.contains("Held for a moment"));
-    assert_eq!(counter(&app, misses).await - before, 1.0, "made again");
+    assert_eq!(
+        app.metric(misses).await.unwrap() - before,
+        1.0,
+        "made again"
+    );
 }
 
 #[tokio::test]
