@@ -63,8 +63,8 @@ pub struct Config {
     /// Addresses per sitemap file (sitemaps.org allows 50,000); past them, `/sitemap.xml` is
     /// an index of several files.
     pub sitemap_file_urls: i64,
-    /// `LECTERN_PAGE_CACHES=off` (benchmarks only): no kept threads and no kept pages, so every
-    /// view is built from the database (the cold path).
+    /// `LECTERN_PAGE_CACHES=off` (benchmarks only): no kept threads, pages, dashboard readings or
+    /// sessions, so every view is built from the database (the cold path).
     pub page_caches: bool,
     /// How long a request waits for a database connection while every one is busy.
     pub database_timeout: std::time::Duration,

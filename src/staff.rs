@@ -9,6 +9,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::actions::{Actor, Via};
+pub use crate::auth::Notice;
 use crate::auth::Staff;
 use crate::comments::CommentStatus;
 use crate::comments::queries::status_total;
@@ -38,19 +39,12 @@ impl AdminLayout {
         title: &str,
         section: &'static str,
     ) -> AppResult<AdminLayout> {
-        let session = staff.session_hash.clone();
-        let now = state.clock.now();
-        let (pending, notice) = state
+        let pending = state
             .db
-            .read(move |conn| {
-                Ok((
-                    status_total(conn, CommentStatus::Pending)?,
-                    unseen_notice(conn, &session, now)?,
-                ))
-            })
+            .read(|conn| status_total(conn, CommentStatus::Pending))
             .await?;
         let mut layout = AdminLayout::with_pending(state, staff, title, section, pending);
-        layout.notice = seen(state, notice).await?;
+        layout.notice = take_notice(state, staff).await?;
         Ok(layout)
     }
 
@@ -89,16 +83,6 @@ impl AdminLayout {
     }
 }
 
-/// A notice as a page shows it.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub id: i32,
-    pub message: String,
-    /// Whether the page offers Undo (the form posts `notice` = `id` to `/admin/undo`).
-    pub undo: bool,
-    pub view_href: Option<String>,
-}
-
 /// A notice to show after an action.
 pub struct NewNotice<'a> {
     pub user_id: crate::db::ids::UserId,
@@ -110,9 +94,6 @@ pub struct NewNotice<'a> {
     pub view_href: Option<&'a str>,
 }
 
-/// How long a notice waits to be shown: long enough for the redirect, short enough that an old
-/// one never surprises anyone.
-const NOTICE_SHOWN_WITHIN_SECS: i64 = 120;
 /// How long an Undo works.
 pub const UNDO_VALID_MINUTES: i64 = 60;
 
@@ -140,47 +121,6 @@ pub fn store_notice(
         .get_result(conn)?)
 }
 
-/// id, message, undo, view, created, undone
-type NoticeRow = (
-    i32,
-    String,
-    String,
-    Option<String>,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-);
-
-/// The newest notice this session has not seen yet (a read only: most pages have none).
-fn unseen_notice(
-    conn: &mut DbConn,
-    session_hash: &str,
-    now: NaiveDateTime,
-) -> Result<Option<Notice>, DbError> {
-    let row: Option<NoticeRow> = admin_notices::table
-        .filter(admin_notices::session_hash.eq(session_hash))
-        .filter(admin_notices::shown_at.is_null())
-        .filter(admin_notices::created_at.ge(now - Duration::seconds(NOTICE_SHOWN_WITHIN_SECS)))
-        .order(admin_notices::id.desc())
-        .select((
-            admin_notices::id,
-            admin_notices::message,
-            admin_notices::undo,
-            admin_notices::view_href,
-            admin_notices::created_at,
-            admin_notices::undone_at,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(
-        row.map(|(id, message, undo, view_href, _, undone_at)| Notice {
-            id,
-            message,
-            undo: !undo.is_empty() && undone_at.is_none(),
-            view_href,
-        }),
-    )
-}
-
 /// Marks a notice shown, so the page after next does not repeat it.
 async fn seen(state: &AppState, notice: Option<Notice>) -> AppResult<Option<Notice>> {
     let Some(notice) = notice else {
@@ -199,15 +139,10 @@ async fn seen(state: &AppState, notice: Option<Notice>) -> AppResult<Option<Noti
     Ok(Some(notice))
 }
 
-/// The notice this session should see now, if any, marked as seen.
+/// The notice this session should see now, if any (read with the session by the admin guard),
+/// marked as seen.
 pub async fn take_notice(state: &AppState, staff: &Staff) -> AppResult<Option<Notice>> {
-    let session = staff.session_hash.clone();
-    let now = state.clock.now();
-    let notice = state
-        .db
-        .read(move |conn| unseen_notice(conn, &session, now))
-        .await?;
-    seen(state, notice).await
+    seen(state, staff.notice.clone()).await
 }
 
 /// What Undo of notice `id` puts back, if the notice is `user_id`'s, still within the hour and

@@ -242,6 +242,8 @@ impl Application {
         let kept_dashboard = web::Data::new(crate::moderation::handlers::KeptDashboard::new(
             state.config.page_caches,
         ));
+        let kept_sessions =
+            web::Data::new(crate::auth::kept::Sessions::new(state.config.page_caches));
         let media_cache = web::Data::new(crate::media::serve::MediaCache::new(
             crate::media::serve::CACHE_BYTES,
         ));
@@ -250,6 +252,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(page_cache.clone())
                 .app_data(kept_dashboard.clone())
+                .app_data(kept_sessions.clone())
                 .app_data(media_cache.clone())
                 .app_data(freshness.clone())
                 .wrap(from_fn(crate::import::redirects::old_addresses))

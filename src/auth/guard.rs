@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, ResponseError, web};
 use futures_util::StreamExt;
 
-use super::{Staff, sessions};
+use super::{Staff, kept, sessions};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -63,17 +63,39 @@ pub fn is_streamed_upload(req: &ServiceRequest) -> bool {
             .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
-/// The staff member signed in on this request, if any.
+/// The staff member signed in on this request, if any, with the notice their session has not
+/// seen yet. On SQLite a session read since the last commit is taken from `kept::Sessions`
+/// instead of the database.
 pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option<Staff>, AppError> {
     let Some(id) = sessions::session_id_from(req, state.secure_cookies) else {
         return Ok(None);
     };
+    let id_hash = sessions::id_hash(&id);
     let now = state.clock.now();
-    match state
-        .db
-        .read(move |conn| sessions::lookup(conn, &id, now))
-        .await?
-    {
+    let kept = req.app_data::<web::Data<kept::Sessions>>();
+    // Counted before the read: a commit during it keeps nothing.
+    let commits = match (kept, req.app_data::<web::Data<crate::db::Freshness>>()) {
+        (Some(_), Some(freshness)) => freshness.commits(),
+        _ => None,
+    };
+    let stored = match kept.and_then(|k| k.get(&id_hash, commits)) {
+        Some(stored) => stored,
+        None => {
+            let Some(stored) = state
+                .db
+                .read(move |conn| sessions::read(conn, &id_hash, now))
+                .await?
+            else {
+                return Ok(None);
+            };
+            let stored = std::sync::Arc::new(stored);
+            if let Some(kept) = kept {
+                kept.put(commits, stored.clone());
+            }
+            stored
+        }
+    };
+    match stored.judge(now) {
         sessions::Lookup::Live { staff, touch } => {
             if touch {
                 let hash = staff.session_hash.clone();
@@ -91,7 +113,6 @@ pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option
                 .await?;
             Ok(None)
         }
-        sessions::Lookup::Unknown => Ok(None),
     }
 }
 

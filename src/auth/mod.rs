@@ -3,6 +3,8 @@
 
 pub mod guard;
 pub mod handlers;
+pub mod kept;
+pub mod notice;
 pub mod reset;
 pub mod sessions;
 pub mod throttle;
@@ -10,6 +12,8 @@ pub mod throttle;
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+
+pub use notice::Notice;
 
 use crate::error::AppError;
 use crate::users::{Role, User};
@@ -20,6 +24,8 @@ pub struct Staff {
     pub user: User,
     pub session_hash: String,
     pub csrf_token: String,
+    /// What the session's last action did, not yet shown (read with the session).
+    pub notice: Option<Notice>,
 }
 
 impl Staff {

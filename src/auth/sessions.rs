@@ -71,27 +71,33 @@ pub fn create(
     Ok(id)
 }
 
-/// What a session id stands for, read without writing anything.
+/// What a session id stands for at a moment, decided without writing anything.
 pub enum Lookup {
     /// Live; `touch` when its last-seen time is old enough to be moved forward.
-    Live {
-        staff: Box<Staff>,
-        touch: bool,
-    },
+    Live { staff: Box<Staff>, touch: bool },
     /// Past a timeout, or its user is disabled: to be deleted.
-    Dead {
-        id_hash: String,
-    },
-    Unknown,
+    Dead { id_hash: String },
 }
 
-/// Looks a session up with a read only, so that admin pages do not each queue for SQLite's
-/// single writer; `settle` does the rare write afterwards.
-pub fn lookup(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Lookup, DbError> {
-    let hash = token_hash(id);
+/// A session as stored, with its user and the notice it has not seen: what a request is judged
+/// on, and what `kept::Sessions` keeps while nothing is committed.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub staff: Staff,
+    created_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+}
+
+/// Reads the session whose id hashes to `id_hash` (see `id_hash`), in one trip to the
+/// database: a read only, so that admin pages do not each queue for SQLite's single writer.
+pub fn read(
+    conn: &mut DbConn,
+    id_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Option<Stored>, DbError> {
     let found: Option<(String, NaiveDateTime, NaiveDateTime, User)> = sessions::table
         .inner_join(users::table)
-        .filter(sessions::id_hash.eq(&hash))
+        .filter(sessions::id_hash.eq(id_hash))
         .select((
             sessions::csrf_token,
             sessions::created_at,
@@ -101,21 +107,41 @@ pub fn lookup(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Lookup,
         .first(conn)
         .optional()?;
     let Some((csrf_token, created_at, last_seen_at, user)) = found else {
-        return Ok(Lookup::Unknown);
+        return Ok(None);
     };
-    let expired = now - last_seen_at > Duration::minutes(IDLE_TIMEOUT_MINUTES)
-        || now - created_at > Duration::hours(ABSOLUTE_TIMEOUT_HOURS);
-    if expired || user.disabled {
-        return Ok(Lookup::Dead { id_hash: hash });
-    }
-    Ok(Lookup::Live {
-        touch: now - last_seen_at > Duration::seconds(TOUCH_EVERY_SECS),
-        staff: Box::new(Staff {
+    Ok(Some(Stored {
+        staff: Staff {
             user,
-            session_hash: hash,
+            session_hash: id_hash.to_string(),
             csrf_token,
-        }),
-    })
+            notice: super::notice::unseen(conn, id_hash, now)?,
+        },
+        created_at,
+        last_seen_at,
+    }))
+}
+
+/// The hash a session id is stored under.
+pub fn id_hash(id: &str) -> String {
+    token_hash(id)
+}
+
+impl Stored {
+    /// What this session stands for at `now`: the timeouts and a disabled user end it. The
+    /// guard does the rare write (touch or end) afterwards.
+    pub fn judge(&self, now: NaiveDateTime) -> Lookup {
+        let expired = now - self.last_seen_at > Duration::minutes(IDLE_TIMEOUT_MINUTES)
+            || now - self.created_at > Duration::hours(ABSOLUTE_TIMEOUT_HOURS);
+        if expired || self.staff.user.disabled {
+            return Lookup::Dead {
+                id_hash: self.staff.session_hash.clone(),
+            };
+        }
+        Lookup::Live {
+            touch: now - self.last_seen_at > Duration::seconds(TOUCH_EVERY_SECS),
+            staff: Box::new(self.staff.clone()),
+        }
+    }
 }
 
 /// Moves a live session's last-seen time forward.
@@ -135,7 +161,7 @@ pub fn end_by_id(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
     end(conn, &token_hash(id))
 }
 
-/// Deletes sessions past either timeout, which `lookup` would refuse anyway: a session nobody
+/// Deletes sessions past either timeout, which `Stored::judge` would refuse anyway: a session nobody
 /// comes back to would otherwise keep its address and browser forever.
 pub fn delete_expired(conn: &mut DbConn, now: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::delete(

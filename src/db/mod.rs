@@ -81,6 +81,21 @@ impl DbError {
     }
 }
 
+/// Sets the bundled SQLite up for how lectern uses it, for the whole process. Every connection
+/// is used by one thread at a time (the pool hands it out, `Freshness` and the group-commit
+/// writer hold their own), so SQLite's lock around each call on a connection is not needed
+/// (multi-thread mode), and its count of allocated memory, which takes one process-wide lock
+/// per allocation, is never read. Must run before SQLite is first used and while no other
+/// thread can call it: `main` calls it first. Anywhere else (tests) SQLite keeps its defaults.
+pub fn configure_sqlite_for_this_process() {
+    // SAFETY: called once, from `main` before any other thread exists and before any SQLite
+    // call; sqlite3_config then only sets global options, and both take an int.
+    unsafe {
+        libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MULTITHREAD);
+        libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0);
+    }
+}
+
 /// libpq explains a refused connection over several lines ("…failed: Connection refused",
 /// then a tab and "Is the server running on that host…?"); a start-up error and a log field
 /// are one line each.

@@ -387,6 +387,40 @@ async fn a_password_change_from_the_cli_ends_every_session() {
     assert_eq!(status_of(&http, app.url("/admin")).await, 303);
 }
 
+#[tokio::test]
+async fn a_session_kept_between_commits_hears_of_every_change_to_it() {
+    use diesel::prelude::*;
+    use lectern::db::schema::users;
+    let app = TestApp::spawn().await;
+    let id = app
+        .create_user("a@example.com", "A", "admin", PASSWORD)
+        .await;
+    let http = app.login_client("a@example.com", PASSWORD).await;
+    // Two views with nothing committed between them: the second may judge the session kept.
+    assert_eq!(status_of(&http, app.url("/admin/users")).await, 200);
+    assert_eq!(status_of(&http, app.url("/admin/users")).await, 200);
+    // Changes made in plain SQL, as a database console would.
+    app.db(move |conn| {
+        Ok(diesel::update(users::table.find(id))
+            .set(users::role.eq("moderator"))
+            .execute(conn)?)
+    })
+    .await;
+    assert_eq!(
+        status_of(&http, app.url("/admin/users")).await,
+        403,
+        "a moderator now"
+    );
+    assert_eq!(status_of(&http, app.url("/admin")).await, 200);
+    app.db(move |conn| {
+        Ok(diesel::update(users::table.find(id))
+            .set(users::disabled.eq(true))
+            .execute(conn)?)
+    })
+    .await;
+    assert_eq!(status_of(&http, app.url("/admin")).await, 303, "disabled");
+}
+
 /// A concrete URL for a route pattern.
 fn fill(path: &str, comment_id: i32) -> String {
     format!("/admin{path}")
