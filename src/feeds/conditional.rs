@@ -1,5 +1,6 @@
 //! Conditional GET for feeds and the sitemap: an `ETag` made from the body, `Last-Modified`
-//! from the newest entry, and 304 when the client already has this version.
+//! from the newest entry, and 304 when the client already has this version. Each is a kept
+//! page for anonymous readers (`http::page_cache`), which answers the same validators.
 
 use std::time::SystemTime;
 
@@ -55,7 +56,12 @@ pub fn respond(
     if not_modified {
         response.finish()
     } else {
-        response.content_type(content_type).body(body)
+        let mut response = response.content_type(content_type).body(body);
+        // The same for every reader: kept (with its Last-Modified) until the database changes.
+        response
+            .extensions_mut()
+            .insert(crate::http::page_cache::Keep::default());
+        response
     }
 }
 

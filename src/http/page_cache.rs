@@ -13,15 +13,17 @@
 //! A request with any cookie is never served from here and never stored: it may be a
 //! commenter who must see their own pending comment, or a moderator. Kept pages carry a weak
 //! `ETag` (a hash of their bytes, so a new release or any change gives a new one) and answer
-//! `If-None-Match` with 304; they vary on `Accept-Encoding` and `Cookie`.
+//! `If-None-Match` with 304 (feeds and sitemaps keep their `Last-Modified` too, and answer
+//! `If-Modified-Since`); they vary on `Accept-Encoding` and `Cookie`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue, HttpDate};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
@@ -64,6 +66,8 @@ struct Entry {
     /// `X-Robots-Tag` (search results say noindex in the header too).
     robots: Option<HeaderValue>,
     etag: HeaderValue,
+    /// A feed's or sitemap's `Last-Modified`, as sent and as a time for `If-Modified-Since`.
+    last_modified: Option<(HeaderValue, SystemTime)>,
     head: Bytes,
     tail: Bytes,
     token: Option<TokenMaker>,
@@ -261,6 +265,7 @@ pub async fn deliver(
         cache_control: head_parts.headers().get(header::CACHE_CONTROL).cloned(),
         robots: head_parts.headers().get("x-robots-tag").cloned(),
         etag,
+        last_modified: last_modified_of(head_parts.headers()),
         head,
         tail,
         token: keep.token,
@@ -302,9 +307,32 @@ pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == ours)
 }
 
+/// The `Last-Modified` a response was made with, if it has a valid one.
+fn last_modified_of(headers: &HeaderMap) -> Option<(HeaderValue, SystemTime)> {
+    let value = headers.get(header::LAST_MODIFIED)?;
+    let date: HttpDate = value.to_str().ok()?.parse().ok()?;
+    Some((value.clone(), SystemTime::from(date)))
+}
+
+/// Whether the request's validators match the kept page (RFC 9110 §13.2.2: `If-None-Match`,
+/// when present, decides alone; else `If-Modified-Since`, for a page with a `Last-Modified`).
+fn unchanged_for(headers: &HeaderMap, entry: &Entry) -> bool {
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        return not_modified(headers, &entry.etag);
+    }
+    let Some((_, modified)) = &entry.last_modified else {
+        return false;
+    };
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<HttpDate>().ok())
+        .is_some_and(|since| *modified <= SystemTime::from(since))
+}
+
 /// A kept page as a response in `coding`, or 304.
 fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpResponse {
-    let unchanged = not_modified(req.headers(), &entry.etag);
+    let unchanged = unchanged_for(req.headers(), entry);
     let mut res = if unchanged {
         HttpResponse::NotModified()
     } else {
@@ -317,6 +345,9 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
     }
     if let Some(cache_control) = &entry.cache_control {
         res.insert_header((header::CACHE_CONTROL, cache_control.clone()));
+    }
+    if let Some((value, _)) = &entry.last_modified {
+        res.insert_header((header::LAST_MODIFIED, value.clone()));
     }
     if unchanged {
         return res.finish();

@@ -903,7 +903,7 @@ async fn markup_in_a_title_is_escaped_in_pages_and_feeds() {
 }
 
 #[tokio::test]
-async fn feeds_and_the_sitemap_answer_a_conditional_get_with_304() {
+async fn feeds_and_the_sitemap_are_kept_and_answer_a_conditional_get_with_304() {
     let app = TestApp::spawn().await;
     for path in ["/feed.xml", "/comments/feed.xml", "/sitemap.xml"] {
         let first = app.get(path).await;
@@ -913,6 +913,10 @@ async fn feeds_and_the_sitemap_answer_a_conditional_get_with_304() {
             .to_str()
             .unwrap()
             .to_string();
+        let hits = app
+            .metric("lectern_page_cache_hits_total")
+            .await
+            .unwrap_or(0.0);
         let again = app
             .client
             .get(app.url(path))
@@ -931,6 +935,14 @@ async fn feeds_and_the_sitemap_answer_a_conditional_get_with_304() {
             .await
             .unwrap();
         assert_eq!(since.status(), 304, "{path}: If-Modified-Since");
+        assert_eq!(since.headers()["last-modified"].to_str().unwrap(), modified);
+        assert!(
+            app.metric("lectern_page_cache_hits_total")
+                .await
+                .unwrap_or(0.0)
+                >= hits + 2.0,
+            "{path}: both answered from the kept page"
+        );
         let other = app
             .client
             .get(app.url(path))
