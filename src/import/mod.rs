@@ -5,7 +5,8 @@
 //! `import_items`, so a second run (or a run after one that was stopped half-way) adds only
 //! what is missing. Imported comments keep their source's status: they are not classified, do
 //! not count toward flood or duplicate limits and never send email. A file is read once to
-//! check it before anything is written, so a malformed file changes nothing.
+//! check it before anything is written, so a malformed file changes nothing (a WordPress export
+//! of 64 MiB or more is checked alongside the writes instead: see `wordpress::import`).
 
 pub mod bulk;
 pub mod content;
