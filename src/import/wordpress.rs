@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use super::content::wordpress_body;
 use super::redirects::address_key;
 use super::store::{
-    CommentRules, Ctx, ImportedComment, ItemKind, Place, PreparedComment, parse_date,
+    CommentRules, Ctx, ImportedComment, ItemKind, Place, PreparedComment, Spent, parse_date,
 };
 use super::xml::{Node, XmlStream};
 use super::{Env, ImportError, Options, Progress, Report};
@@ -437,17 +437,27 @@ pub fn import(
         .map_err(|e| ImportError::Unreadable(format!("{}: {e}", path.display())))?;
     let rules = CommentRules::load(env)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel::<(Event, u64)>(64);
+    // Batches written go back to the reader to be freed (see `store::Spent`).
+    let (give_back, given_back) = std::sync::mpsc::sync_channel::<Vec<Spent>>(4);
     let mut run = std::thread::scope(|scope| -> Result<Option<Import<'_>>, ImportError> {
         let mut check = Check {
             running: Some(scope.spawn(move || parse_with(path, false, |_, _| Ok(())))),
             whole_first: total_bytes < CHECKED_BEFORE_WRITING,
         };
-        let reader = scope.spawn(move || read_prepared(path, &rules, &sender));
+        let reader = scope.spawn(move || read_prepared(path, &rules, &sender, &given_back));
         let mut run: Option<Import<'_>> = None;
         let mut written: Result<(), ImportError> = Ok(());
         for (event, done) in receiver.iter() {
             written = match (&mut run, event) {
-                (Some(run), event) => run.take(event, done, progress, &mut check),
+                (Some(run), event) => {
+                    let taken = run.take(event, done, progress, &mut check);
+                    let spent = run.ctx.take_spent();
+                    if !spent.is_empty() {
+                        // A full channel (the reader is waiting on the writer): dropped here.
+                        let _ = give_back.try_send(spent);
+                    }
+                    taken
+                }
                 (None, Event::Channel(channel)) => check.before_write().and_then(|()| {
                     run = Some(Import::start(env, &channel, options, total_bytes)?);
                     Ok(())
@@ -489,8 +499,12 @@ fn read_prepared(
     path: &Path,
     rules: &CommentRules<'_>,
     sender: &std::sync::mpsc::SyncSender<(Event, u64)>,
+    given_back: &std::sync::mpsc::Receiver<Vec<Spent>>,
 ) -> Result<(), ImportError> {
     parse(path, |mut event, xml| {
+        while let Ok(spent) = given_back.try_recv() {
+            drop(spent);
+        }
         if let Event::Item(item) = &mut event {
             for comment in &mut item.comments {
                 comment.prepared = prepare_comment(rules, comment).map(Box::new);
@@ -635,7 +649,7 @@ impl<'e> Import<'e> {
             &mut self.terms,
             &mut self.tags,
         );
-        self.ctx.batch(|conn, ctx| {
+        let written = self.ctx.batch(|conn, ctx| {
             let mut batch = Batch::look_up(conn, ctx, &items)?;
             let mut run = RunState {
                 users,
@@ -648,7 +662,9 @@ impl<'e> Import<'e> {
                 import_item(conn, ctx, item, &mut run, &mut batch)?;
             }
             batch.write_rows(conn)
-        })
+        });
+        self.ctx.spend(Box::new(items));
+        written
     }
 
     /// Old category and tag pages answer 301 to the tag each became.
