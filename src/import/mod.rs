@@ -6,7 +6,8 @@
 //! what is missing. Imported comments keep their source's status: they are not classified, do
 //! not count toward flood or duplicate limits and never send email. A file is read once to
 //! check it before anything is written, so a malformed file changes nothing (a WordPress export
-//! of 64 MiB or more is checked alongside the writes instead: see `wordpress::import`).
+//! of 64 MiB or more is checked by the writing pass's own parse instead: see
+//! `wordpress::CHECKED_BEFORE_WRITING`).
 
 pub mod bulk;
 pub mod content;
