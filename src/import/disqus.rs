@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use super::store::{Ctx, ImportedComment, ItemKind, match_thread, parse_date, set_parent};
+use super::store::{Ctx, ImportedComment, ItemKind, Place, match_thread, parse_date, set_parent};
 use super::xml::{Node, XmlStream};
 use super::{Env, ImportError, Options, Progress, Report};
 use crate::comments::CommentStatus;
@@ -320,11 +320,13 @@ impl Import<'_, '_> {
                 let created_at = parse_date(&post.created_at).unwrap_or(ctx.env.now);
                 let id = ctx.insert_comment(
                     conn,
-                    &ImportedComment {
-                        source_id: &post.id,
+                    Place {
                         post_id,
                         parent_id,
                         user_id: None,
+                    },
+                    &ImportedComment {
+                        source_id: &post.id,
                         name: &post.name,
                         email: &post.email,
                         website: "",

@@ -12,7 +12,7 @@ use diesel::sql_types::{Double, Integer, Nullable, Text};
 use diesel::sqlite::SqliteConnection;
 
 use super::disqus::{Orphans, adopt_orphans};
-use super::store::{Ctx, ImportedComment, ItemKind, match_thread};
+use super::store::{Ctx, ImportedComment, ItemKind, Place, match_thread};
 use super::{Env, ImportError, Options, Progress, Report};
 use crate::comments::CommentStatus;
 use crate::db::ids::{CommentId, PostId};
@@ -182,11 +182,13 @@ pub fn import(
                 let email = row.email.as_deref().unwrap_or_default().trim().to_string();
                 let id = ctx.insert_comment(
                     conn,
-                    &ImportedComment {
-                        source_id: sid,
+                    Place {
                         post_id,
                         parent_id,
                         user_id: None,
+                    },
+                    &ImportedComment {
+                        source_id: sid,
                         name: row.author.as_deref().unwrap_or_default(),
                         email: &email,
                         website: row.website.as_deref().unwrap_or_default(),

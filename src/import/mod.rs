@@ -5,7 +5,9 @@
 //! `import_items`, so a second run (or a run after one that was stopped half-way) adds only
 //! what is missing. Imported comments keep their source's status: they are not classified, do
 //! not count toward flood or duplicate limits and never send email. A file is read once to
-//! check it before anything is written, so a malformed file changes nothing.
+//! check it before anything is written, so a malformed file changes nothing (a WordPress export
+//! of 64 MiB or more is checked by the writing pass's own parse instead: see
+//! `wordpress::CHECKED_BEFORE_WRITING`).
 
 pub mod bulk;
 pub mod content;

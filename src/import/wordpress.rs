@@ -2,15 +2,18 @@
 //! Authors, then each item with its comments, in batches; see the module above for the rules
 //! every import keeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use chrono::NaiveDateTime;
+use diesel::prelude::*;
 
 use super::content::wordpress_body;
 use super::redirects::address_key;
-use super::store::{Ctx, ImportedComment, ItemKind, parse_date};
+use super::store::{
+    CommentRules, Ctx, ImportedComment, ItemKind, Place, PreparedComment, Spent, parse_date,
+};
 use super::xml::{Node, XmlStream};
 use super::{Env, ImportError, Options, Progress, Report};
 use crate::comments::CommentStatus;
@@ -62,8 +65,8 @@ pub struct Comment {
     pub comment_type: String,
     pub parent: String,
     pub user_id: String,
-    /// `content` rendered (by the reading thread), when it was.
-    pub rendered: Option<String>,
+    /// The comment through the data rules (by the reading thread), when it was.
+    pub prepared: Option<Box<PreparedComment>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -377,12 +380,42 @@ struct Import<'e> {
     users_by_wp_id: HashMap<String, UserId>,
     /// Category and tag slugs (WordPress's) → tag names, for their old addresses.
     terms: BTreeMap<(String, String), String>,
+    /// Lectern tags by slug: (id, name), looked up or made once per run.
+    tags: HashMap<String, (i32, String)>,
     batch: Vec<Item>,
     batch_comments: usize,
     fallback_author: Option<UserId>,
 }
 
-/// Imports a WordPress export: one pass to check the whole file, then one to write.
+/// Files smaller than this are checked whole before anything is written, so a malformed one
+/// changes nothing. A larger one is not read an extra time to be checked (at a million comments
+/// that pass was a tenth of the import's CPU): the reading thread's own parse checks it, and a
+/// malformed spot stops the run after the whole batches committed before it (see the README).
+const CHECKED_BEFORE_WRITING: u64 = 64 << 20;
+
+/// The check pass of a small file (reading every byte, keeping nothing of the items), on a
+/// thread of its own while the reading thread prepares the first items; writing waits for it.
+struct Check<'scope> {
+    running: Option<std::thread::ScopedJoinHandle<'scope, Result<(), ImportError>>>,
+}
+
+impl Check<'_> {
+    /// Waits for the check to end: the file's error, if it is malformed. Called before each
+    /// write transaction (only the first waits).
+    fn wait(&mut self) -> Result<(), ImportError> {
+        match self.running.take() {
+            Some(running) => running
+                .join()
+                .unwrap_or_else(|_| Err(ImportError::Unreadable("the file check failed".into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Imports a WordPress export. One thread reads the file, keeping the items, and puts each
+/// comment through the data rules (rendering its HTML); this one writes. A small file is also
+/// checked whole by a third before anything is written (see [`CHECKED_BEFORE_WRITING`]). The
+/// reader's channel is short, so memory stays bounded by a few items.
 pub fn import(
     env: &Env,
     path: &Path,
@@ -392,66 +425,37 @@ pub fn import(
     let total_bytes = std::fs::metadata(path)
         .map(|m| m.len())
         .map_err(|e| ImportError::Unreadable(format!("{}: {e}", path.display())))?;
-    // First pass: a malformed file is refused before anything is written.
-    let mut channel = Channel::default();
-    parse_with(path, false, |event, _| {
-        if let Event::Channel(c) = event {
-            channel = c;
-        }
-        Ok(())
-    })?;
-    let mut ctx = Ctx::new(env, source_name(&channel), options.dry_run)?;
-    ctx.uploads = options.uploads.clone().map(super::uploads::Uploads::new);
-    let version = match channel.version.as_str() {
-        "" => "WXR".to_string(),
-        v => format!("WXR {v}"),
-    };
-    let site = [
-        &channel.base_blog_url,
-        &channel.link,
-        &channel.base_site_url,
-    ]
-    .into_iter()
-    .find(|s| !s.is_empty())
-    .cloned()
-    .unwrap_or_else(|| "an unnamed site".into());
-    ctx.report.source = format!("WordPress export of {site} ({version})");
-    let mut run = Import {
-        ctx,
-        total_bytes,
-        authors: Vec::new(),
-        authors_written: false,
-        users: HashMap::new(),
-        users_by_wp_id: HashMap::new(),
-        terms: BTreeMap::new(),
-        batch: Vec::new(),
-        batch_comments: 0,
-        fallback_author: None,
-    };
-    // Two threads: one reads the file and renders the comments' HTML, this one writes, so the
-    // parsing and sanitising overlap the database's work. The channel is short, so memory stays
-    // bounded by a few items.
+    let rules = CommentRules::load(env)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel::<(Event, u64)>(64);
-    std::thread::scope(|scope| -> Result<(), ImportError> {
-        let reader = scope.spawn(move || {
-            parse(path, |mut event, xml| {
-                if let Event::Item(item) = &mut event {
-                    for comment in &mut item.comments {
-                        let body = crate::text::normalize_newlines(&comment.content);
-                        comment.rendered = Some(CommentFormat::Html.render(&body).into_string());
-                        comment.content = body;
-                    }
-                }
-                let done = xml.bytes_read.load(Ordering::Relaxed);
-                // The writer stopped (it failed): stop reading too.
-                sender
-                    .send((event, done))
-                    .map_err(|_| ImportError::Unreadable("the import stopped".into()))
-            })
-        });
+    // Batches written go back to the reader to be freed (see `store::Spent`).
+    let (give_back, given_back) = std::sync::mpsc::sync_channel::<Vec<Spent>>(4);
+    let mut run = std::thread::scope(|scope| -> Result<Option<Import<'_>>, ImportError> {
+        let mut check = Check {
+            running: (total_bytes < CHECKED_BEFORE_WRITING)
+                .then(|| scope.spawn(move || parse_with(path, false, |_, _| Ok(())))),
+        };
+        let reader = scope.spawn(move || read_prepared(path, &rules, &sender, &given_back));
+        let mut run: Option<Import<'_>> = None;
         let mut written: Result<(), ImportError> = Ok(());
         for (event, done) in receiver.iter() {
-            written = run.take(event, done, progress);
+            written = match (&mut run, event) {
+                (Some(run), event) => {
+                    let taken = run.take(event, done, progress, &mut check);
+                    let spent = run.ctx.take_spent();
+                    if !spent.is_empty() {
+                        // A full channel (the reader is waiting on the writer): dropped here.
+                        let _ = give_back.try_send(spent);
+                    }
+                    taken
+                }
+                (None, Event::Channel(channel)) => check.wait().and_then(|()| {
+                    run = Some(Import::start(env, &channel, options, total_bytes)?);
+                    Ok(())
+                }),
+                (None, _) => Err(ImportError::Unreadable(
+                    "the export's items came before its channel".into(),
+                )),
+            };
             if written.is_err() {
                 break;
             }
@@ -460,8 +464,17 @@ pub fn import(
         let read = reader
             .join()
             .unwrap_or_else(|_| Err(ImportError::Unreadable("the file reader failed".into())));
-        written.and(read)
+        // The check's error first: it names the first malformed spot, as the reader would.
+        let checked = check.wait();
+        checked.and(written).and(read)?;
+        Ok(run)
     })?;
+    let Some(run) = run.as_mut() else {
+        return Err(ImportError::Unreadable(format!(
+            "{}: the file holds no channel",
+            path.display()
+        )));
+    };
     run.write_authors()?;
     run.flush()?;
     run.write_terms()?;
@@ -470,13 +483,101 @@ pub fn import(
     Ok(std::mem::take(&mut run.ctx.report))
 }
 
-impl Import<'_> {
-    /// One event of the second pass.
+/// The reading thread: parses the file again, keeping the items, and puts each comment through
+/// the data rules on the way, sending the events to the writer with how far the file was read.
+fn read_prepared(
+    path: &Path,
+    rules: &CommentRules<'_>,
+    sender: &std::sync::mpsc::SyncSender<(Event, u64)>,
+    given_back: &std::sync::mpsc::Receiver<Vec<Spent>>,
+) -> Result<(), ImportError> {
+    parse(path, |mut event, xml| {
+        while let Ok(spent) = given_back.try_recv() {
+            drop(spent);
+        }
+        if let Event::Item(item) = &mut event {
+            for comment in &mut item.comments {
+                comment.prepared = prepare_comment(rules, comment).map(Box::new);
+            }
+        }
+        let done = xml.bytes_read.load(Ordering::Relaxed);
+        // The writer stopped (it failed): stop reading too.
+        sender
+            .send((event, done))
+            .map_err(|_| ImportError::Unreadable("the import stopped".into()))
+    })
+}
+
+/// A WordPress comment through the data rules; `None` for one of an unknown status (the writer
+/// skips it and counts it).
+fn prepare_comment(rules: &CommentRules<'_>, c: &Comment) -> Option<PreparedComment> {
+    let status = comment_status(&c.approved)?;
+    let created_at = parse_date(&c.date_gmt)
+        .or_else(|| parse_date(&c.date))
+        .unwrap_or(rules.now());
+    let body = crate::text::normalize_newlines(&c.content);
+    let html = CommentFormat::Html.render(&body).into_string();
+    Some(rules.prepare(&ImportedComment {
+        source_id: &c.id,
+        name: &c.author,
+        email: &c.author_email,
+        website: &c.author_url,
+        body: &body,
+        body_html: Some(&html),
+        format: CommentFormat::Html,
+        status,
+        ip: &c.author_ip,
+        created_at,
+        held_reason: (status == CommentStatus::Pending).then_some("imported"),
+    }))
+}
+
+impl<'e> Import<'e> {
+    /// The writer's start, once the channel is known: the run's source and its report.
+    fn start(
+        env: &'e Env,
+        channel: &Channel,
+        options: &Options,
+        total_bytes: u64,
+    ) -> Result<Import<'e>, ImportError> {
+        let mut ctx = Ctx::new(env, source_name(channel), options.dry_run)?;
+        ctx.uploads = options.uploads.clone().map(super::uploads::Uploads::new);
+        let version = match channel.version.as_str() {
+            "" => "WXR".to_string(),
+            v => format!("WXR {v}"),
+        };
+        let site = [
+            &channel.base_blog_url,
+            &channel.link,
+            &channel.base_site_url,
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "an unnamed site".into());
+        ctx.report.source = format!("WordPress export of {site} ({version})");
+        Ok(Import {
+            ctx,
+            total_bytes,
+            authors: Vec::new(),
+            authors_written: false,
+            users: HashMap::new(),
+            users_by_wp_id: HashMap::new(),
+            terms: BTreeMap::new(),
+            tags: HashMap::new(),
+            batch: Vec::new(),
+            batch_comments: 0,
+            fallback_author: None,
+        })
+    }
+
+    /// One event from the reading thread.
     fn take(
         &mut self,
         event: Event,
         done: u64,
         progress: &mut dyn Progress,
+        check: &mut Check<'_>,
     ) -> Result<(), ImportError> {
         match event {
             Event::Channel(_) => {}
@@ -485,10 +586,14 @@ impl Import<'_> {
                 self.terms.insert((term.taxonomy, term.slug), term.name);
             }
             Event::Item(item) => {
-                self.write_authors()?;
+                if !self.authors_written {
+                    check.wait()?;
+                    self.write_authors()?;
+                }
                 self.batch_comments += item.comments.len();
                 self.batch.push(*item);
                 if self.batch.len() >= BATCH_ITEMS || self.batch_comments >= BATCH_COMMENTS {
+                    check.wait()?;
                     self.flush()?;
                     progress.tick(done, self.total_bytes, &self.ctx.report);
                 }
@@ -525,31 +630,31 @@ impl Import<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let items = std::mem::take(&mut self.batch);
+        let mut items = std::mem::take(&mut self.batch);
         self.batch_comments = 0;
-        let mut users = std::mem::take(&mut self.users);
-        let by_wp_id = std::mem::take(&mut self.users_by_wp_id);
-        let mut fallback = self.fallback_author;
-        let mut terms = std::mem::take(&mut self.terms);
-        let outcome = self.ctx.batch(|conn, ctx| {
-            for item in &items {
-                import_item(
-                    conn,
-                    ctx,
-                    item,
-                    &mut users,
-                    &by_wp_id,
-                    &mut fallback,
-                    &mut terms,
-                )?;
+        let (users, users_by_wp_id, fallback, terms, tags) = (
+            &mut self.users,
+            &self.users_by_wp_id,
+            &mut self.fallback_author,
+            &mut self.terms,
+            &mut self.tags,
+        );
+        let written = self.ctx.batch(|conn, ctx| {
+            let mut batch = Batch::look_up(conn, ctx, &items)?;
+            let mut run = RunState {
+                users,
+                users_by_wp_id,
+                fallback,
+                terms,
+                tags,
+            };
+            for item in &mut items {
+                import_item(conn, ctx, item, &mut run, &mut batch)?;
             }
-            Ok(())
+            batch.write_rows(conn)
         });
-        self.users = users;
-        self.users_by_wp_id = by_wp_id;
-        self.fallback_author = fallback;
-        self.terms = terms;
-        outcome
+        self.ctx.spend(Box::new(items));
+        written
     }
 
     /// Old category and tag pages answer 301 to the tag each became.
@@ -572,6 +677,140 @@ impl Import<'_> {
             Ok(())
         })
     }
+}
+
+/// What the writer keeps for the whole run, lent to each batch.
+struct RunState<'a> {
+    /// Author login → user.
+    users: &'a mut HashMap<String, UserId>,
+    /// WordPress user id → user (for staff comments).
+    users_by_wp_id: &'a HashMap<String, UserId>,
+    fallback: &'a mut Option<UserId>,
+    terms: &'a mut BTreeMap<(String, String), String>,
+    /// Lectern tags by slug: (id, name).
+    tags: &'a mut HashMap<String, (i32, String)>,
+}
+
+/// One batch's lookups, made together at its start (a statement each, not a few per post),
+/// and the rows it writes together at its end.
+struct Batch {
+    /// Source ids of posts and comments already stored (by an earlier run, or this batch).
+    known_posts: HashMap<String, i32>,
+    known_comments: HashMap<String, i32>,
+    /// Slugs looked up for the batch's new posts, and the ones among them taken.
+    slugs_checked: HashSet<String>,
+    slugs_taken: HashSet<String>,
+    /// (post, tag) rows.
+    post_tags: Vec<(i32, i32)>,
+    /// The new posts' search rows: (post, title, body, tags).
+    search_rows: Vec<(i32, String, String, String)>,
+}
+
+impl Batch {
+    fn look_up(conn: &mut DbConn, ctx: &mut Ctx<'_>, items: &[Item]) -> Result<Batch, ImportError> {
+        let post_ids: Vec<String> = items.iter().map(|i| i.post_id.clone()).collect();
+        let known_posts = ctx.lookup_many(conn, ItemKind::Post, &post_ids)?;
+        let comment_ids: Vec<String> = items
+            .iter()
+            .flat_map(|i| i.comments.iter().map(|c| c.id.clone()))
+            .collect();
+        let known_comments = ctx.lookup_many(conn, ItemKind::Comment, &comment_ids)?;
+        let slugs_checked: HashSet<String> = items
+            .iter()
+            .filter(|i| !known_posts.contains_key(&i.post_id))
+            .map(base_slug)
+            .collect();
+        let wanted: Vec<&String> = slugs_checked.iter().collect();
+        let slugs_taken = slugs_in_use(conn, &wanted)?;
+        Ok(Batch {
+            known_posts,
+            known_comments,
+            slugs_checked,
+            slugs_taken,
+            post_tags: Vec::new(),
+            search_rows: Vec::new(),
+        })
+    }
+
+    /// Whether `slug` is a post's, or redirects to one.
+    fn slug_taken(&self, conn: &mut DbConn, slug: &str) -> Result<bool, ImportError> {
+        if self.slugs_checked.contains(slug) {
+            return Ok(self.slugs_taken.contains(slug));
+        }
+        Ok(post_queries::slug_taken(conn, slug, None)?
+            || post_queries::slug_redirects_elsewhere(conn, slug, None)?)
+    }
+
+    fn write_rows(&mut self, conn: &mut DbConn) -> Result<(), ImportError> {
+        let post_tags = std::mem::take(&mut self.post_tags);
+        let search_rows = std::mem::take(&mut self.search_rows);
+        write_post_rows(conn, &post_tags, &search_rows)
+    }
+}
+
+/// Which of `slugs` are posts' slugs, or old slugs that still redirect.
+fn slugs_in_use(conn: &mut DbConn, slugs: &[&String]) -> Result<HashSet<String>, ImportError> {
+    use crate::db::schema::{post_slugs, posts};
+    let mut taken = HashSet::new();
+    for chunk in slugs.chunks(500) {
+        let current: Vec<String> = posts::table
+            .filter(posts::slug.eq_any(chunk))
+            .select(posts::slug)
+            .load(conn)?;
+        let old: Vec<String> = post_slugs::table
+            .filter(post_slugs::old_slug.eq_any(chunk))
+            .select(post_slugs::old_slug)
+            .load(conn)?;
+        taken.extend(current.into_iter().chain(old));
+    }
+    Ok(taken)
+}
+
+/// Writes new posts' tags and search rows, many rows per statement.
+fn write_post_rows(
+    conn: &mut DbConn,
+    post_tags: &[(i32, i32)],
+    search_rows: &[(i32, String, String, String)],
+) -> Result<(), ImportError> {
+    use crate::db::schema::{post_search, post_tags as tagged};
+    let tags: Vec<_> = post_tags
+        .iter()
+        .map(|(post, tag)| (tagged::post_id.eq(*post), tagged::tag_id.eq(*tag)))
+        .collect();
+    let search: Vec<_> = search_rows
+        .iter()
+        .map(|(post, title, body, tags)| {
+            (
+                post_search::post_id.eq(*post),
+                post_search::title.eq(title),
+                post_search::body.eq(body),
+                post_search::tags.eq(tags),
+            )
+        })
+        .collect();
+    // Through each backend's own connection: a slice of rows does not insert through the
+    // MultiConnection.
+    for chunk in tags.chunks(500) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(tagged::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConn::Postgresql(c) => diesel::insert_into(tagged::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    for chunk in search.chunks(100) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(post_search::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConn::Postgresql(c) => diesel::insert_into(post_search::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(())
 }
 
 fn is_uncategorized(slug: &str) -> bool {
@@ -636,27 +875,32 @@ fn author_user(
     Ok(user.id)
 }
 
-/// A post's slug: WordPress's `post_name` where it is a valid lectern slug, else one made
-/// from it or from the title, unique.
-fn choose_slug(conn: &mut DbConn, item: &Item) -> Result<(String, bool), ImportError> {
+/// The slug a post would like: WordPress's `post_name` where it is a valid lectern slug, else
+/// one made from it or from the title.
+fn base_slug(item: &Item) -> String {
+    if crate::text::is_slug(&item.post_name) {
+        return item.post_name.clone();
+    }
     let decoded = percent_encoding::percent_decode_str(&item.post_name)
         .decode_utf8_lossy()
         .into_owned();
-    let kept = crate::text::is_slug(&item.post_name);
-    let base = if kept {
-        item.post_name.clone()
-    } else {
-        [decoded.as_str(), item.title.as_str()]
-            .into_iter()
-            .map(crate::text::slugify)
-            .find(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("post-{}", item.post_id))
-    };
+    [decoded.as_str(), item.title.as_str()]
+        .into_iter()
+        .map(crate::text::slugify)
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("post-{}", item.post_id))
+}
+
+/// A post's slug: [`base_slug`], with a number after it when another post has it, unique.
+fn choose_slug(
+    conn: &mut DbConn,
+    item: &Item,
+    batch: &Batch,
+) -> Result<(String, bool), ImportError> {
+    let base = base_slug(item);
     let mut candidate = base.clone();
     let mut n = 2;
-    while post_queries::slug_taken(conn, &candidate, None)?
-        || post_queries::slug_redirects_elsewhere(conn, &candidate, None)?
-    {
+    while batch.slug_taken(conn, &candidate)? {
         candidate = format!("{base}-{n}");
         n += 1;
     }
@@ -731,15 +975,12 @@ fn excerpt(item: &Item, markdown: &str) -> String {
     format!("{head}…")
 }
 
-#[allow(clippy::too_many_arguments)]
 fn import_item(
     conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
-    item: &Item,
-    users: &mut HashMap<String, UserId>,
-    users_by_wp_id: &HashMap<String, UserId>,
-    fallback: &mut Option<UserId>,
-    terms: &mut BTreeMap<(String, String), String>,
+    item: &mut Item,
+    run: &mut RunState<'_>,
+    batch: &mut Batch,
 ) -> Result<(), ImportError> {
     let kind = match item.post_type.as_str() {
         "post" => PostKind::Post,
@@ -763,7 +1004,7 @@ fn import_item(
         ctx.report.skip(&reason);
         return Ok(());
     };
-    let post_id = match ctx.lookup(conn, ItemKind::Post, &item.post_id)? {
+    let post_id = match batch.known_posts.get(&item.post_id).copied() {
         Some(id) => {
             if id > 0 && post_queries::find_by_id(conn, PostId(id))?.is_none() {
                 ctx.report.note(format!(
@@ -779,11 +1020,13 @@ fn import_item(
             PostId(id)
         }
         None => {
-            let post_id =
-                create_post(conn, ctx, item, kind, status, published_at, users, fallback)?;
+            let post_id = create_post(conn, ctx, item, kind, status, published_at, run, batch)?;
+            if !ctx.dry_run {
+                batch.known_posts.insert(item.post_id.clone(), post_id.0);
+            }
             for term in &item.categories {
                 if !is_uncategorized(&term.slug) {
-                    terms
+                    run.terms
                         .entry((term.taxonomy.clone(), term.slug.clone()))
                         .or_insert_with(|| term.name.clone());
                 }
@@ -795,7 +1038,84 @@ fn import_item(
             post_id
         }
     };
-    import_comments(conn, ctx, item, post_id, users_by_wp_id)
+    import_comments(conn, ctx, item, post_id, run.users_by_wp_id, batch)
+}
+
+/// The post's author: the user its creator became, one made for a creator WXR 1.0 names only
+/// by login, or a "WordPress" user for posts with none.
+fn post_author(
+    conn: &mut DbConn,
+    ctx: &mut Ctx<'_>,
+    item: &Item,
+    run: &mut RunState<'_>,
+) -> Result<UserId, ImportError> {
+    if let Some(id) = run.users.get(&item.creator) {
+        return Ok(*id);
+    }
+    if !item.creator.is_empty() {
+        // WXR 1.0 names authors only by login.
+        let author = Author {
+            login: item.creator.clone(),
+            ..Author::default()
+        };
+        let id = author_user(conn, ctx, &author)?;
+        run.users.insert(item.creator.clone(), id);
+        return Ok(id);
+    }
+    if let Some(id) = run.fallback {
+        return Ok(*id);
+    }
+    let author = Author {
+        login: "wordpress".into(),
+        display_name: "WordPress".into(),
+        ..Author::default()
+    };
+    let id = author_user(conn, ctx, &author)?;
+    *run.fallback = Some(id);
+    Ok(id)
+}
+
+/// The tags a new post gets from its categories and tags (WordPress's “Uncategorized” left
+/// out), each looked up or made once per run: (id, name), one per slug.
+fn post_tags(
+    conn: &mut DbConn,
+    item: &Item,
+    run: &mut RunState<'_>,
+) -> Result<Vec<(i32, String)>, ImportError> {
+    use crate::db::schema::tags;
+    let mut found: Vec<(i32, String)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for term in item
+        .categories
+        .iter()
+        .filter(|t| !is_uncategorized(&t.slug))
+    {
+        let slug = crate::text::slugify(&term.name);
+        if slug.is_empty() || seen.contains(&slug) {
+            continue;
+        }
+        let tag = match run.tags.get(&slug) {
+            Some(tag) => tag.clone(),
+            None => {
+                let tag = match post_queries::find_tag(conn, &slug)? {
+                    Some(tag) => (tag.id, tag.name),
+                    None => {
+                        let name = term.name.trim();
+                        let id: i32 = diesel::insert_into(tags::table)
+                            .values((tags::name.eq(name), tags::slug.eq(&slug)))
+                            .returning(tags::id)
+                            .get_result(conn)?;
+                        (id, name.to_string())
+                    }
+                };
+                run.tags.insert(slug.clone(), tag.clone());
+                tag
+            }
+        };
+        found.push(tag);
+        seen.push(slug);
+    }
+    Ok(found)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -806,36 +1126,15 @@ fn create_post(
     kind: PostKind,
     status: PostStatus,
     published_at: NaiveDateTime,
-    users: &mut HashMap<String, UserId>,
-    fallback: &mut Option<UserId>,
+    run: &mut RunState<'_>,
+    batch: &mut Batch,
 ) -> Result<PostId, ImportError> {
-    let author_id = match users.get(&item.creator) {
-        Some(id) => *id,
-        None if !item.creator.is_empty() => {
-            // WXR 1.0 names authors only by login.
-            let author = Author {
-                login: item.creator.clone(),
-                ..Author::default()
-            };
-            let id = author_user(conn, ctx, &author)?;
-            users.insert(item.creator.clone(), id);
-            id
-        }
-        None => match fallback {
-            Some(id) => *id,
-            None => {
-                let author = Author {
-                    login: "wordpress".into(),
-                    display_name: "WordPress".into(),
-                    ..Author::default()
-                };
-                let id = author_user(conn, ctx, &author)?;
-                *fallback = Some(id);
-                id
-            }
-        },
-    };
-    let (slug, changed) = choose_slug(conn, item)?;
+    let author_id = post_author(conn, ctx, item, run)?;
+    let (slug, changed) = choose_slug(conn, item, batch)?;
+    if !ctx.dry_run {
+        batch.slugs_checked.insert(slug.clone());
+        batch.slugs_taken.insert(slug.clone());
+    }
     let title = match item.title.trim() {
         "" => "(untitled)".to_string(),
         t => t.to_string(),
@@ -882,33 +1181,40 @@ fn create_post(
     let post_id = if ctx.dry_run {
         PostId(ctx.fake_id())
     } else {
+        use crate::db::schema::posts;
         let body_html = crate::media::render_post(conn, &converted.markdown)?;
-        let post = post_queries::insert(
-            conn,
-            &NewPost {
-                slug: &slug,
-                title: &title,
-                body_markdown: &converted.markdown,
-                body_html: body_html.as_str(),
-                excerpt: &excerpt,
-                author_id,
-                kind,
-                status,
-                published_at,
-                comments_open: item.comment_status == "open",
-                updated_at: now_or(ctx, published_at),
-            },
-        )?;
-        let tags: Vec<String> = item
-            .categories
-            .iter()
-            .filter(|t| !is_uncategorized(&t.slug))
-            .map(|t| t.name.clone())
-            .collect();
-        post_queries::set_tags(conn, post.id, &tags)?;
-        post.id
+        let new_post = NewPost {
+            slug: &slug,
+            title: &title,
+            body_markdown: &converted.markdown,
+            body_html: body_html.as_str(),
+            excerpt: &excerpt,
+            author_id,
+            kind,
+            status,
+            published_at,
+            comments_open: item.comment_status == "open",
+            updated_at: now_or(ctx, published_at),
+        };
+        // As `posts::queries::insert` and `set_tags` store a post, but with its tags and search
+        // row written with the batch's others, the search row once.
+        let post_id: PostId = diesel::insert_into(posts::table)
+            .values((&new_post, posts::created_at.eq(new_post.updated_at)))
+            .returning(posts::id)
+            .get_result(conn)?;
+        let mut tags = post_tags(conn, item, run)?;
+        batch
+            .post_tags
+            .extend(tags.iter().map(|(tag_id, _)| (post_id.0, *tag_id)));
+        tags.sort_by(|a, b| a.1.cmp(&b.1));
+        let names: Vec<String> = tags.into_iter().map(|(_, name)| name).collect();
+        let (body, tag_text) = crate::posts::search::row_text(&converted.markdown, &names);
+        batch
+            .search_rows
+            .push((post_id.0, title.clone(), body, tag_text));
+        post_id
     };
-    ctx.remember(conn, ItemKind::Post, &item.post_id, post_id.0)?;
+    ctx.remember_later(ItemKind::Post, &item.post_id, post_id.0);
     // Every old address of the item: its link, ?p=ID (?page_id=ID for pages).
     let mut addresses = vec![format!("/?p={}", item.post_id)];
     if kind == PostKind::Page {
@@ -942,26 +1248,27 @@ fn comment_status(approved: &str) -> Option<CommentStatus> {
 fn import_comments(
     conn: &mut DbConn,
     ctx: &mut Ctx<'_>,
-    item: &Item,
+    item: &mut Item,
     post_id: PostId,
     users_by_wp_id: &HashMap<String, UserId>,
+    batch: &mut Batch,
 ) -> Result<(), ImportError> {
     if item.comments.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = item.comments.iter().map(|c| c.id.clone()).collect();
-    let mut done: HashMap<String, CommentId> = ctx
-        .lookup_many(conn, ItemKind::Comment, &ids)?
-        .into_iter()
-        .map(|(k, v)| (k, CommentId(v)))
+    let mut prepared: Vec<Option<Box<PreparedComment>>> = item
+        .comments
+        .iter_mut()
+        .map(|c| c.prepared.take())
         .collect();
-    let in_item: HashMap<&str, &Comment> =
-        item.comments.iter().map(|c| (c.id.as_str(), c)).collect();
-    let mut waiting: Vec<&Comment> = Vec::new();
+    let comments = &item.comments;
+    let title = item.title.trim();
+    let in_item: HashMap<&str, &Comment> = comments.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut waiting: Vec<usize> = Vec::new();
     // Comments whose parents form a loop, shown at the top level.
-    let mut loop_breakers: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for c in &item.comments {
-        if done.contains_key(&c.id) {
+    let mut loop_breakers: HashSet<&str> = HashSet::new();
+    for (i, c) in comments.iter().enumerate() {
+        if batch.known_comments.contains_key(&c.id) {
             ctx.report.comments.already += 1;
             continue;
         }
@@ -969,76 +1276,70 @@ fn import_comments(
             ctx.report.skip("pingbacks and trackbacks");
             continue;
         }
-        waiting.push(c);
+        waiting.push(i);
     }
     // Parents before their replies; a reply whose parent never comes is made top-level.
     while !waiting.is_empty() {
         let mut next_round = Vec::new();
         let mut progressed = false;
-        for c in waiting {
+        for i in waiting {
+            let c = &comments[i];
             let parent = c.parent.as_str();
             let parent_id = if parent.is_empty()
                 || parent == "0"
                 || loop_breakers.contains(c.id.as_str())
             {
                 None
-            } else if let Some(id) = done.get(parent) {
-                Some(*id)
+            } else if let Some(id) = in_item
+                .contains_key(parent)
+                .then(|| batch.known_comments.get(parent))
+                .flatten()
+            {
+                Some(CommentId(*id))
             } else if in_item.contains_key(parent)
                 && !matches!(
                     in_item.get(parent).map(|p| p.comment_type.as_str()),
                     Some("pingback" | "trackback")
                 )
             {
-                next_round.push(c);
+                next_round.push(i);
                 continue;
             } else {
                 ctx.report.note(format!(
-                    "comment {} on “{}”: its parent {parent} is not in the export; shown at the top level",
-                    c.id, item.title.trim()
+                    "comment {} on “{title}”: its parent {parent} is not in the export; shown at the top level",
+                    c.id
                 ));
                 None
             };
-            let Some(status) = comment_status(&c.approved) else {
-                ctx.report.skip("comments with an unknown status");
-                continue;
+            let comment = match prepared[i].take() {
+                Some(comment) => *comment,
+                None => match prepare_comment(&ctx.rules, c) {
+                    Some(comment) => comment,
+                    None => {
+                        ctx.report.skip("comments with an unknown status");
+                        continue;
+                    }
+                },
             };
-            let created_at = parse_date(&c.date_gmt)
-                .or_else(|| parse_date(&c.date))
-                .unwrap_or(ctx.env.now);
             let user_id = match c.user_id.as_str() {
                 "" | "0" => None,
                 id => users_by_wp_id.get(id).copied().filter(|u| u.0 > 0),
             };
-            let id = ctx.insert_comment(
-                conn,
-                &ImportedComment {
-                    source_id: &c.id,
-                    post_id,
-                    parent_id,
-                    user_id,
-                    name: &c.author,
-                    email: &c.author_email,
-                    website: &c.author_url,
-                    body: &c.content,
-                    body_html: c.rendered.as_deref(),
-                    format: CommentFormat::Html,
-                    status,
-                    ip: &c.author_ip,
-                    created_at,
-                    held_reason: (status == CommentStatus::Pending).then_some("imported"),
-                },
-            )?;
-            done.insert(c.id.clone(), id);
+            let place = Place {
+                post_id,
+                parent_id,
+                user_id,
+            };
+            let id = ctx.insert_prepared(conn, place, comment)?;
+            batch.known_comments.insert(c.id.clone(), id.0);
             progressed = true;
         }
         if !progressed && !next_round.is_empty() {
             // A cycle of parents: the first one goes to the top level, and the rest follow.
-            if let Some(first) = next_round.first() {
+            if let Some(first) = next_round.first().map(|i| &comments[*i]) {
                 ctx.report.note(format!(
-                    "comment {} on “{}”: its parents form a loop; shown at the top level",
-                    first.id,
-                    item.title.trim()
+                    "comment {} on “{title}”: its parents form a loop; shown at the top level",
+                    first.id
                 ));
                 loop_breakers.insert(first.id.as_str());
             }

@@ -49,8 +49,7 @@ pub fn reindex(conn: &mut DbConn, post_id: PostId) -> Result<(), DbError> {
         .select(tags::name)
         .order(tags::name.asc())
         .load(conn)?;
-    let body = crate::render::plain_text(&markdown);
-    let tags = names.join(" ");
+    let (body, tags) = row_text(&markdown, &names);
     let updated = diesel::update(post_search::table.find(post_id))
         .set((
             post_search::title.eq(&title),
@@ -69,6 +68,11 @@ pub fn reindex(conn: &mut DbConn, post_id: PostId) -> Result<(), DbError> {
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// A search row's body and tags: the prose of a post's Markdown, its tag names (in order).
+pub fn row_text(markdown: &str, tag_names: &[String]) -> (String, String) {
+    (crate::render::plain_text(markdown), tag_names.join(" "))
 }
 
 /// The words of a reader's query: runs of letters and digits, lower-cased, at most
