@@ -251,6 +251,8 @@ pub struct Pieces {
 
 const GZIP_LEVEL: u32 = 6;
 const BROTLI_QUALITY: i32 = 9;
+const BROTLI_QUALITY_LARGE: i32 = 5;
+const LARGE_PAGE_BYTES: usize = 512 * 1024;
 
 impl Pieces {
     pub fn new(head: &[u8], tail: &[u8]) -> Pieces {
@@ -259,9 +261,17 @@ impl Pieces {
             hasher.update(bytes);
             hasher
         };
-        let mut first = brotli_params(BROTLI_QUALITY, head.len());
+        // Pieces are made on a request's thread: a large page (a sitemap file) gets a quicker
+        // brotli setting, so that its first compressed response does not hold the thread for
+        // a second.
+        let quality = if head.len() + tail.len() > LARGE_PAGE_BYTES {
+            BROTLI_QUALITY_LARGE
+        } else {
+            BROTLI_QUALITY
+        };
+        let mut first = brotli_params(quality, head.len());
         first.appendable = true;
-        let mut rest = brotli_params(BROTLI_QUALITY, tail.len());
+        let mut rest = brotli_params(quality, tail.len());
         rest.catable = true;
         rest.appendable = true;
         Pieces {

@@ -99,6 +99,8 @@ impl Entry {
 /// Kept pages by path and query, least recently used dropped first past the budget.
 pub struct PageCache {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// The pages being made now, each by one request (see `turn`).
+    making: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     tick: AtomicU64,
     budget_bytes: usize,
 }
@@ -107,6 +109,7 @@ impl PageCache {
     pub fn new(budget_bytes: usize) -> PageCache {
         PageCache {
             entries: Mutex::new(HashMap::new()),
+            making: Arc::new(Mutex::new(HashMap::new())),
             tick: AtomicU64::new(0),
             budget_bytes,
         }
@@ -122,7 +125,8 @@ impl PageCache {
     }
 
     fn insert(&self, key: String, entry: Arc<Entry>) {
-        if entry.weight() * 4 > self.budget_bytes {
+        // A page may take up to half the budget (a sitemap file of 50,000 addresses is ~5 MB).
+        if entry.weight() * 2 > self.budget_bytes {
             return;
         }
         entry
@@ -145,10 +149,52 @@ impl PageCache {
         }
     }
 
+    /// Whether this request makes the page at `key` (no other is making it) or waits for the
+    /// one that is: its lock is released when that request is done.
+    fn turn(&self, key: &str) -> Turn {
+        let mut making = self.making.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(made) = making.get(key) {
+            return Turn::Wait(made.clone());
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        // A new lock is free: taking it cannot fail.
+        let Ok(held) = lock.clone().try_lock_owned() else {
+            return Turn::Wait(lock);
+        };
+        making.insert(key.to_string(), lock);
+        Turn::Make(Making {
+            key: key.to_string(),
+            making: self.making.clone(),
+            _held: held,
+        })
+    }
+
     /// Kept pages and their weight in bytes.
     pub fn usage(&self) -> (usize, usize) {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         (entries.len(), entries.values().map(|e| e.weight()).sum())
+    }
+}
+
+enum Turn {
+    Make(Making),
+    Wait(Arc<tokio::sync::Mutex<()>>),
+}
+
+/// A request's turn to make a page; the next requests for it go ahead once this is dropped
+/// (the page made and kept, or not, or the request gone).
+struct Making {
+    key: String,
+    making: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        self.making
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -207,7 +253,7 @@ pub async fn deliver(
     let generation = freshness.generation();
     let now = state.clock.now();
     let identity = state.identity.get().version;
-    let kept = cache.get(&key);
+    let mut kept = cache.get(&key);
     if let Some(entry) = &kept
         && entry.is_fresh(generation, identity, now)
     {
@@ -216,6 +262,25 @@ pub async fn deliver(
         let res = serve(&req, entry, coding);
         return Ok(ServiceResponse::new(req, res));
     }
+    // One request makes a page at a time: the others asking for it meanwhile wait for it and
+    // take what it kept, instead of each making (and holding in memory) a copy of their own.
+    // A page that was not kept lets them all go ahead at once.
+    let _making = match cache.turn(&key) {
+        Turn::Make(guard) => Some(guard),
+        Turn::Wait(made) => {
+            drop(made.lock().await);
+            kept = cache.get(&key);
+            if let Some(entry) = &kept
+                && entry.is_fresh(generation, identity, now)
+            {
+                state.metrics.page_cache_hit();
+                let (req, _) = req.into_parts();
+                let res = serve(&req, entry, coding);
+                return Ok(ServiceResponse::new(req, res));
+            }
+            None
+        }
+    };
 
     let res = next.call(req).await?;
     let keep = res.response().extensions().get::<Keep>().cloned();
@@ -354,16 +419,18 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
     }
     res.insert_header((header::CONTENT_TYPE, entry.content_type.clone()));
     let token = entry.token.as_ref().map(|make| make()).unwrap_or_default();
-    let body: Vec<u8> = match coding {
+    let body: Bytes = match coding {
+        // A page without a form is sent as it is kept, without a copy.
+        Coding::Identity if token.is_empty() && entry.tail.is_empty() => entry.head.clone(),
         Coding::Identity => {
             let mut body = Vec::with_capacity(entry.head.len() + token.len() + entry.tail.len());
             body.extend_from_slice(&entry.head);
             body.extend_from_slice(token.as_bytes());
             body.extend_from_slice(&entry.tail);
-            body
+            body.into()
         }
-        Coding::Gzip => entry.pieces().gzip(token.as_bytes()),
-        Coding::Brotli => entry.pieces().brotli(token.as_bytes()),
+        Coding::Gzip => entry.pieces().gzip(token.as_bytes()).into(),
+        Coding::Brotli => entry.pieces().brotli(token.as_bytes()).into(),
     };
     if let Some(name) = coding.header() {
         res.insert_header((header::CONTENT_ENCODING, name));
