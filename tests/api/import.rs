@@ -724,6 +724,7 @@ fn an_import_killed_half_way_completes_when_run_again() {
         comment_index_names(&mut conn),
         [
             "comments_by_email",
+            "comments_by_email_status",
             "comments_by_lower_email",
             "comments_by_network",
             "comments_by_parent",
