@@ -402,3 +402,51 @@ async fn on_postgresql_a_change_made_while_the_listener_was_cut_off_still_shows(
             .contains("Changed while nobody listened")
     );
 }
+
+#[tokio::test]
+async fn a_large_kept_page_arrives_whole_in_every_coding() {
+    let app = TestApp::spawn().await;
+    // Some 680 KB of page: over the size (512 KiB) a kept page is sent in pieces.
+    let paragraph = "A long paragraph about fascia, written again and again. ".repeat(40);
+    let body: Vec<String> = (0..300).map(|i| format!("{i}: {paragraph}")).collect();
+    crate::reading::publish(
+        &app,
+        &format!("---\ntitle: A very long read\n---\n{}\n", body.join("\n\n")),
+    )
+    .await;
+    let path = "/posts/a-very-long-read";
+    let made = fetch(&app, path, &[]).await;
+    assert_eq!(made.status(), 200);
+    let made = made.bytes().await.unwrap();
+    assert!(made.len() > 600_000, "{}", made.len());
+    let hits = app
+        .metric("lectern_page_cache_hits_total")
+        .await
+        .unwrap_or(0.0);
+    let kept = fetch(&app, path, &[]).await;
+    let length: usize = kept.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let kept = kept.bytes().await.unwrap();
+    assert_eq!(length, kept.len());
+    assert_eq!(without_token(&kept), without_token(&made));
+    let gz = fetch(&app, path, &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(
+        without_token(&gunzip(&gz.bytes().await.unwrap())),
+        without_token(&made)
+    );
+    let br = fetch(&app, path, &[("Accept-Encoding", "br")]).await;
+    assert_eq!(
+        without_token(&unbrotli(&br.bytes().await.unwrap())),
+        without_token(&made)
+    );
+    assert!(
+        app.metric("lectern_page_cache_hits_total")
+            .await
+            .unwrap_or(0.0)
+            >= hits + 3.0
+    );
+}
