@@ -631,7 +631,7 @@ fn measure_large_site(
         // the server has caught up, not behind this one's backlog.
         settle(&server.addr);
         let rps_target = if p99_target > 20.0 { 0.0 } else { 2_000.0 };
-        let ok = r.p99_ms < p99_target && r.rps >= rps_target && r.errors == 0;
+        let ok = r.p99_ms < p99_target && r.rps >= rps_target && r.rps > 0.0 && r.errors == 0;
         println!(
             "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8}   {} p99 < {p99_target} ms{}",
             r.rps,
