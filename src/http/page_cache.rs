@@ -438,8 +438,8 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
     if body.len() > STREAMED_ABOVE {
         // actix-web copies a body it is given whole into the connection's write buffer: 64
         // readers of a 5 MB sitemap file would hold 320 MB. Handed over in pieces (slices of
-        // the kept bytes, no copy), each connection holds a piece or two at a time (smaller
-        // pieces than these let some connections starve under load: p99 1.6 s at 64 KiB).
+        // the kept bytes, no copy), each connection holds a piece or two at a time; a piece
+        // stays under the 128 KiB past which actix-web drops the buffer and allocates it anew.
         let size = body.len() as u64;
         let pieces = (0..body.len())
             .step_by(STREAMED_PIECE)
@@ -459,7 +459,7 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
 
 /// Kept pages larger than this are sent in pieces of `STREAMED_PIECE` bytes.
 const STREAMED_ABOVE: usize = 512 * 1024;
-const STREAMED_PIECE: usize = 256 * 1024;
+const STREAMED_PIECE: usize = 96 * 1024;
 
 /// Compresses a response made for this request alone, when that is worth it.
 async fn encode(
