@@ -264,6 +264,8 @@ impl Application {
                 .wrap(from_fn(crate::http::page_cache::deliver))
                 .wrap(from_fn(middleware::security_headers))
                 .wrap(from_fn(middleware::observe_requests))
+                // Outermost: a kept picture is answered before the rest of the stack runs.
+                .wrap(from_fn(crate::media::serve::answer_kept_files))
                 .configure(routes)
         })
         // Responses may leave in several writes (headers, then the body). With Nagle's

@@ -11,7 +11,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, web};
@@ -149,7 +149,13 @@ pub async fn security_headers(
     // Admin pages (login and reset forms included) have no business in a search index.
     let admin = req.path() == "/admin" || req.path().starts_with("/admin/");
     let mut res = next.call(req).await?;
-    let headers = res.headers_mut();
+    insert_security_headers(res.headers_mut(), admin, https);
+    Ok(res)
+}
+
+/// The security headers, each one the response does not already set. Kept media files are
+/// answered before this middleware runs and carry them from here too (`media::serve`).
+pub fn insert_security_headers(headers: &mut HeaderMap, admin: bool, https: bool) {
     let mut set = |name: HeaderName, value: &'static str| {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
@@ -183,7 +189,6 @@ pub async fn security_headers(
             "max-age=63072000; includeSubDomains",
         );
     }
-    Ok(res)
 }
 
 /// Refuses any POST that a browser says comes from another site: an `Origin` that is not ours,
@@ -288,44 +293,87 @@ pub async fn observe_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let id = request_id(
-        &req,
-        state
-            .as_ref()
-            .map_or(&[][..], |s| &s.config.trusted_proxies[..]),
-    );
-    let method = req.method().clone();
-    let path = loggable_path(req.path());
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.call(req).instrument(span.clone()).await?;
-    let elapsed = started.elapsed();
-    let status = res.status().as_u16();
+    let arrival = Arrival::of(&req, state.as_ref().map(|s| s.get_ref()));
+    let mut res = next.call(req).instrument(arrival.span.clone()).await?;
     let route = res
         .request()
         .match_pattern()
         .map_or_else(|| "unmatched".to_string(), |p| route_label(&p));
-    let method_label = match method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        _ => "other",
-    };
-    if let Some(state) = &state {
-        state
-            .metrics
-            .observe_request(&route, method_label, status, elapsed);
-    }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
-    }
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    let _entered = span.enter();
-    if status >= 500 {
-        tracing::error!(%method, %path, %route, status, latency_ms, "request");
-    } else {
-        tracing::info!(%method, %path, %route, status, latency_ms, "request");
-    }
+    let status = res.status().as_u16();
+    arrival.answered(
+        state.as_ref().map(|s| s.get_ref()),
+        &route,
+        status,
+        res.headers_mut(),
+    );
     Ok(res)
+}
+
+/// A request as it arrived (HEAD still HEAD): what its log line, metrics and id need. Kept
+/// media files are answered before `observe_requests` runs, and observed through this too.
+pub struct Arrival {
+    started: Instant,
+    id: String,
+    method: Method,
+    path: String,
+    span: tracing::Span,
+}
+
+impl Arrival {
+    pub fn of(req: &ServiceRequest, state: Option<&AppState>) -> Arrival {
+        let started = Instant::now();
+        let id = request_id(
+            req,
+            state.map_or(&[][..], |s| &s.config.trusted_proxies[..]),
+        );
+        let span = tracing::info_span!("request", request_id = %id);
+        Arrival {
+            started,
+            id,
+            method: req.method().clone(),
+            path: loggable_path(req.path()),
+            span,
+        }
+    }
+
+    /// Counts and times the answer under `route` (a label such as `/media/:file`), gives it
+    /// the request's id and logs it.
+    pub fn answered(
+        self,
+        state: Option<&AppState>,
+        route: &str,
+        status: u16,
+        headers: &mut HeaderMap,
+    ) {
+        let Arrival {
+            started,
+            id,
+            method,
+            path,
+            span,
+        } = self;
+        let elapsed = started.elapsed();
+        let method_label = match method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            _ => "other",
+        };
+        if let Some(state) = state {
+            state
+                .metrics
+                .observe_request(route, method_label, status, elapsed);
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            headers.insert(REQUEST_ID, value);
+        }
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let _entered = span.enter();
+        if status >= 500 {
+            tracing::error!(%method, %path, %route, status, latency_ms, "request");
+        } else {
+            tracing::info!(%method, %path, %route, status, latency_ms, "request");
+        }
+    }
 }

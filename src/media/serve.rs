@@ -2,12 +2,14 @@
 //! from the database a chunk at a time, so a big file never sits whole in memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use actix_web::body::{MessageBody, SizedStream};
-use actix_web::http::StatusCode;
+use actix_web::body::{EitherBody, MessageBody, SizedStream};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpRequest, HttpResponse, web};
 use chrono::NaiveDateTime;
 use futures_util::stream;
 
@@ -31,8 +33,10 @@ const RECHECK_SECS: i64 = 60;
 #[derive(Clone)]
 struct Kept {
     bytes: web::Bytes,
-    format: MediaFormat,
     etag: HeaderValue,
+    /// Every header of its 304 answer, built once (the 200 adds its `Content-Type`).
+    headers: Arc<HeaderMap>,
+    content_type: HeaderValue,
     /// When the database last said the file exists (the app's clock, so tests can move it).
     checked: NaiveDateTime,
 }
@@ -114,6 +118,118 @@ impl MediaCache {
     }
 }
 
+impl Kept {
+    fn new(
+        bytes: web::Bytes,
+        format: MediaFormat,
+        etag: HeaderValue,
+        checked: NaiveDateTime,
+        state: &AppState,
+    ) -> Kept {
+        let mut headers = HeaderMap::new();
+        insert_headers(&mut headers, etag.clone());
+        crate::http::middleware::insert_security_headers(&mut headers, false, state.secure_cookies);
+        Kept {
+            bytes,
+            etag,
+            headers: Arc::new(headers),
+            content_type: HeaderValue::from_static(format.content_type()),
+            checked,
+        }
+    }
+
+    /// The whole answer, headers included: the same as a file read from the database gets
+    /// from the handler and the middleware (less the request's id, added by its observer).
+    fn answer(self, request: &HeaderMap) -> HttpResponse {
+        let unchanged = crate::http::page_cache::not_modified(request, &self.etag);
+        let mut res = if unchanged {
+            HttpResponse::new(StatusCode::NOT_MODIFIED)
+        } else {
+            HttpResponse::with_body(StatusCode::OK, Pieces(self.bytes)).map_into_boxed_body()
+        };
+        let headers = res.headers_mut();
+        *headers = HeaderMap::clone(&self.headers);
+        if !unchanged {
+            headers.insert(header::CONTENT_TYPE, self.content_type);
+        }
+        res
+    }
+}
+
+/// The largest piece a kept file is handed to the HTTP layer in. It copies each piece into its
+/// connection's write buffer, and drops a buffer that grew past 128 KiB once it is written: a
+/// 185 KB file in one piece made every answer allocate (and fault in) a new one.
+const PIECE_BYTES: usize = 96 * 1024;
+
+/// A kept file's bytes, handed over in pieces of at most `PIECE_BYTES` (slices, not copies).
+struct Pieces(web::Bytes);
+
+impl MessageBody for Pieces {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Sized(self.0.len() as u64)
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        if self.0.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let piece = self.0.len().min(PIECE_BYTES);
+        std::task::Poll::Ready(Some(Ok(self.0.split_to(piece))))
+    }
+}
+
+/// The route pattern kept files are counted under in `/metrics`, as `observe_requests`
+/// labels `/media/{file}`.
+const MEDIA_ROUTE: &str = "/media/:file";
+
+/// The outermost middleware: a GET or HEAD for a file kept in memory is answered here, before
+/// the other middleware (each boxes a future and reads or writes headers) and the router (a
+/// regular expression a route) see it. Its headers were built with the file; it is counted
+/// and logged like every request. Anything else, a kept file past its recheck included, goes
+/// on to the full stack, which reads and keeps it again.
+pub async fn answer_kept_files(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<actix_web::body::BoxBody, impl MessageBody>>, Error> {
+    let Some(kept) = kept_file_for(&req) else {
+        return Ok(next.call(req).await?.map_into_right_body());
+    };
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let arrival = crate::http::middleware::Arrival::of(&req, state.as_ref().map(|s| s.get_ref()));
+    let mut res = kept.answer(req.headers());
+    let status = res.status().as_u16();
+    arrival.answered(
+        state.as_ref().map(|s| s.get_ref()),
+        MEDIA_ROUTE,
+        status,
+        res.headers_mut(),
+    );
+    let (req, _) = req.into_parts();
+    Ok(ServiceResponse::new(req, res).map_into_left_body())
+}
+
+/// The kept file a request asks for, if it is a GET or HEAD of one that is fresh, and the
+/// request accepts it without a content coding (otherwise the full stack answers 406).
+fn kept_file_for(req: &ServiceRequest) -> Option<Kept> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let name = req.path().strip_prefix("/media/")?;
+    let cache = req.app_data::<web::Data<MediaCache>>()?;
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    crate::http::compression::negotiate(accept)?;
+    cache.get(name, state.clock.now())
+}
+
 /// The headers every answer for a file carries, 304 included.
 fn insert_headers(headers: &mut HeaderMap, etag: HeaderValue) {
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
@@ -150,10 +266,7 @@ pub async fn media_file(
     let now = state.clock.now();
     // A kept file was found in the database less than `RECHECK_SECS` ago.
     if let Some(kept) = cache.get(name, now) {
-        if crate::http::page_cache::not_modified(req.headers(), &kept.etag) {
-            return Ok(not_modified(kept.etag));
-        }
-        return Ok(file(kept.etag, kept.format, kept.bytes));
+        return Ok(kept.answer(req.headers()));
     }
     let Some(path) = MediaPath::parse_file(name) else {
         return Err(AppError::NotFound);
@@ -177,12 +290,7 @@ pub async fn media_file(
         let bytes = web::Bytes::from(first_chunk);
         cache.keep(
             name,
-            Kept {
-                bytes: bytes.clone(),
-                format: variant.format,
-                etag: etag.clone(),
-                checked: now,
-            },
+            Kept::new(bytes.clone(), variant.format, etag.clone(), now, &state),
         );
         if unchanged {
             return Ok(not_modified(etag));
