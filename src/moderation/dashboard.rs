@@ -114,6 +114,9 @@ pub fn load(conn: &mut DbConn, now: NaiveDateTime, tz: chrono_tz::Tz) -> Result<
 pub struct Kept<T> {
     enabled: bool,
     slot: Mutex<Option<(KeptKey, Arc<T>)>>,
+    /// Taken by the view that reads: after a commit, the views arriving meanwhile wait for its
+    /// reading instead of each reading the same numbers at once.
+    reading: tokio::sync::Mutex<()>,
 }
 
 /// Commits seen, and the hour of the view (UTC hour and local date: a chart's days and the
@@ -141,7 +144,15 @@ impl<T> Kept<T> {
         Kept {
             enabled,
             slot: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The turn to read for `key`, once the view before has finished its reading (`None` when
+    /// nothing is kept: then every view reads, side by side).
+    pub async fn turn(&self, key: Option<KeptKey>) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        key.filter(|_| self.enabled)?;
+        Some(self.reading.lock().await)
     }
 
     /// The reading kept under `key`, if any.

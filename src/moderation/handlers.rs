@@ -691,9 +691,16 @@ pub async fn dashboard(
     let reading = match kept.get(key) {
         Some(reading) => reading,
         None => {
-            let reading = std::sync::Arc::new(read_dashboard(&state, now, tz).await?);
-            kept.put(key, reading.clone());
-            reading
+            // One view reads at a time; the others take what it kept.
+            let _turn = kept.turn(key).await;
+            match kept.get(key) {
+                Some(reading) => reading,
+                None => {
+                    let reading = std::sync::Arc::new(read_dashboard(&state, now, tz).await?);
+                    kept.put(key, reading.clone());
+                    reading
+                }
+            }
         }
     };
     render(
