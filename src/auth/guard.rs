@@ -97,7 +97,8 @@ pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option
     };
     match stored.judge(now) {
         sessions::Lookup::Live { staff, touch } => {
-            if touch {
+            let every = chrono::Duration::seconds(sessions::TOUCH_EVERY_SECS);
+            if touch && kept.is_none_or(|k| k.claim_touch(&staff.session_hash, now, every)) {
                 let hash = staff.session_hash.clone();
                 state
                     .db

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{Duration, NaiveDateTime};
+
 use super::sessions::Stored;
 
 /// Sessions kept at most; a site has a handful of staff, so the keep is emptied rather than
@@ -18,6 +20,10 @@ const MAX_KEPT: usize = 256;
 pub struct Sessions {
     enabled: bool,
     slot: Mutex<Slot>,
+    /// When this server last moved each session's last-seen time: the requests arriving while
+    /// one request's touch is being written leave it to that one (64 touches of one session at
+    /// once, each waiting for its own fsync, stalled every page for 50 ms).
+    touched: Mutex<HashMap<String, NaiveDateTime>>,
 }
 
 #[derive(Default)]
@@ -32,7 +38,25 @@ impl Sessions {
         Sessions {
             enabled,
             slot: Mutex::new(Slot::default()),
+            touched: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether this request should move the session's last-seen time: not when this server has
+    /// done so (or is doing so) within the last `every`.
+    pub fn claim_touch(&self, id_hash: &str, now: NaiveDateTime, every: Duration) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        if touched
+            .get(id_hash)
+            .is_some_and(|at| now - *at < every && *at <= now)
+        {
+            return false;
+        }
+        if touched.len() >= MAX_KEPT {
+            touched.clear();
+        }
+        touched.insert(id_hash.to_string(), now);
+        true
     }
 
     /// The session kept under `id_hash`, if nothing has been committed since it was read

@@ -16,7 +16,7 @@ use crate::users::User;
 pub const IDLE_TIMEOUT_MINUTES: i64 = 30;
 pub const ABSOLUTE_TIMEOUT_HOURS: i64 = 12;
 /// A session's last-seen time is written at most this often, not on every request.
-const TOUCH_EVERY_SECS: i64 = 60;
+pub const TOUCH_EVERY_SECS: i64 = 60;
 
 pub fn cookie_name(secure: bool) -> &'static str {
     if secure {
