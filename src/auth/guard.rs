@@ -70,7 +70,7 @@ pub async fn current_staff(state: &AppState, req: &HttpRequest) -> Result<Option
     let Some(id) = sessions::session_id_from(req, state.secure_cookies) else {
         return Ok(None);
     };
-    let id_hash = sessions::id_hash(&id);
+    let id_hash = crate::crypto::token_hash(&id);
     let now = state.clock.now();
     let kept = req.app_data::<web::Data<kept::Sessions>>();
     // Counted before the read: a commit during it keeps nothing.

@@ -88,7 +88,7 @@ pub struct Stored {
     last_seen_at: NaiveDateTime,
 }
 
-/// Reads the session whose id hashes to `id_hash` (see `id_hash`), in one trip to the
+/// Reads the session whose id hashes to `id_hash` (`crypto::token_hash`), in one trip to the
 /// database: a read only, so that admin pages do not each queue for SQLite's single writer.
 pub fn read(
     conn: &mut DbConn,
@@ -119,11 +119,6 @@ pub fn read(
         created_at,
         last_seen_at,
     }))
-}
-
-/// The hash a session id is stored under.
-pub fn id_hash(id: &str) -> String {
-    token_hash(id)
 }
 
 impl Stored {

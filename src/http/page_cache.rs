@@ -257,10 +257,7 @@ pub async fn deliver(
     if let Some(entry) = &kept
         && entry.is_fresh(generation, identity, now)
     {
-        state.metrics.page_cache_hit();
-        let (req, _) = req.into_parts();
-        let res = serve(&req, entry, coding);
-        return Ok(ServiceResponse::new(req, res));
+        return Ok(hit(&state, req, entry, coding));
     }
     // One request makes a page at a time: the others asking for it meanwhile wait for it and
     // take what it kept, instead of each making (and holding in memory) a copy of their own.
@@ -273,10 +270,7 @@ pub async fn deliver(
             if let Some(entry) = &kept
                 && entry.is_fresh(generation, identity, now)
             {
-                state.metrics.page_cache_hit();
-                let (req, _) = req.into_parts();
-                let res = serve(&req, entry, coding);
-                return Ok(ServiceResponse::new(req, res));
+                return Ok(hit(&state, req, entry, coding));
             }
             None
         }
@@ -340,6 +334,14 @@ pub async fn deliver(
     cache.insert(key, entry.clone());
     let res = serve(&req, &entry, coding);
     Ok(ServiceResponse::new(req, res))
+}
+
+/// The answer from a fresh kept page, counted as a hit.
+fn hit(state: &AppState, req: ServiceRequest, entry: &Entry, coding: Coding) -> ServiceResponse {
+    state.metrics.page_cache_hit();
+    let (req, _) = req.into_parts();
+    let res = serve(&req, entry, coding);
+    ServiceResponse::new(req, res)
 }
 
 fn split_at_marker(bytes: &Bytes) -> Option<(Bytes, Bytes)> {
