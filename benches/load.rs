@@ -533,7 +533,14 @@ fn run_large_site(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -
         ("no kept pages", &[("LECTERN_PAGE_CACHES", "off")]),
         ("as served", &[]),
     ];
-    for (kind, settings) in kinds {
+    // BENCH_LARGE_PASS=served (or direct) measures one of the two passes alone.
+    let pass = std::env::var("BENCH_LARGE_PASS").unwrap_or_default();
+    let wanted = |kind: &str| match pass.as_str() {
+        "served" => kind == "as served",
+        "direct" => kind == "no kept pages",
+        _ => true,
+    };
+    for (kind, settings) in kinds.into_iter().filter(|(kind, _)| wanted(kind)) {
         let server = Server::start_with(dir.path(), &db_url, mode, settings)?;
         measure_large_site(&db, &server, &session, posts_n, kind, warmup, secs)?;
     }
@@ -609,7 +616,10 @@ fn measure_large_site(
         "p99 ms",
         "errors"
     );
-    for (name, path, as_staff, p99_target) in pages {
+    // BENCH_LARGE_PAGES=queue,sitemap measures only the pages whose names hold one of those.
+    let only = std::env::var("BENCH_LARGE_PAGES").unwrap_or_default();
+    let chosen = |name: &str| only.is_empty() || only.split(',').any(|part| name.contains(part));
+    for (name, path, as_staff, p99_target) in pages.into_iter().filter(|p| chosen(p.0)) {
         let (status, _) = if as_staff {
             (200, String::new())
         } else {
@@ -646,11 +656,52 @@ fn measure_large_site(
             }
         );
     }
+    if kind == "as served" && chosen("sitemap file") {
+        sitemap_file_beside_nginx(server, warmup, secs)?;
+    }
     println!(
         "server peak RSS: {:.1} MB",
         server.peak_rss_kb()? as f64 / 1024.0
     );
     Ok(())
+}
+
+/// The sitemap file of 50,000 URLs as crawlers ask for it (they send `Accept-Encoding: gzip`),
+/// and nginx serving the same uncompressed bytes from a file (sendfile) in the same run: how
+/// far the machine itself takes a 5 MB answer to 64 readers at once.
+fn sitemap_file_beside_nginx(server: &Server, warmup: u64, secs: u64) -> Result<()> {
+    let path = "/sitemaps/posts-1.xml";
+    let compressed = Load {
+        headers: vec![BROWSER_ENCODINGS],
+        ..Load::default()
+    };
+    let r = measure_as(
+        &format!("http://{}{path}", server.addr),
+        None,
+        &compressed,
+        warmup,
+        secs,
+    )?;
+    settle(&server.addr);
+    print_yardstick("sitemap file, compressed", &r);
+    let (_, bytes) = http_get(&server.addr, path)?;
+    match Nginx::start(&[(path, bytes.into_bytes())]) {
+        Ok(nginx) => {
+            let url = format!("http://{}{path}/", nginx.addr);
+            let r = measure_as(&url, None, &Load::default(), warmup, secs)?;
+            print_yardstick("nginx, same sitemap file", &r);
+        }
+        Err(e) => println!("nginx: {e:#}; left out"),
+    }
+    Ok(())
+}
+
+/// A row measured for comparison, without a target of its own.
+fn print_yardstick(name: &str, r: &WrkResult) {
+    println!(
+        "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8}   (for comparison)",
+        r.rps, r.p50_ms, r.p99_ms, r.errors
+    );
 }
 
 /// Waits until no email is queued or being sent, or `limit` has passed; returns how many still

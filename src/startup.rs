@@ -241,6 +241,11 @@ impl Application {
         ));
         let kept_dashboard = web::Data::new(crate::moderation::handlers::KeptDashboard::new(
             state.config.page_caches,
+            1,
+        ));
+        let kept_queue = web::Data::new(crate::moderation::handlers::KeptQueue::new(
+            state.config.page_caches,
+            crate::moderation::handlers::KEPT_QUEUE_READINGS,
         ));
         let kept_sessions =
             web::Data::new(crate::auth::kept::Sessions::new(state.config.page_caches));
@@ -252,6 +257,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(page_cache.clone())
                 .app_data(kept_dashboard.clone())
+                .app_data(kept_queue.clone())
                 .app_data(kept_sessions.clone())
                 .app_data(media_cache.clone())
                 .app_data(freshness.clone())

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod forms;
 pub mod middleware;
 pub mod page_cache;
+pub mod pieces;
 pub mod response;
 
 use std::net::IpAddr;

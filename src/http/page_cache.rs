@@ -438,30 +438,14 @@ fn serve(req: &actix_web::HttpRequest, entry: &Entry, coding: Coding) -> HttpRes
         res.insert_header((header::CONTENT_ENCODING, name));
     }
     if body.len() > STREAMED_ABOVE {
-        // actix-web copies a body it is given whole into the connection's write buffer: 64
-        // readers of a 5 MB sitemap file would hold 320 MB. Handed over in pieces (slices of
-        // the kept bytes, no copy), each connection holds a piece or two at a time; a piece
-        // stays under the 128 KiB past which actix-web drops the buffer and allocates it anew.
-        let size = body.len() as u64;
-        let pieces = (0..body.len())
-            .step_by(STREAMED_PIECE)
-            .map(move |at| {
-                Ok::<_, std::convert::Infallible>(
-                    body.slice(at..(at + STREAMED_PIECE).min(body.len())),
-                )
-            })
-            .collect::<Vec<_>>();
-        return res.body(actix_web::body::SizedStream::new(
-            size,
-            futures_util::stream::iter(pieces),
-        ));
+        // Handed over in pieces, in turn with the worker's other readers (`http::pieces`).
+        return res.body(super::pieces::Pieces::taking_turns(body));
     }
     res.body(body)
 }
 
-/// Kept pages larger than this are sent in pieces of `STREAMED_PIECE` bytes.
+/// Kept pages larger than this are sent in pieces.
 const STREAMED_ABOVE: usize = 512 * 1024;
-const STREAMED_PIECE: usize = 96 * 1024;
 
 /// Compresses a response made for this request alone, when that is worth it.
 async fn encode(

@@ -16,6 +16,7 @@ use futures_util::stream;
 use super::store::{self, Served};
 use super::{CHUNK_BYTES, MediaFormat, MediaPath};
 use crate::error::{AppError, AppResult};
+use crate::http::pieces::Pieces;
 use crate::state::AppState;
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -145,7 +146,7 @@ impl Kept {
         let mut res = if unchanged {
             HttpResponse::new(StatusCode::NOT_MODIFIED)
         } else {
-            HttpResponse::with_body(StatusCode::OK, Pieces(self.bytes)).map_into_boxed_body()
+            HttpResponse::with_body(StatusCode::OK, Pieces::new(self.bytes)).map_into_boxed_body()
         };
         let headers = res.headers_mut();
         *headers = HeaderMap::clone(&self.headers);
@@ -153,33 +154,6 @@ impl Kept {
             headers.insert(header::CONTENT_TYPE, self.content_type);
         }
         res
-    }
-}
-
-/// The largest piece a kept file is handed to the HTTP layer in. It copies each piece into its
-/// connection's write buffer, and drops a buffer that grew past 128 KiB once it is written: a
-/// 185 KB file in one piece made every answer allocate (and fault in) a new one.
-const PIECE_BYTES: usize = 96 * 1024;
-
-/// A kept file's bytes, handed over in pieces of at most `PIECE_BYTES` (slices, not copies).
-struct Pieces(web::Bytes);
-
-impl MessageBody for Pieces {
-    type Error = std::convert::Infallible;
-
-    fn size(&self) -> actix_web::body::BodySize {
-        actix_web::body::BodySize::Sized(self.0.len() as u64)
-    }
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
-        if self.0.is_empty() {
-            return std::task::Poll::Ready(None);
-        }
-        let piece = self.0.len().min(PIECE_BYTES);
-        std::task::Poll::Ready(Some(Ok(self.0.split_to(piece))))
     }
 }
 

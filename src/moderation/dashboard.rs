@@ -5,9 +5,8 @@
 //! `<title>` and a data table beside it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use diesel::prelude::*;
 
 use crate::comments::CommentStatus;
@@ -104,73 +103,6 @@ pub fn load(conn: &mut DbConn, now: NaiveDateTime, tz: chrono_tz::Tz) -> Result<
             oldest_queued_at: summary.oldest_queued_at,
         },
     })
-}
-
-/// The dashboard's last reading of the database, kept for as long as nothing has been committed
-/// since (`db::Freshness::commits`) and the hour has not turned, so that a moderator who keeps
-/// it open, or several, costs no database work between changes. On PostgreSQL, where this
-/// server cannot know of every other server's commits, and with `LECTERN_PAGE_CACHES=off`,
-/// every view reads.
-pub struct Kept<T> {
-    enabled: bool,
-    slot: Mutex<Option<(KeptKey, Arc<T>)>>,
-    /// Taken by the view that reads: after a commit, the views arriving meanwhile wait for its
-    /// reading instead of each reading the same numbers at once.
-    reading: tokio::sync::Mutex<()>,
-}
-
-/// Commits seen, and the hour of the view (UTC hour and local date: a chart's days and the
-/// month start with the local date).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct KeptKey {
-    commits: u64,
-    hour: NaiveDateTime,
-    local_day: NaiveDate,
-}
-
-impl KeptKey {
-    /// `None` when the commits cannot be counted.
-    pub fn new(commits: Option<u64>, now: NaiveDateTime, tz: chrono_tz::Tz) -> Option<KeptKey> {
-        Some(KeptKey {
-            commits: commits?,
-            hour: now.date().and_hms_opt(now.hour(), 0, 0)?,
-            local_day: tz.from_utc_datetime(&now).date_naive(),
-        })
-    }
-}
-
-impl<T> Kept<T> {
-    pub fn new(enabled: bool) -> Kept<T> {
-        Kept {
-            enabled,
-            slot: Mutex::new(None),
-            reading: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// The turn to read for `key`, once the view before has finished its reading (`None` when
-    /// nothing is kept: then every view reads, side by side).
-    pub async fn turn(&self, key: Option<KeptKey>) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        key.filter(|_| self.enabled)?;
-        Some(self.reading.lock().await)
-    }
-
-    /// The reading kept under `key`, if any.
-    pub fn get(&self, key: Option<KeptKey>) -> Option<Arc<T>> {
-        let key = key.filter(|_| self.enabled)?;
-        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref()
-            .filter(|(kept, _)| *kept == key)
-            .map(|(_, value)| value.clone())
-    }
-
-    /// Keeps `value` as read under `key` (taken before the read began, so that a commit during
-    /// the read makes the next view read again).
-    pub fn put(&self, key: Option<KeptKey>, value: Arc<T>) {
-        if let Some(key) = key.filter(|_| self.enabled) {
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, value));
-        }
-    }
 }
 
 /// One piece of a stacked bar.

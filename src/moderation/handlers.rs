@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::queries::{self, LogRow, QueueFilter, Tab};
-use super::{Moved, Refused, dashboard, undo};
+use super::{Moved, Refused, dashboard, kept, undo};
 use crate::actions::{Action, Actor};
 use crate::auth::{Staff, safe_next_or};
 use crate::comments::CommentStatus;
@@ -54,15 +54,15 @@ pub struct QueueItem {
 
 #[derive(Template)]
 #[template(path = "admin/comments.html")]
-struct QueuePage {
+struct QueuePage<'a> {
     layout: AdminLayout,
     tab: Tab,
-    tabs: Vec<(Tab, i64, String)>,
-    items: Vec<QueueItem>,
+    tabs: &'a [(Tab, i64, String)],
+    items: &'a [QueueItem],
     back: String,
     search: String,
     post_filter: Option<PostId>,
-    posts: Vec<(PostId, String)>,
+    posts: &'a [(PostId, String)],
     next_href: Option<String>,
     first_href: Option<String>,
     bulk_actions: Vec<Action>,
@@ -195,6 +195,8 @@ pub async fn queue(
     req: HttpRequest,
     staff: Staff,
     query: web::Query<QueueQuery>,
+    readings: web::Data<KeptQueue>,
+    freshness: web::Data<crate::db::Freshness>,
 ) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let tab = match query.status.as_deref() {
@@ -225,37 +227,24 @@ pub async fn queue(
         .and_then(|b| b.parse::<i32>().ok())
         .map(CommentId);
     let search = query.q.unwrap_or_default().trim().to_string();
-    let filter = QueueFilter {
-        post_id: post_filter,
-        search: Some(search.clone()),
+    let now = state.clock.now();
+    let key = kept::KeptKey::new(freshness.commits(), now, state.config.timezone);
+    let asked = QueueAsk {
+        tab,
+        post: post_filter,
+        search: search.clone(),
+        before,
+        page,
     };
-    let (rows, more, context, counts, posts) = state
-        .db
-        .read(move |conn| {
-            let (rows, more) = queries::list(conn, tab, &filter, before, page, QUEUE_PAGE_SIZE)?;
-            let context = RowContext::load(conn, &rows)?;
-            let counts = queries::tab_counts(conn)?;
-            let posts = queries::post_choices(conn)?;
-            Ok((rows, more, context, counts, posts))
+    let reading = readings
+        .get_or_read(key, asked, || {
+            read_queue(&state, tab, post_filter, &search, before, page)
         })
         .await?;
-    let last_id = rows.last().map(|r| r.id);
-    let items = items_from(rows, &context, state.config.timezone);
     let back = req
         .uri()
         .path_and_query()
         .map_or("/admin/comments".into(), |pq| pq.to_string());
-    let pending = counts.get(&Tab::Pending).copied().unwrap_or(0);
-    let tabs = Tab::ALL
-        .into_iter()
-        .map(|t| {
-            (
-                t,
-                counts.get(&t).copied().unwrap_or(0),
-                queue_href(t, post_filter, &search, None),
-            )
-        })
-        .collect();
     let bulk_actions = match tab {
         Tab::Spam => vec![Action::NotSpam, Action::Delete],
         Tab::Trash => vec![Action::Restore, Action::Delete],
@@ -268,26 +257,95 @@ pub async fn queue(
     };
     let page_view = QueuePage {
         layout: AdminLayout::with_pending_and_notice(
-            &state, &staff, "Comments", "comments", pending,
+            &state,
+            &staff,
+            "Comments",
+            "comments",
+            reading.pending,
         )
         .await?,
         tab,
-        tabs,
-        items,
-        next_href: if more {
-            Some(queue_href(tab, post_filter, &search, last_id))
-        } else {
-            None
-        },
+        tabs: &reading.tabs,
+        items: &reading.items,
+        next_href: reading.next_href.clone(),
         first_href: (before.is_some() || page > 1)
             .then(|| queue_href(tab, post_filter, &search, None)),
         back,
         search,
         post_filter,
-        posts,
+        posts: &reading.posts,
         bulk_actions,
     };
     render(page_view, StatusCode::OK)
+}
+
+/// What a queue page shows, as asked: the key of its kept reading.
+#[derive(PartialEq)]
+pub struct QueueAsk {
+    tab: Tab,
+    post: Option<PostId>,
+    search: String,
+    before: Option<CommentId>,
+    page: i64,
+}
+
+/// A queue page's reading of the database: its rows, the tabs' counts and the posts to filter
+/// by.
+pub struct QueueReading {
+    pending: i64,
+    tabs: Vec<(Tab, i64, String)>,
+    items: Vec<QueueItem>,
+    next_href: Option<String>,
+    posts: Vec<(PostId, String)>,
+}
+
+/// The queue's readings, kept while nothing is committed (see `kept::Kept`): a few, for the
+/// tabs and pages moderators move between.
+pub type KeptQueue = kept::Kept<QueueAsk, QueueReading>;
+
+/// How many queue readings are kept.
+pub const KEPT_QUEUE_READINGS: usize = 8;
+
+async fn read_queue(
+    state: &AppState,
+    tab: Tab,
+    post_filter: Option<PostId>,
+    search: &str,
+    before: Option<CommentId>,
+    page: i64,
+) -> AppResult<QueueReading> {
+    let filter = QueueFilter {
+        post_id: post_filter,
+        search: Some(search.to_string()),
+    };
+    let (rows, more, context, counts, posts) = state
+        .db
+        .read(move |conn| {
+            let (rows, more) = queries::list(conn, tab, &filter, before, page, QUEUE_PAGE_SIZE)?;
+            let context = RowContext::load(conn, &rows)?;
+            let counts = queries::tab_counts(conn)?;
+            let posts = queries::post_choices(conn)?;
+            Ok((rows, more, context, counts, posts))
+        })
+        .await?;
+    let last_id = rows.last().map(|r| r.id);
+    let tabs = Tab::ALL
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                counts.get(&t).copied().unwrap_or(0),
+                queue_href(t, post_filter, search, None),
+            )
+        })
+        .collect();
+    Ok(QueueReading {
+        pending: counts.get(&Tab::Pending).copied().unwrap_or(0),
+        tabs,
+        items: items_from(rows, &context, state.config.timezone),
+        next_href: more.then(|| queue_href(tab, post_filter, search, last_id)),
+        posts,
+    })
 }
 
 /// Runs `action` on every id in one transaction and leaves a notice (with Undo) for the
@@ -675,34 +733,21 @@ pub struct DashboardReading {
     outbox: dashboard::OutboxNumbers,
 }
 
-/// The dashboard's reading, kept while nothing is committed (see `dashboard::Kept`).
-pub type KeptDashboard = dashboard::Kept<DashboardReading>;
+/// The dashboard's reading, kept while nothing is committed (see `kept::Kept`).
+pub type KeptDashboard = kept::Kept<(), DashboardReading>;
 
 pub async fn dashboard(
     state: web::Data<AppState>,
     staff: Staff,
-    kept: web::Data<KeptDashboard>,
+    readings: web::Data<KeptDashboard>,
     freshness: web::Data<crate::db::Freshness>,
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let tz = state.config.timezone;
-    // Counted before the read: a commit during it makes the next view read again.
-    let key = dashboard::KeptKey::new(freshness.commits(), now, tz);
-    let reading = match kept.get(key) {
-        Some(reading) => reading,
-        None => {
-            // One view reads at a time; the others take what it kept.
-            let _turn = kept.turn(key).await;
-            match kept.get(key) {
-                Some(reading) => reading,
-                None => {
-                    let reading = std::sync::Arc::new(read_dashboard(&state, now, tz).await?);
-                    kept.put(key, reading.clone());
-                    reading
-                }
-            }
-        }
-    };
+    let key = kept::KeptKey::new(freshness.commits(), now, tz);
+    let reading = readings
+        .get_or_read(key, (), || read_dashboard(&state, now, tz))
+        .await?;
     render(
         DashboardPage {
             layout: AdminLayout::with_pending_and_notice(

@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod dashboard;
 pub mod handlers;
+pub mod kept;
 pub mod links;
 pub mod queries;
 pub mod retention;

@@ -331,6 +331,45 @@ async fn the_dashboard_shows_every_change_at_the_next_view() {
 }
 
 #[tokio::test]
+async fn every_queue_page_shows_every_change_at_the_next_view() {
+    use diesel::prelude::*;
+    use lectern::db::schema::comments;
+    let app = TestApp::spawn().await;
+    let http = app.staff_client("moderator").await;
+    // Two tabs read once each, and kept while nothing is committed.
+    let pending = page(&http, &app, "/admin/comments").await;
+    let approved = page(&http, &app, "/admin/comments?status=approved").await;
+    assert!(!pending.contains("Rita 1"));
+    assert_eq!(pending, page(&http, &app, "/admin/comments").await);
+    assert_eq!(
+        approved,
+        page(&http, &app, "/admin/comments?status=approved").await
+    );
+    // A held comment from the form.
+    let id = pending_comment(&app, 1).await;
+    let pending = page(&http, &app, "/admin/comments").await;
+    assert!(pending.contains("Rita 1"), "{pending}");
+    // A change made in plain SQL, as a database console would.
+    app.db(move |conn| {
+        Ok(diesel::update(comments::table.find(id))
+            .set(comments::author_name.eq("Renamed by hand"))
+            .execute(conn)?)
+    })
+    .await;
+    let pending = page(&http, &app, "/admin/comments").await;
+    assert!(pending.contains("Renamed by hand"), "{pending}");
+    // Approved from the queue: gone from the pending tab, on the approved tab kept before.
+    app.staff_post(&http, &format!("/admin/comments/{id}/approve"), &[])
+        .await;
+    let pending = page(&http, &app, "/admin/comments").await;
+    assert!(pending.contains("Comment by Renamed by hand approved."));
+    assert!(!pending.contains("Desk comment 1"), "{pending}");
+    let approved = page(&http, &app, "/admin/comments?status=approved").await;
+    assert!(approved.contains("Desk comment 1"), "{approved}");
+    assert!(approved.contains("Approved by"), "{approved}");
+}
+
+#[tokio::test]
 async fn admin_pages_alone_may_run_the_sites_own_script() {
     let app = TestApp::spawn().await;
     let http = app.staff_client("moderator").await;
