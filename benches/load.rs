@@ -609,12 +609,13 @@ fn measure_large_site(
         ("admin dashboard", "/admin".into(), true, 20.0),
     ];
     println!(
-        "{:<26} {:>9} {:>8} {:>8} {:>8}   target",
+        "{:<26} {:>9} {:>8} {:>8} {:>8} {:>8}   target",
         format!("page ({kind})"),
         "req/s",
         "p50 ms",
         "p99 ms",
-        "errors"
+        "errors",
+        "peak MB"
     );
     // BENCH_LARGE_PAGES=queue,sitemap measures only the pages whose names hold one of those.
     let only = std::env::var("BENCH_LARGE_PAGES").unwrap_or_default();
@@ -640,10 +641,12 @@ fn measure_large_site(
         // Requests wrk gave up on are still being answered: the next page is measured once
         // the server has caught up, not behind this one's backlog.
         settle(&server.addr);
+        // The server's peak memory so far (VmHWM): where in the pass it rose.
+        let peak = server.peak_rss_kb()? as f64 / 1024.0;
         let rps_target = if p99_target > 20.0 { 0.0 } else { 2_000.0 };
         let ok = r.p99_ms < p99_target && r.rps >= rps_target && r.rps > 0.0 && r.errors == 0;
         println!(
-            "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8}   {} p99 < {p99_target} ms{}",
+            "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8} {peak:>8.1}   {} p99 < {p99_target} ms{}",
             r.rps,
             r.p50_ms,
             r.p99_ms,
@@ -699,8 +702,8 @@ fn sitemap_file_beside_nginx(server: &Server, warmup: u64, secs: u64) -> Result<
 /// A row measured for comparison, without a target of its own.
 fn print_yardstick(name: &str, r: &WrkResult) {
     println!(
-        "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8}   (for comparison)",
-        r.rps, r.p50_ms, r.p99_ms, r.errors
+        "{name:<26} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8}   (for comparison)",
+        r.rps, r.p50_ms, r.p99_ms, r.errors, ""
     );
 }
 

@@ -447,28 +447,37 @@ fn post_urls(state: &AppState, posts: &[queries::SitemapPost]) -> Vec<SitemapUrl
 pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let per_file = state.config.sitemap_file_urls;
-    let (site, count, posts) = state
+    let read = state
         .db
         .read(move |conn| {
-            let site = read_site_entries(conn, now)?;
             let count = queries::visible_count(conn, now)?;
-            let fits = 1 + site.tags.len() as i64 + site.authors.len() as i64 + count <= per_file;
-            let posts = if fits {
-                Some(queries::sitemap_posts(conn, now, per_file)?)
-            } else {
-                None
-            };
-            Ok((site, count, posts))
+            // Past a file's worth of posts the index needs only the site file's date, the
+            // newest change to a post, not every tag's and author's own newest change.
+            if 1 + count > per_file {
+                let modified = queries::sitemap_posts(conn, now, 1)?
+                    .into_iter()
+                    .map(|p| p.updated_at.max(p.published_at))
+                    .chain(queries::newest_post_change(conn, now)?)
+                    .max()
+                    .unwrap_or_default();
+                return Ok(SitemapRead::Index { count, modified });
+            }
+            let site = read_site_entries(conn, now)?;
+            if 1 + site.tags.len() as i64 + site.authors.len() as i64 + count > per_file {
+                let modified = site_modified(&site);
+                return Ok(SitemapRead::Index { count, modified });
+            }
+            let posts = queries::sitemap_posts(conn, now, per_file)?;
+            Ok(SitemapRead::One { site, posts })
         })
         .await?;
-    let modified = site_modified(&site);
-    let body = match posts {
-        Some(posts) => {
+    let (body, modified) = match read {
+        SitemapRead::One { site, posts } => {
             let mut urls = site_urls(&state, &site);
             urls.extend(post_urls(&state, &posts));
-            Sitemap { urls }.render()
+            (Sitemap { urls }.render(), site_modified(&site))
         }
-        None => {
+        SitemapRead::Index { count, modified } => {
             let files = (count + per_file - 1) / per_file;
             let mut list = vec![SitemapUrl {
                 loc: state.absolute("/sitemaps/site.xml"),
@@ -478,16 +487,28 @@ pub async fn sitemap(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
                 loc: state.absolute(&format!("/sitemaps/posts-{n}.xml")),
                 lastmod: None,
             }));
-            SitemapIndex { files: list }.render()
+            (SitemapIndex { files: list }.render(), modified)
         }
-    }
-    .map_err(|e| AppError::Internal(e.into()))?;
+    };
+    let body = body.map_err(|e| AppError::Internal(e.into()))?;
     Ok(conditional::respond(
         &req,
         "application/xml; charset=utf-8",
         body.into_bytes(),
         modified,
     ))
+}
+
+/// What `/sitemap.xml` is made from.
+enum SitemapRead {
+    /// Everything fits in one file.
+    One {
+        site: SiteEntries,
+        posts: Vec<queries::SitemapPost>,
+    },
+    /// An index of the site file and `count` posts' files; the site file last changed at
+    /// `modified`.
+    Index { count: i64, modified: NaiveDateTime },
 }
 
 /// `GET /sitemaps/{file}`: one file of a split sitemap.

@@ -188,6 +188,21 @@ pub fn visible_count(conn: &mut DbConn, now: NaiveDateTime) -> Result<i64, DbErr
         .get_result(conn)?)
 }
 
+/// The newest change to a visible post (not a page): the newest date among the tag and author
+/// entries of the sitemap, since every post has an author. Read from the index on `updated_at`
+/// (migration 000020), walking back from the newest change to the first visible post.
+pub fn newest_post_change(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    Ok(posts::table
+        .filter(posts::kind.eq(PostKind::Post))
+        .filter(posts::status.eq(PostStatus::Published))
+        .filter(posts::published_at.le(now))
+        .select(diesel::dsl::max(posts::updated_at))
+        .first(conn)?)
+}
+
 /// Tags with at least one visible post: (slug, newest change among their posts).
 pub fn sitemap_tags(
     conn: &mut DbConn,

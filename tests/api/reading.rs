@@ -273,6 +273,39 @@ async fn a_sitemap_past_one_file_becomes_an_index_of_files() {
     assert_eq!(found.len(), 14, "every post in exactly one file");
     assert_eq!(app.get("/sitemaps/posts-3.xml").await.status(), 404);
     assert_eq!(app.get("/sitemaps/other.xml").await.status(), 404);
+
+    // The index dates the site file by its newest entry, also after an older post changes.
+    let site_file_dates = |index: &str| {
+        let after = &index[index.find("/sitemaps/site.xml</loc>").unwrap()..];
+        after[after.find("<lastmod>").unwrap() + 9..after.find("</lastmod>").unwrap()].to_string()
+    };
+    let newest_entry = |xml: &str| {
+        xml.split("<lastmod>")
+            .skip(1)
+            .map(|part| part[..part.find("</lastmod>").unwrap()].to_string())
+            .max()
+            .unwrap()
+    };
+    let site = app.get_text("/sitemaps/site.xml").await;
+    assert_eq!(site_file_dates(&index), newest_entry(&site));
+    app.db(|conn| {
+        use diesel::prelude::*;
+        use lectern::db::schema::posts;
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 31)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        Ok(
+            diesel::update(posts::table.filter(posts::slug.eq("mapped-3")))
+                .set(posts::updated_at.eq(at))
+                .execute(conn)?,
+        )
+    })
+    .await;
+    let index = app.get_text("/sitemap.xml").await;
+    assert_eq!(site_file_dates(&index), "2026-12-31T12:00:00Z", "{index}");
+    let site = app.get_text("/sitemaps/site.xml").await;
+    assert_eq!(newest_entry(&site), "2026-12-31T12:00:00Z", "{site}");
 }
 
 /// Every post of a listing, walking its "older" links from the first page; then one "newer"
