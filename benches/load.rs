@@ -135,10 +135,7 @@ fn run_mode(url: &str, mode: Option<SqliteSync>, warmup: u64, secs: u64) -> Resu
     // VmHWM never falls, so reading it after each scenario shows which one raised it.
     let mut peaks = vec![("start", server.peak_rss_kb()?)];
     let post_url = format!("{base}/posts/bench-thread");
-    let compressed = Load {
-        headers: vec![BROWSER_ENCODINGS],
-        ..Load::default()
-    };
+    let compressed = Load::browser();
     // nginx serving the same bytes, measured in turn with lectern in the same run.
     let (_, page_bytes) = http_get(&server.addr, "/posts/bench-thread")?;
     let nginx = match Nginx::start(&[("/posts/bench-thread", page_bytes.clone().into_bytes())]) {
@@ -674,10 +671,7 @@ fn measure_large_site(
 /// far the machine itself takes a 5 MB answer to 64 readers at once.
 fn sitemap_file_beside_nginx(server: &Server, warmup: u64, secs: u64) -> Result<()> {
     let path = "/sitemaps/posts-1.xml";
-    let compressed = Load {
-        headers: vec![BROWSER_ENCODINGS],
-        ..Load::default()
-    };
+    let compressed = Load::browser();
     let r = measure_as(
         &format!("http://{}{path}", server.addr),
         None,
@@ -1426,6 +1420,16 @@ impl Default for Load<'_> {
 
 /// What every browser sends: the page figures that readers actually get.
 const BROWSER_ENCODINGS: &str = "Accept-Encoding: gzip, deflate, br";
+
+impl Load<'_> {
+    /// The default load, asking for the codings a browser asks for.
+    fn browser() -> Self {
+        Load {
+            headers: vec![BROWSER_ENCODINGS],
+            ..Load::default()
+        }
+    }
+}
 
 /// `measure` with request headers (a staff session's cookie, compression) or other concurrency.
 fn measure_as(

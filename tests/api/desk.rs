@@ -22,6 +22,18 @@ async fn pending_comment(app: &TestApp, n: u32) -> i32 {
     comment_id_from(&response)
 }
 
+/// Renames a comment's author to "Renamed by hand" in plain SQL, as a database console would.
+async fn rename_by_hand(app: &TestApp, id: i32) {
+    use diesel::prelude::*;
+    use lectern::db::schema::comments;
+    app.db(move |conn| {
+        Ok(diesel::update(comments::table.find(id))
+            .set(comments::author_name.eq("Renamed by hand"))
+            .execute(conn)?)
+    })
+    .await;
+}
+
 async fn page(http: &reqwest::Client, app: &TestApp, path: &str) -> String {
     http.get(app.url(path))
         .send()
@@ -305,8 +317,6 @@ async fn the_dashboard_draws_its_charts_from_the_maintained_counts() {
 
 #[tokio::test]
 async fn the_dashboard_shows_every_change_at_the_next_view() {
-    use diesel::prelude::*;
-    use lectern::db::schema::comments;
     let app = TestApp::spawn().await;
     let http = app.staff_client("admin").await;
     // Read once, and kept while nothing is committed: a second view shows the same.
@@ -319,12 +329,7 @@ async fn the_dashboard_shows_every_change_at_the_next_view() {
     assert!(dashboard.contains("Rita 1"), "{dashboard}");
     assert!(dashboard.contains("first comment from this author"));
     // A change made in plain SQL, as a database console would.
-    app.db(move |conn| {
-        Ok(diesel::update(comments::table.find(id))
-            .set(comments::author_name.eq("Renamed by hand"))
-            .execute(conn)?)
-    })
-    .await;
+    rename_by_hand(&app, id).await;
     let dashboard = page(&http, &app, "/admin").await;
     assert!(dashboard.contains("Renamed by hand"), "{dashboard}");
     assert!(!dashboard.contains("Rita 1"));
@@ -332,8 +337,6 @@ async fn the_dashboard_shows_every_change_at_the_next_view() {
 
 #[tokio::test]
 async fn every_queue_page_shows_every_change_at_the_next_view() {
-    use diesel::prelude::*;
-    use lectern::db::schema::comments;
     let app = TestApp::spawn().await;
     let http = app.staff_client("moderator").await;
     // Two tabs read once each, and kept while nothing is committed.
@@ -350,12 +353,7 @@ async fn every_queue_page_shows_every_change_at_the_next_view() {
     let pending = page(&http, &app, "/admin/comments").await;
     assert!(pending.contains("Rita 1"), "{pending}");
     // A change made in plain SQL, as a database console would.
-    app.db(move |conn| {
-        Ok(diesel::update(comments::table.find(id))
-            .set(comments::author_name.eq("Renamed by hand"))
-            .execute(conn)?)
-    })
-    .await;
+    rename_by_hand(&app, id).await;
     let pending = page(&http, &app, "/admin/comments").await;
     assert!(pending.contains("Renamed by hand"), "{pending}");
     // Approved from the queue: gone from the pending tab, on the approved tab kept before.

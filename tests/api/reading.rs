@@ -288,24 +288,61 @@ async fn a_sitemap_past_one_file_becomes_an_index_of_files() {
     };
     let site = app.get_text("/sitemaps/site.xml").await;
     assert_eq!(site_file_dates(&index), newest_entry(&site));
-    app.db(|conn| {
-        use diesel::prelude::*;
-        use lectern::db::schema::posts;
-        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 31)
-            .unwrap()
-            .and_hms_opt(12, 0, 0)
-            .unwrap();
-        Ok(
-            diesel::update(posts::table.filter(posts::slug.eq("mapped-3")))
-                .set(posts::updated_at.eq(at))
-                .execute(conn)?,
-        )
-    })
-    .await;
+    // Written as an edit would be (through the pool's writer, which this server counts at once;
+    // on PostgreSQL another process's write is seen when its notification arrives).
+    app.state
+        .db
+        .write(|conn| -> Result<usize, lectern::db::DbError> {
+            use diesel::prelude::*;
+            use lectern::db::schema::posts;
+            let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 31)
+                .and_then(|d| d.and_hms_opt(12, 0, 0))
+                .unwrap_or_default();
+            Ok(
+                diesel::update(posts::table.filter(posts::slug.eq("mapped-3")))
+                    .set(posts::updated_at.eq(at))
+                    .execute(conn)?,
+            )
+        })
+        .await
+        .unwrap();
     let index = app.get_text("/sitemap.xml").await;
     assert_eq!(site_file_dates(&index), "2026-12-31T12:00:00Z", "{index}");
     let site = app.get_text("/sitemaps/site.xml").await;
     assert_eq!(newest_entry(&site), "2026-12-31T12:00:00Z", "{site}");
+}
+
+/// Posts that fit in one file with tags and authors that do not: an index of the site file and
+/// one file of posts, the site file dated by its newest entry.
+#[tokio::test]
+async fn a_sitemap_whose_tags_overflow_one_file_becomes_an_index_too() {
+    let app = TestApp::spawn_with(&[("LECTERN_SITEMAP_FILE_URLS", "10")]).await;
+    for n in 1..=6 {
+        publish(
+            &app,
+            &format!(
+                "---\ntitle: Tagged {n}\nslug: tagged-{n}\ntags: [Topic {n}]\ndate: 2020-03-{n:02}\n---\nbody\n"
+            ),
+        )
+        .await;
+    }
+    let index = app.get_text("/sitemap.xml").await;
+    assert!(index.contains("<sitemapindex"), "{index}");
+    assert_eq!(index.matches("<sitemap>").count(), 2, "{index}");
+    assert!(index.contains("/sitemaps/posts-1.xml</loc>"), "{index}");
+    let after = &index[index.find("/sitemaps/site.xml</loc>").unwrap()..];
+    let dated = &after[after.find("<lastmod>").unwrap() + 9..after.find("</lastmod>").unwrap()];
+    let site = app.get_text("/sitemaps/site.xml").await;
+    assert!(site.contains("/tags/topic-6</loc>"), "{site}");
+    let newest = site
+        .split("<lastmod>")
+        .skip(1)
+        .map(|part| &part[..part.find("</lastmod>").unwrap()])
+        .max()
+        .unwrap();
+    assert_eq!(dated, newest);
+    let posts = app.get_text("/sitemaps/posts-1.xml").await;
+    assert_eq!(posts.matches("/posts/tagged-").count(), 6, "{posts}");
 }
 
 /// Every post of a listing, walking its "older" links from the first page; then one "newer"
